@@ -1,0 +1,83 @@
+"""The ASGI application: `create_app(settings)` wires routers, middleware and the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+
+from shopkeeper import __version__
+from shopkeeper.carts.api import router as carts_router
+from shopkeeper.catalog.api import router as catalog_router
+from shopkeeper.core.errors import install_error_handlers
+from shopkeeper.core.health import router as health_router
+from shopkeeper.core.observability import (
+    BodySizeLimitMiddleware,
+    RequestContextMiddleware,
+    configure_logging,
+)
+from shopkeeper.core.runtime import Runtime
+from shopkeeper.core.settings import Settings, get_settings
+from shopkeeper.inventory.api import router as inventory_router
+from shopkeeper.orders.api import router as orders_router
+from shopkeeper.payments.api import router as payments_router
+from shopkeeper.users import service as users_service
+from shopkeeper.users.api import router as users_router
+
+API_PREFIX = "/api/v1"
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    settings = settings or (runtime.settings if runtime else get_settings())
+    configure_logging(settings.log_level, settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = runtime is None
+        active = runtime or Runtime.build(settings)
+        app.state.runtime = active
+        app.state.db = active.db
+        await _bootstrap_admin(active)
+        try:
+            yield
+        finally:
+            if owned:
+                await active.close()
+
+    app = FastAPI(
+        title="shopkeeper",
+        version=__version__,
+        summary="E-commerce backend: catalog, inventory, carts, checkout, orders, payments.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health_router)
+    for router in (
+        users_router,
+        catalog_router,
+        inventory_router,
+        carts_router,
+        orders_router,
+        payments_router,
+    ):
+        app.include_router(router, prefix=API_PREFIX)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+async def _bootstrap_admin(runtime: Runtime) -> None:
+    settings = runtime.settings
+    if not (settings.admin_email and settings.admin_password):
+        return
+    async with runtime.db.session() as session:
+        created = await users_service.ensure_staff_user(
+            session, email=settings.admin_email, password=settings.admin_password.get_secret_value()
+        )
+    if created:
+        log.info("admin_created", email=settings.admin_email)

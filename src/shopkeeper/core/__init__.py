@@ -1,0 +1,1 @@
+"""Shared platform: settings, database, errors, security, events, jobs. Knows no domain."""

@@ -1,0 +1,173 @@
+"""Domain errors and their one mapping to RFC 9457 `application/problem+json`."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from shopkeeper.core.jsonutil import dumps
+
+PROBLEM_TYPE_BASE = "https://shopkeeper.dev/errors/"
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+log = structlog.get_logger(__name__)
+
+
+class DomainError(Exception):
+    """A failure the client can act on. Subclasses fix the status and the stable slug."""
+
+    status: ClassVar[int] = 400
+    slug: ClassVar[str] = "bad-request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(self, detail: str | None = None, **extensions: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.extensions = extensions
+        self.headers: dict[str, str] = {}
+
+
+class NotFound(DomainError):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class Conflict(DomainError):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class Unauthorized(DomainError):
+    status, slug, title = 401, "unauthorized", "Authentication required"
+
+    def __init__(self, detail: str | None = None, **extensions: Any) -> None:
+        super().__init__(detail, **extensions)
+        self.headers["WWW-Authenticate"] = "Bearer"
+
+
+class Forbidden(DomainError):
+    status, slug, title = 403, "forbidden", "Forbidden"
+
+
+class InvalidInput(DomainError):
+    status, slug, title = 422, "validation-error", "Invalid input"
+
+
+class RateLimited(DomainError):
+    status, slug, title = 429, "rate-limited", "Too many requests"
+
+    def __init__(self, retry_after: int, detail: str | None = None) -> None:
+        super().__init__(detail or "Too many requests; try again later", retry_after=retry_after)
+        self.headers["Retry-After"] = str(max(1, retry_after))
+
+
+class ServiceUnavailable(DomainError):
+    status, slug, title = 503, "service-unavailable", "Service unavailable"
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document; extensions appear as extra members."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+
+
+def problem_response(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> Response:
+    body = {"type": PROBLEM_TYPE_BASE + slug, "title": title, "status": status, "detail": detail}
+    body.update(extensions)
+    return Response(dumps(body), status, headers=headers, media_type=PROBLEM_CONTENT_TYPE)
+
+
+_HTTP_SLUGS = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthorized", "Authentication required"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    406: ("not-acceptable", "Not acceptable"),
+    413: ("payload-too-large", "Payload too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+    429: ("rate-limited", "Too many requests"),
+}
+
+
+async def _domain_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    return problem_response(
+        exc.status, exc.slug, exc.title, exc.detail, exc.headers or None, **exc.extensions
+    )
+
+
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    slug, title = _HTTP_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
+    detail = exc.detail if isinstance(exc.detail, str) else title
+    return problem_response(exc.status_code, slug, title, detail, dict(exc.headers or {}) or None)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": [str(part) for part in error.get("loc", ())], "msg": str(error.get("msg", ""))}
+        for error in exc.errors()
+    ]
+    return problem_response(
+        422, "validation-error", "Invalid input", "The request is not valid", errors=errors
+    )
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    # The trace goes to the log with the request id; the client sees neither it nor any SQL.
+    log.exception("unhandled_error", path=request.url.path, exc_info=exc)
+    return problem_response(500, "internal-error", "Internal error", "Something went wrong")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+
+
+_STANDARD_DESCRIPTIONS = {
+    400: "Malformed request",
+    401: "Missing or invalid access token",
+    403: "Authenticated but not allowed (staff only)",
+    404: "Not found, or not yours to see",
+    409: "Conflicts with the current state",
+    413: "Request body over the size limit",
+    422: "Invalid input",
+    429: "Rate limited; see Retry-After",
+    503: "A dependency is down",
+}
+
+
+def problem_responses(*statuses: int, **described: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for a route: each status documented as a problem+json body.
+
+    `described` maps `"s409"`-style keys to a description naming the slugs a route can return.
+    """
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        description = described.get(f"s{status}", _STANDARD_DESCRIPTIONS.get(status, "Error"))
+        responses[status] = {
+            "description": description,
+            "model": Problem,
+            "content": {PROBLEM_CONTENT_TYPE: {}},
+        }
+    return responses

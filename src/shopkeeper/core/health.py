@@ -1,0 +1,60 @@
+"""Liveness, readiness (database, and Redis/broker when configured) and the metrics endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Response
+from sqlalchemy import text
+
+from shopkeeper.core.observability import metrics_payload
+from shopkeeper.core.runtime import AppRuntime, Runtime
+
+router = APIRouter(tags=["operations"])
+
+READINESS_TIMEOUT_SECONDS = 2.0
+
+
+async def check_dependencies(runtime: Runtime) -> dict[str, str]:
+    """Each configured dependency mapped to "ok" or the reason it failed."""
+    checks = {
+        "database": _check_database(runtime),
+        **{name: check() for name, check in runtime.readiness_checks.items()},
+    }
+    results: dict[str, str] = {}
+    for name, check in checks.items():
+        try:
+            await asyncio.wait_for(check, READINESS_TIMEOUT_SECONDS)
+            results[name] = "ok"
+        except Exception as exc:  # any failure means "not ready"; the reason is for operators
+            results[name] = f"{type(exc).__name__}: {exc}"[:200] or "failed"
+    return results
+
+
+async def _check_database(runtime: Runtime) -> None:
+    async with runtime.db.engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+
+
+@router.get("/health/live")
+async def live() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/health/ready",
+    responses={503: {"description": "A dependency is down; `checks` names which"}},
+)
+async def ready(runtime: AppRuntime, response: Response) -> dict[str, object]:
+    results = await check_dependencies(runtime)
+    failed = sorted(name for name, result in results.items() if result != "ok")
+    if failed:
+        response.status_code = 503
+        return {"status": "unavailable", "failed": failed, "checks": results}
+    return {"status": "ok", "checks": results}
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+async def metrics() -> Response:
+    payload, content_type = metrics_payload()
+    return Response(payload, media_type=content_type)

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from shopkeeper.core.db import Session
+from shopkeeper.core.errors import problem_responses
+from shopkeeper.core.runtime import AppRuntime, ClientAddress
+from shopkeeper.core.security import CurrentUser
+from shopkeeper.users import service
+from shopkeeper.users.schemas import RefreshRequest, RegisterRequest, TokenPair, UserOut
+
+router = APIRouter(tags=["auth"])
+
+
+@router.post(
+    "/auth/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserOut,
+    responses=problem_responses(409, 422, s409="`email-taken`"),
+)
+async def register(body: RegisterRequest, session: Session) -> UserOut:
+    user = await service.register_user(
+        session, email=body.email, password=body.password, full_name=body.full_name
+    )
+    return UserOut.model_validate(user)
+
+
+@router.post(
+    "/auth/token",
+    response_model=TokenPair,
+    responses=problem_responses(
+        401, 422, 429, s401="`invalid-credentials`", s429="`rate-limited` after repeated failures"
+    ),
+)
+async def issue_token(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    session: Session,
+    runtime: AppRuntime,
+    address: ClientAddress,
+) -> TokenPair:
+    """OAuth2 password flow: `username` is the e-mail."""
+    _user, pair = await service.authenticate(
+        session,
+        settings=runtime.settings,
+        ratelimiter=runtime.ratelimiter,
+        email=form.username,
+        password=form.password,
+        client_address=address,
+    )
+    return pair
+
+
+@router.post(
+    "/auth/refresh",
+    response_model=TokenPair,
+    responses=problem_responses(
+        401, 422, s401="`invalid-refresh-token`; `refresh-token-reused` (the family is revoked)"
+    ),
+)
+async def refresh(body: RefreshRequest, session: Session, runtime: AppRuntime) -> TokenPair:
+    return await service.rotate_refresh_token(
+        session, settings=runtime.settings, refresh_token=body.refresh_token
+    )
+
+
+@router.post(
+    "/auth/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(422),
+)
+async def logout(body: RefreshRequest, session: Session) -> Response:
+    await service.logout(session, refresh_token=body.refresh_token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/users/me",
+    response_model=UserOut,
+    tags=["users"],
+    responses=problem_responses(401, 404),
+)
+async def me(principal: CurrentUser, session: Session) -> UserOut:
+    return UserOut.model_validate(await service.get_user(session, user_id=principal.user_id))
