@@ -116,7 +116,8 @@ def settings_factory(database_url: str, tmp_path: Path) -> Callable[..., Setting
     """Settings for this test's database; keyword arguments override fields."""
 
     def build(**overrides: Any) -> Settings:
-        return make_settings(database_url, tmp_path, **overrides)
+        url = overrides.pop("database_url", database_url)
+        return make_settings(url, tmp_path, **overrides)
 
     return build
 

@@ -22,7 +22,9 @@ class RateLimiter:
                 if "+" not in settings.redis_url
                 else settings.redis_url
             )
-            self.storage = RedisStorage(uri, implementation="redispy", key_prefix="shopkeeper:rl")
+            self.storage = RedisStorage(
+                uri, implementation="redispy", key_prefix=f"{settings.redis_namespace}:rl"
+            )
         else:
             self.storage = MemoryStorage()
         self.limiter = MovingWindowRateLimiter(self.storage)

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     database_pool_size: int = 10
     database_echo: bool = False
     redis_url: str | None = None
+    redis_namespace: str = "shopkeeper"
+    """Prefix of every Redis key and channel, so several shops (or test runs) can share a server."""
     broker_url: str | None = None
 
     secret_key: SecretStr | None = None
