@@ -109,7 +109,7 @@ async def test_forged_and_malformed_access_tokens_are_rejected(
         settings.secret_key.get_secret_value(),  # type: ignore[union-attr]
         algorithm="HS256",
     )
-    header, payload, signature = tokens["access_token"].split(".")
+    header, _payload, signature = tokens["access_token"].split(".")
     tampered = f"{header}.{_b64(claims)}.{signature}"
 
     for token in (forged_with_other_key, alg_none, expired, tampered, "garbage", "a.b.c"):
