@@ -9,6 +9,7 @@ import structlog
 from fastapi import FastAPI
 
 from shopkeeper import __version__
+from shopkeeper.admin import mount_admin
 from shopkeeper.carts.api import router as carts_router
 from shopkeeper.catalog.api import router as catalog_router
 from shopkeeper.core.errors import install_error_handlers
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         payments_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
+    mount_admin(app, settings)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     return app

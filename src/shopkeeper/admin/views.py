@@ -1,0 +1,165 @@
+"""What the admin UI shows. Users get a safe editable subset; every other domain is read-only,
+because its writes carry invariants only its service keeps (see docs/admin.md)."""
+
+from __future__ import annotations
+
+import importlib
+import types
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import structlog
+from sqladmin import ModelView
+from sqlalchemy import inspect
+from sqlalchemy.orm import ColumnProperty
+
+from shopkeeper.core.db import Base
+from shopkeeper.core.events import OutboxEvent
+from shopkeeper.users.models import User
+
+log = structlog.get_logger(__name__)
+
+# Column names that may hold credentials or signing material: never listed, shown or exported.
+SENSITIVE_MARKERS = ("password", "secret", "token_hash", "private_key", "api_key", "apiv3_key")
+
+# Where each domain keeps its tables, in menu order. A domain whose models module does not exist
+# (yet) is skipped, so the admin never stops the application from starting.
+DOMAIN_MODELS: dict[str, str] = {
+    "Catalog": "shopkeeper.catalog.models",
+    "Inventory": "shopkeeper.inventory.models",
+    "Carts": "shopkeeper.carts.models",
+    "Orders": "shopkeeper.orders.models",
+    "Payments": "shopkeeper.payments.models",
+}
+
+# Columns worth searching when a model has them.
+SEARCHABLE_NAMES = (
+    "email", "name", "slug", "sku", "code", "number", "status", "provider",
+    "provider_reference", "reference", "event_name", "kind",
+)  # fmt: skip
+LIST_COLUMNS_MAX = 8
+
+
+def is_sensitive(column_name: str) -> bool:
+    lowered = column_name.lower()
+    return any(marker in lowered for marker in SENSITIVE_MARKERS)
+
+
+class ReadOnlyView(ModelView):
+    """Browse, search and export; no create, edit or delete."""
+
+    can_create: ClassVar[bool] = False
+    can_edit: ClassVar[bool] = False
+    can_delete: ClassVar[bool] = False
+    can_import: ClassVar[bool] = False
+    page_size: ClassVar[int] = 25
+
+
+class UserAdmin(ModelView, model=User):
+    """Staff may rename, deactivate and grant or revoke staff rights. Users are never created
+    here (no way to plant an arbitrary password hash) nor deleted (orders keep pointing at them);
+    e-mail stays read-only because it is the normalised login identity."""
+
+    name = "User"
+    name_plural = "Users"
+    icon = "fa-solid fa-user"
+    category = "Accounts"
+    can_create: ClassVar[bool] = False
+    can_delete: ClassVar[bool] = False
+    can_import: ClassVar[bool] = False
+    column_list: ClassVar[Any] = [
+        User.email, User.full_name, User.is_staff, User.is_active, User.created_at,
+    ]  # fmt: skip
+    column_details_list: ClassVar[Any] = [
+        User.id, User.email, User.full_name, User.is_staff, User.is_active, User.created_at,
+    ]  # fmt: skip
+    column_export_list: ClassVar[Any] = [
+        User.id, User.email, User.full_name, User.is_staff, User.is_active, User.created_at,
+    ]  # fmt: skip
+    form_columns: ClassVar[Any] = [User.full_name, User.is_staff, User.is_active]
+    column_searchable_list: ClassVar[Any] = [User.email, User.full_name]
+    column_sortable_list: ClassVar[Any] = [User.email, User.created_at]
+    column_default_sort: ClassVar[Any] = (User.created_at, True)
+    page_size: ClassVar[int] = 25
+
+
+class OutboxEventAdmin(ReadOnlyView, model=OutboxEvent):
+    """Read-only: the relay owns publication state; editing a row would re-send or lose events."""
+
+    name = "Outbox event"
+    name_plural = "Outbox events"
+    icon = "fa-solid fa-envelope-open-text"
+    category = "Operations"
+    column_list: ClassVar[Any] = [
+        OutboxEvent.name, OutboxEvent.created_at, OutboxEvent.published_at, OutboxEvent.attempts,
+    ]  # fmt: skip
+    column_searchable_list: ClassVar[Any] = [OutboxEvent.name]
+    column_sortable_list: ClassVar[Any] = [OutboxEvent.created_at, OutboxEvent.published_at]
+    column_default_sort: ClassVar[Any] = (OutboxEvent.created_at, True)
+
+
+def read_only_view(model: type[Base], category: str) -> type[ModelView]:
+    """A read-only view for a domain table whose schema the admin need not know in advance."""
+    columns = [
+        prop.key
+        for prop in inspect(model).attrs
+        if isinstance(prop, ColumnProperty) and not is_sensitive(prop.key)
+    ]
+    attributes: dict[str, Any] = {
+        "category": category,
+        "column_list": _list_columns(columns),
+        "column_details_list": columns,
+        "column_export_list": columns,
+        "column_searchable_list": [name for name in columns if name in SEARCHABLE_NAMES],
+        "column_sortable_list": [
+            name for name in columns if name.endswith("_at") or name in SEARCHABLE_NAMES
+        ],
+    }
+    if "created_at" in columns:
+        attributes["column_default_sort"] = ("created_at", True)
+
+    def body(namespace: dict[str, Any]) -> None:
+        namespace.update(attributes, __module__=__name__)
+
+    view: type[ModelView] = types.new_class(
+        f"{model.__name__}Admin", (ReadOnlyView,), {"model": model}, body
+    )
+    return view
+
+
+def _list_columns(columns: list[str]) -> list[str]:
+    # Wide tables (JSON documents, addresses) make an unreadable list page; details show all.
+    preferred = [name for name in columns if name != "id" and not name.endswith("_json")]
+    return preferred[:LIST_COLUMNS_MAX] or columns[:LIST_COLUMNS_MAX]
+
+
+def domain_models(module_name: str) -> Iterator[type[Base]]:
+    """The mapped classes a domain's models module defines, in definition order."""
+    module = importlib.import_module(module_name)
+    for value in vars(module).values():
+        if (
+            isinstance(value, type)
+            and issubclass(value, Base)
+            and value is not Base
+            and value.__module__ == module_name
+            and hasattr(value, "__table__")
+        ):
+            yield value
+
+
+def domain_views() -> tuple[list[type[ModelView]], list[str]]:
+    """Read-only views of every domain table that exists, and the domains that have none yet."""
+    views: list[type[ModelView]] = []
+    missing: list[str] = []
+    for category, module_name in DOMAIN_MODELS.items():
+        try:
+            models = list(domain_models(module_name))
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise  # a real import error inside the domain must not be hidden
+            missing.append(category)
+            continue
+        views.extend(read_only_view(model, category) for model in models)
+    if missing:
+        log.info("admin_domains_missing", domains=missing)
+    return views, missing
