@@ -1,0 +1,344 @@
+"""Stock: what can be sold, reserving it for orders, releasing and shipping it.
+
+`reserve_stock`, `release_stock` and `ship_stock` run inside the caller's unit of work (the
+orders domain commits them together with the order). The staff use cases below them commit
+their own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, Insert, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shopkeeper.core.db import is_postgres
+from shopkeeper.core.errors import Conflict, InvalidInput, NotFound
+from shopkeeper.core.events import record_event
+from shopkeeper.core.settings import Settings
+from shopkeeper.inventory.allocation import Source, plan_line
+from shopkeeper.inventory.events import StockChanged, StockLow
+from shopkeeper.inventory.models import AllocationState, StockAllocation, StockLevel, Warehouse
+
+# Ceiling for any one quantity: far above a real shop's stock, far below int32 overflow.
+MAX_QUANTITY = 1_000_000_000
+
+
+class InsufficientStock(Conflict):
+    slug, title = "insufficient-stock", "Insufficient stock"
+
+
+class StockBelowReserved(Conflict):
+    slug, title = "stock-below-reserved", "On hand below reserved"
+
+
+class WarehouseCodeTaken(Conflict):
+    slug, title = "warehouse-code-taken", "Warehouse code already used"
+
+
+class WarehouseNotFound(NotFound):
+    slug, title = "warehouse-not-found", "Warehouse not found"
+
+
+class UnknownSku(NotFound):
+    slug, title = "unknown-sku", "Unknown SKU"
+
+
+@dataclass(frozen=True, slots=True)
+class StockLevelView:
+    sku: str
+    warehouse: str
+    on_hand: int
+    reserved: int
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
+@dataclass(frozen=True, slots=True)
+class SkuStock:
+    sku: str
+    warehouses: list[StockLevelView]
+
+    @property
+    def on_hand(self) -> int:
+        return sum(level.on_hand for level in self.warehouses)
+
+    @property
+    def reserved(self) -> int:
+        return sum(level.reserved for level in self.warehouses)
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+async def available_by_sku(session: AsyncSession, skus: Collection[str]) -> dict[str, int]:
+    """Sellable units per SKU across all warehouses, in one query; unknown SKUs count 0."""
+    wanted = set(skus)
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(StockLevel.sku, func.sum(StockLevel.on_hand - StockLevel.reserved))
+        .where(StockLevel.sku.in_(wanted))
+        .group_by(StockLevel.sku)
+    )
+    found = {sku: int(total or 0) for sku, total in rows.tuples()}
+    return {sku: found.get(sku, 0) for sku in wanted}
+
+
+async def get_stock(session: AsyncSession, *, sku: str) -> SkuStock:
+    rows = await session.execute(
+        select(StockLevel.sku, Warehouse.code, StockLevel.on_hand, StockLevel.reserved)
+        .join(Warehouse, Warehouse.id == StockLevel.warehouse_id)
+        .where(StockLevel.sku == sku)
+        .order_by(Warehouse.code)
+    )
+    levels = [StockLevelView(*row) for row in rows.tuples()]
+    if not levels:
+        await _ensure_known_sku(session, sku)
+    return SkuStock(sku=sku, warehouses=levels)
+
+
+# --- reservations (caller's transaction) --------------------------------------------------------
+
+
+async def reserve_stock(
+    session: AsyncSession,
+    *,
+    reference: uuid.UUID,
+    lines: Sequence[tuple[str, int]],
+    near: tuple[float, float] | None = None,
+    settings: Settings | None = None,
+) -> None:
+    """Reserve every line for `reference`, or nothing: InsufficientStock is raised before any
+    row is written. Runs in the caller's transaction and does not commit.
+
+    Every stock row of every SKU involved is locked in one statement, ordered by (sku,
+    warehouse), so two checkouts of overlapping carts queue instead of deadlocking. The
+    updates are conditional as well, so even a caller that skipped the lock could not oversell.
+    """
+    wanted = _totals(lines)
+    if not wanted:
+        return
+    skus = sorted(wanted)
+    query = (
+        select(
+            StockLevel.sku,
+            StockLevel.warehouse_id,
+            StockLevel.on_hand - StockLevel.reserved,
+            Warehouse.code,
+            Warehouse.latitude,
+            Warehouse.longitude,
+        )
+        .join(Warehouse, Warehouse.id == StockLevel.warehouse_id)
+        .where(StockLevel.sku.in_(skus))
+        .order_by(StockLevel.sku, StockLevel.warehouse_id)
+    )
+    if is_postgres(session):
+        query = query.with_for_update(of=StockLevel)
+    sources: dict[str, list[Source]] = defaultdict(list)
+    for sku, warehouse_id, available, code, latitude, longitude in (
+        await session.execute(query)
+    ).tuples():
+        sources[sku].append(Source(warehouse_id, code, int(available), latitude, longitude))
+
+    plans: list[tuple[str, uuid.UUID, int]] = []
+    for sku in skus:
+        plan = plan_line(sources[sku], wanted[sku], near)
+        if plan is None:
+            available = sum(source.available for source in sources[sku])
+            raise InsufficientStock(
+                f"Only {available} of {sku} available, {wanted[sku]} requested",
+                sku=sku,
+                requested=wanted[sku],
+                available=available,
+            )
+        plans.extend((sku, warehouse_id, quantity) for warehouse_id, quantity in plan)
+
+    for sku, warehouse_id, quantity in sorted(plans):
+        result = await session.execute(
+            update(StockLevel)
+            .where(
+                StockLevel.sku == sku,
+                StockLevel.warehouse_id == warehouse_id,
+                StockLevel.on_hand - StockLevel.reserved >= quantity,
+            )
+            .values(reserved=StockLevel.reserved + quantity)
+            .execution_options(synchronize_session=False)
+        )
+        if _rowcount(result) != 1:
+            # Unreachable under the row locks; if it ever happens the caller's rollback undoes
+            # the lines already reserved, so the reservation stays all or nothing.
+            raise InsufficientStock(f"{sku} was taken concurrently", sku=sku)
+        session.add(
+            StockAllocation(
+                reference=reference, sku=sku, warehouse_id=warehouse_id, quantity=quantity
+            )
+        )
+
+    threshold = (
+        settings.stock_low_threshold
+        if settings
+        else Settings.model_fields["stock_low_threshold"].default
+    )
+    for sku in skus:
+        before = sum(source.available for source in sources[sku])
+        after = before - wanted[sku]
+        # Only the reservation that crosses the threshold alerts, not every one below it.
+        if after <= threshold < before:
+            record_event(session, StockLow(sku=sku, available=after))
+    record_event(session, StockChanged(skus=skus))
+    await session.flush()
+
+
+async def release_stock(session: AsyncSession, *, reference: uuid.UUID) -> bool:
+    """Return the units reserved for `reference` to sale. False when nothing was reserved any
+    more (already released or shipped): calling it twice, or racing ship, is harmless."""
+    moved = await _settle(session, reference=reference, to=AllocationState.RELEASED)
+    for (sku, warehouse_id), quantity in moved:
+        await session.execute(
+            update(StockLevel)
+            .where(StockLevel.sku == sku, StockLevel.warehouse_id == warehouse_id)
+            .values(reserved=StockLevel.reserved - quantity)
+            .execution_options(synchronize_session=False)
+        )
+    if moved:
+        record_event(session, StockChanged(skus=sorted({sku for (sku, _), _ in moved})))
+    return bool(moved)
+
+
+async def ship_stock(session: AsyncSession, *, reference: uuid.UUID) -> bool:
+    """The reserved units of `reference` leave the warehouses: on_hand and reserved both drop,
+    so `available` is unchanged. False when nothing was reserved any more."""
+    moved = await _settle(session, reference=reference, to=AllocationState.SHIPPED)
+    for (sku, warehouse_id), quantity in moved:
+        await session.execute(
+            update(StockLevel)
+            .where(StockLevel.sku == sku, StockLevel.warehouse_id == warehouse_id)
+            .values(on_hand=StockLevel.on_hand - quantity, reserved=StockLevel.reserved - quantity)
+            .execution_options(synchronize_session=False)
+        )
+    return bool(moved)
+
+
+async def _settle(
+    session: AsyncSession, *, reference: uuid.UUID, to: AllocationState
+) -> list[tuple[tuple[str, uuid.UUID], int]]:
+    """Move the reference's reserved allocations to `to`, returning what moved per stock row in
+    lock order. The `state = 'reserved'` condition is the idempotency key: a concurrent second
+    call waits for the first one's row locks and then matches nothing."""
+    result = await session.execute(
+        update(StockAllocation)
+        .where(
+            StockAllocation.reference == reference,
+            StockAllocation.state == AllocationState.RESERVED.value,
+        )
+        .values(state=to.value)
+        .returning(StockAllocation.sku, StockAllocation.warehouse_id, StockAllocation.quantity)
+        .execution_options(synchronize_session=False)
+    )
+    per_row: dict[tuple[str, uuid.UUID], int] = defaultdict(int)
+    for sku, warehouse_id, quantity in result.tuples():
+        per_row[(sku, warehouse_id)] += quantity
+    return sorted(per_row.items())
+
+
+def _totals(lines: Iterable[tuple[str, int]]) -> dict[str, int]:
+    totals: dict[str, int] = defaultdict(int)
+    for sku, quantity in lines:
+        if not 0 < quantity <= MAX_QUANTITY:
+            raise InvalidInput(f"Quantity of {sku} must be between 1 and {MAX_QUANTITY}", sku=sku)
+        totals[sku] += quantity
+    return dict(totals)
+
+
+def _rowcount(result: Any) -> int:
+    return int(cast(CursorResult[Any], result).rowcount)
+
+
+# --- staff use cases (own unit of work) ---------------------------------------------------------
+
+
+async def create_warehouse(
+    session: AsyncSession,
+    *,
+    code: str,
+    name: str,
+    latitude: float | None = None,
+    longitude: float | None = None,
+) -> Warehouse:
+    warehouse = Warehouse(code=code, name=name, latitude=latitude, longitude=longitude)
+    session.add(warehouse)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise WarehouseCodeTaken(f"Warehouse code {code!r} is already used", code=code) from exc
+    await session.commit()
+    return warehouse
+
+
+async def set_stock_level(
+    session: AsyncSession, *, sku: str, warehouse_code: str, on_hand: int
+) -> StockLevelView:
+    """Set the units physically on hand (a stock count or a delivery). Refused with 409 when it
+    would fall below what is already promised to orders."""
+    await _ensure_known_sku(session, sku)
+    warehouse_id = await session.scalar(
+        select(Warehouse.id).where(Warehouse.code == warehouse_code)
+    )
+    if warehouse_id is None:
+        raise WarehouseNotFound(f"No warehouse with code {warehouse_code!r}", code=warehouse_code)
+    await session.execute(
+        _insert(session, StockLevel)
+        .values(sku=sku, warehouse_id=warehouse_id, on_hand=0, reserved=0)
+        .on_conflict_do_nothing(index_elements=["sku", "warehouse_id"])
+    )
+    result = await session.execute(
+        update(StockLevel)
+        .where(
+            StockLevel.sku == sku,
+            StockLevel.warehouse_id == warehouse_id,
+            StockLevel.reserved <= on_hand,
+        )
+        .values(on_hand=on_hand)
+        .returning(StockLevel.on_hand, StockLevel.reserved)
+        .execution_options(synchronize_session=False)
+    )
+    row = result.one_or_none()
+    if row is None:
+        reserved = await session.scalar(
+            select(StockLevel.reserved).where(
+                StockLevel.sku == sku, StockLevel.warehouse_id == warehouse_id
+            )
+        )
+        raise StockBelowReserved(
+            f"{reserved} units of {sku} in {warehouse_code} are reserved for orders; "
+            f"on_hand cannot go below that",
+            sku=sku,
+            warehouse=warehouse_code,
+            reserved=reserved,
+        )
+    record_event(session, StockChanged(skus=[sku]))
+    await session.commit()
+    return StockLevelView(sku=sku, warehouse=warehouse_code, on_hand=row[0], reserved=row[1])
+
+
+def _insert(session: AsyncSession, model: type[Any]) -> Any:
+    dialect = postgresql if is_postgres(session) else sqlite
+    statement: Insert = dialect.insert(model)
+    return statement
+
+
+async def _ensure_known_sku(session: AsyncSession, sku: str) -> None:
+    return None
