@@ -1,0 +1,47 @@
+"""Payment providers behind one interface (`base.PaymentProvider`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from shopkeeper.core.settings import Settings
+from shopkeeper.payments.providers.base import PaymentProvider, ProviderNotConfigured
+
+ProviderName = Literal["sandbox", "stripe", "alipay", "wechatpay"]
+PROVIDER_NAMES: tuple[ProviderName, ...] = ("sandbox", "stripe", "alipay", "wechatpay")
+
+
+def build_provider(name: str, settings: Settings) -> PaymentProvider:
+    """The provider `name` configured from settings; `ProviderNotConfigured` when it is not."""
+    if name == "sandbox":
+        if not settings.sandbox_enabled:
+            raise ProviderNotConfigured("the sandbox provider is disabled")
+        from shopkeeper.payments.providers.sandbox import SandboxProvider
+
+        return SandboxProvider(settings)
+    if name == "stripe":
+        from shopkeeper.payments.providers.stripe import StripeProvider
+
+        return StripeProvider(settings)
+    if name == "alipay":
+        from shopkeeper.payments.providers.alipay import AlipayProvider
+
+        return AlipayProvider(settings)
+    if name == "wechatpay":
+        from shopkeeper.payments.providers.wechatpay import WechatPayProvider
+
+        return WechatPayProvider(settings)
+    raise ProviderNotConfigured(f"unknown provider {name!r}")
+
+
+class ProviderRegistry:
+    """Providers built once per process (key parsing is not free), on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._built: dict[str, PaymentProvider] = {}
+
+    def get(self, name: str) -> PaymentProvider:
+        if name not in self._built:
+            self._built[name] = build_provider(name, self._settings)
+        return self._built[name]
