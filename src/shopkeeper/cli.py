@@ -38,6 +38,7 @@ def serve(
             host=host,
             port=port,
             proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
             access_log=False,
             log_level=settings.log_level.lower(),
         )
@@ -54,6 +55,7 @@ def serve(
         "--bind", f"{host}:{port}",
         "--graceful-timeout", "20",
         "--keep-alive", "5",
+        "--forwarded-allow-ips", settings.forwarded_allow_ips,
     ]  # fmt: skip
     os.execv(sys.executable, arguments)  # noqa: S606  (fixed argv, no shell)
 

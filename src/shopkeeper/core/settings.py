@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     login_attempts_per_account: str = "5/minute"
     login_attempts_per_address: str = "20/minute"
     max_body_bytes: int = 1024 * 1024
+    forwarded_allow_ips: str = "127.0.0.1,::1"
+    """Proxies (addresses or CIDRs, comma-separated, `*` for any) whose X-Forwarded-For and
+    X-Forwarded-Proto `serve` believes; everyone else's are ignored, so clients cannot spoof
+    their address past the login rate limits."""
     cors_origins: list[str] = Field(default_factory=list)
     log_level: str = "INFO"
     log_json: bool = True
