@@ -1,10 +1,17 @@
 """Every table of every domain, imported in one place for Alembic, the admin and tests."""
 
 from shopkeeper.core.events import OutboxEvent, ProcessedEvent
+from shopkeeper.core.idempotency import IdempotencyKey
 from shopkeeper.inventory.models import StockAllocation, StockLevel, Warehouse
+from shopkeeper.orders.models import Order, OrderLine, OrderNumberCounter, OrderTransition
 from shopkeeper.users.models import RefreshToken, User
 
 __all__ = [
+    "IdempotencyKey",
+    "Order",
+    "OrderLine",
+    "OrderNumberCounter",
+    "OrderTransition",
     "OutboxEvent",
     "ProcessedEvent",
     "RefreshToken",

@@ -1,0 +1,298 @@
+"""`Idempotency-Key` for POSTs that create money or stock movements (API.md, Conventions).
+
+A key is claimed by inserting a row under a unique (scope, key) index before the operation runs,
+so of twenty concurrent retries exactly one runs; the others see the row and answer 409
+`idempotency-key-in-progress` or, once it is done, replay the stored response byte for byte with
+`Idempotent-Replayed: true`. The same key with another method, path or body is 422
+`idempotency-key-reused`. Keys are scoped per user (guests: per cart token).
+
+A service that can should save the response in its own unit of work (`IdempotencyClaim.save`),
+so the effect and the stored answer commit together and a crash between them cannot make a retry
+run the operation twice. Domain errors (4xx) are stored and replayed too; unexpected failures and
+transient ones (429, 5xx) release the key so the client can retry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, Header
+from sqlalchemy import Index, Integer, String, Text, Uuid, delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+from starlette.responses import Response
+
+from shopkeeper.core.db import Base, Database, JSONDocument, UTCDateTime, new_id, utcnow
+from shopkeeper.core.errors import (
+    Conflict,
+    DomainError,
+    InvalidInput,
+    Unauthorized,
+    problem_response,
+)
+from shopkeeper.core.security import Principal
+
+KEY_MAX_LENGTH = 255
+KEY_RETENTION = timedelta(hours=24)
+# A claim this old without an answer belongs to a process that died mid-request; a retry may
+# take it over (a conditional update decides between two retries that try at once).
+STALE_CLAIM_AFTER = timedelta(seconds=60)
+REPLAYED_HEADER = "Idempotent-Replayed"
+_KEPT_HEADERS = ("content-type", "location")
+
+IN_PROGRESS = "in_progress"
+COMPLETED = "completed"
+
+
+class IdempotencyKey(Base):
+    __tablename__ = "idempotency_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    scope: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str] = mapped_column(String(KEY_MAX_LENGTH))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    locked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    response_status: Mapped[int | None] = mapped_column(Integer, default=None)
+    response_headers: Mapped[dict[str, str] | None] = mapped_column(JSONDocument, default=None)
+    # The exact bytes sent, so a replay is identical (JSONB would reorder keys).
+    response_body: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    __table_args__ = (
+        Index("ix_idempotency_keys_scope_key", "scope", "key", unique=True),
+        Index("ix_idempotency_keys_created_at", "created_at"),
+    )
+
+
+class IdempotencyKeyRequired(DomainError):
+    status, slug, title = 400, "idempotency-key-required", "Idempotency-Key header required"
+
+
+class IdempotencyKeyInvalid(DomainError):
+    status, slug, title = 400, "invalid-idempotency-key", "Invalid Idempotency-Key"
+
+
+class IdempotencyKeyReused(InvalidInput):
+    slug, title = "idempotency-key-reused", "Idempotency-Key reused with another request"
+
+
+class IdempotencyKeyInProgress(Conflict):
+    slug, title = "idempotency-key-in-progress", "A request with this Idempotency-Key is running"
+
+
+def require_idempotency_key(
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Any string up to 255 characters; a retry with the same key and body "
+            "replays the first response",
+        ),
+    ] = None,
+) -> str:
+    if idempotency_key is None or not idempotency_key.strip():
+        raise IdempotencyKeyRequired("Send an `Idempotency-Key` header (e.g. a UUID)")
+    if len(idempotency_key) > KEY_MAX_LENGTH:
+        raise IdempotencyKeyInvalid(f"Idempotency-Key is limited to {KEY_MAX_LENGTH} characters")
+    return idempotency_key
+
+
+IdempotencyKeyHeader = Annotated[str, Depends(require_idempotency_key)]
+
+
+def idempotency_scope(principal: Principal | None, cart_token: str | None = None) -> str:
+    """Keys belong to a user; a guest's to the cart token they present."""
+    if principal is not None:
+        return f"user:{principal.user_id}"
+    if cart_token:
+        return "guest:" + hashlib.sha256(cart_token.encode()).hexdigest()
+    raise Unauthorized("Sign in, or send the guest cart's X-Cart-Token")
+
+
+def request_fingerprint(method: str, path: str, body: Any) -> str:
+    """What "the same request" means: method, path and the body with keys in canonical order."""
+    canonical = orjson.dumps(
+        [method.upper(), path, body], option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+    )
+    return hashlib.sha256(canonical).hexdigest()
+
+
+@dataclass
+class StoredResponse:
+    status_code: int
+    headers: dict[str, str]
+    body: bytes
+
+    def to_response(self, *, replayed: bool) -> Response:
+        headers = dict(self.headers)
+        if replayed:
+            headers[REPLAYED_HEADER] = "true"
+        return Response(content=self.body, status_code=self.status_code, headers=headers)
+
+    @classmethod
+    def of(cls, response: Response) -> StoredResponse:
+        headers = {
+            name: response.headers[name] for name in _KEPT_HEADERS if name in response.headers
+        }
+        return cls(response.status_code, headers, bytes(response.body))
+
+
+@dataclass
+class IdempotencyClaim:
+    """This request owns the key until its response is saved."""
+
+    record_id: uuid.UUID
+    locked_at: datetime
+    saved: StoredResponse | None = field(default=None)
+
+    async def save(self, session: AsyncSession, response: Response) -> Response:
+        """Store `response` in the caller's unit of work (the caller commits). Raises
+        409 `idempotency-key-in-progress` if another request took the key over meanwhile,
+        so the caller's transaction rolls back instead of doing the work twice."""
+        stored = StoredResponse.of(response)
+        result = await session.execute(
+            update(IdempotencyKey)
+            .where(
+                IdempotencyKey.id == self.record_id,
+                IdempotencyKey.status == IN_PROGRESS,
+                IdempotencyKey.locked_at == self.locked_at,
+            )
+            .values(
+                status=COMPLETED,
+                response_status=stored.status_code,
+                response_headers=stored.headers,
+                response_body=stored.body.decode(),
+                completed_at=utcnow(),
+            )
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise IdempotencyKeyInProgress("Another request took over this Idempotency-Key")
+        self.saved = stored
+        return response
+
+
+Operation = Callable[[IdempotencyClaim], Awaitable[Response]]
+
+
+async def run_idempotent(
+    db: Database, *, scope: str, key: str, fingerprint: str, operation: Operation
+) -> Response:
+    """Run `operation` once per (scope, key); replay its stored response to retries."""
+    claimed = await _claim(db, scope=scope, key=key, fingerprint=fingerprint)
+    if isinstance(claimed, StoredResponse):
+        return claimed.to_response(replayed=True)
+    claim = claimed
+    try:
+        response = await operation(claim)
+    except DomainError as exc:
+        if exc.status == 429 or exc.status >= 500 or isinstance(exc, IdempotencyKeyInProgress):
+            await _release(db, claim)
+            raise
+        response = problem_response(
+            exc.status, exc.slug, exc.title, exc.detail, exc.headers or None, **exc.extensions
+        )
+        await _store(db, claim, response)
+        return response
+    except BaseException:
+        await _release(db, claim)
+        raise
+    if claim.saved is None:
+        await _store(db, claim, response)
+    return response
+
+
+async def _claim(
+    db: Database, *, scope: str, key: str, fingerprint: str
+) -> IdempotencyClaim | StoredResponse:
+    # Two rounds: a key purged between our failed insert and our read is simply claimed again.
+    for _ in range(2):
+        async with db.session() as session:
+            now = utcnow()
+            record = IdempotencyKey(
+                id=new_id(),
+                scope=scope,
+                key=key,
+                fingerprint=fingerprint,
+                status=IN_PROGRESS,
+                locked_at=now,
+                created_at=now,
+            )
+            session.add(record)
+            try:
+                await session.commit()
+                return IdempotencyClaim(record_id=record.id, locked_at=now)
+            except IntegrityError:
+                await session.rollback()
+            existing = await session.scalar(
+                select(IdempotencyKey).where(
+                    IdempotencyKey.scope == scope, IdempotencyKey.key == key
+                )
+            )
+            if existing is None:
+                continue
+            if existing.fingerprint != fingerprint:
+                raise IdempotencyKeyReused(
+                    "This Idempotency-Key was used with a different request; use a new key"
+                )
+            if existing.status == COMPLETED:
+                assert existing.response_status is not None
+                return StoredResponse(
+                    existing.response_status,
+                    dict(existing.response_headers or {}),
+                    (existing.response_body or "").encode(),
+                )
+            if existing.locked_at < now - STALE_CLAIM_AFTER:
+                taken = await session.execute(
+                    update(IdempotencyKey)
+                    .where(
+                        IdempotencyKey.id == existing.id,
+                        IdempotencyKey.status == IN_PROGRESS,
+                        IdempotencyKey.locked_at == existing.locked_at,
+                    )
+                    .values(locked_at=now)
+                )
+                await session.commit()
+                if taken.rowcount == 1:  # type: ignore[attr-defined]
+                    return IdempotencyClaim(record_id=existing.id, locked_at=now)
+            raise IdempotencyKeyInProgress(
+                "A request with this Idempotency-Key is still running; retry shortly"
+            )
+    raise IdempotencyKeyInProgress("This Idempotency-Key is busy; retry shortly")
+
+
+async def _store(db: Database, claim: IdempotencyClaim, response: Response) -> None:
+    async with db.session() as session:
+        await claim.save(session, response)
+        await session.commit()
+
+
+async def _release(db: Database, claim: IdempotencyClaim) -> None:
+    async with db.session() as session:
+        await session.execute(
+            delete(IdempotencyKey).where(
+                IdempotencyKey.id == claim.record_id,
+                IdempotencyKey.status == IN_PROGRESS,
+                IdempotencyKey.locked_at == claim.locked_at,
+            )
+        )
+        await session.commit()
+
+
+async def purge_idempotency_keys(db: Database, *, now: datetime | None = None) -> int:
+    """Delete keys past their retention; returns how many."""
+    cutoff = (now or utcnow()) - KEY_RETENTION
+    async with db.session() as session:
+        result = await session.execute(
+            delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff)
+        )
+        await session.commit()
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,40 @@
+"""The order lifecycle: which status may follow which. Pure, testable without a database."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class OrderStatus(StrEnum):
+    PENDING_PAYMENT = "pending_payment"
+    PAID = "paid"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    REFUNDED = "refunded"
+    PARTIALLY_REFUNDED = "partially_refunded"
+
+
+_S = OrderStatus
+
+ALLOWED_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    _S.PENDING_PAYMENT: frozenset({_S.PAID, _S.CANCELLED, _S.EXPIRED}),
+    _S.PAID: frozenset({_S.SHIPPED, _S.CANCELLED, _S.REFUNDED, _S.PARTIALLY_REFUNDED}),
+    _S.SHIPPED: frozenset({_S.DELIVERED, _S.REFUNDED, _S.PARTIALLY_REFUNDED}),
+    _S.DELIVERED: frozenset({_S.REFUNDED, _S.PARTIALLY_REFUNDED}),
+    # A second partial refund keeps the status; refunding the rest completes it.
+    _S.PARTIALLY_REFUNDED: frozenset({_S.REFUNDED}),
+    _S.CANCELLED: frozenset(),
+    _S.EXPIRED: frozenset(),
+    _S.REFUNDED: frozenset(),
+}
+
+TERMINAL_STATUSES = frozenset(status for status, nxt in ALLOWED_TRANSITIONS.items() if not nxt)
+
+# Statuses in which the order still holds reserved stock (released on cancel, expiry or shipping).
+HOLDS_RESERVATION = frozenset({_S.PENDING_PAYMENT, _S.PAID})
+
+
+def can_transition(current: OrderStatus, target: OrderStatus) -> bool:
+    return target in ALLOWED_TRANSITIONS[current]
