@@ -44,7 +44,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.state.db = active.db
         await _bootstrap_admin(active)
         try:
-            yield
+            async with active.running():
+                yield
         finally:
             if owned:
                 await active.close()

@@ -6,12 +6,14 @@ import asyncio
 import os
 import shutil
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from shopkeeper.core.settings import get_settings
+from shopkeeper.core.runtime import Runtime
+from shopkeeper.core.settings import Settings, get_settings
 
 app = typer.Typer(help="shopkeeper: an e-commerce backend.", no_args_is_help=True)
 users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
@@ -125,6 +127,72 @@ def create_user(
         console.print(f"[red]{exc.detail}[/red]")
         raise typer.Exit(1) from exc
     console.print(f"[green]created {'staff ' if staff else ''}user {body.email}[/green]")
+
+
+@app.command()
+def worker() -> None:
+    """Consume background jobs (event handlers, e-mail) from RabbitMQ; also relays the outbox.
+    Stops on SIGTERM/SIGINT after the jobs in hand finish."""
+    from shopkeeper.core.outbox import background, load_handlers
+
+    settings = get_settings()
+    if settings.broker_url is None:
+        console.print("[red]SHOPKEEPER_BROKER_URL is not set: `serve` runs jobs in-process[/red]")
+        raise typer.Exit(2)
+
+    async def run(runtime: Runtime, stop: asyncio.Event) -> None:
+        load_handlers()
+        await runtime.jobs.start(worker=True)
+        async with background(runtime, relay=True, periodic=False, consume=True):
+            await stop.wait()
+
+    _run_until_signalled(settings, run, "worker")
+
+
+@app.command()
+def scheduler() -> None:
+    """Run `@periodic` jobs. Any number may run: each job runs once per period among them."""
+    from shopkeeper.core.outbox import background, load_handlers
+
+    settings = get_settings()
+
+    async def run(runtime: Runtime, stop: asyncio.Event) -> None:
+        load_handlers()
+        await runtime.jobs.start()
+        async with background(runtime, relay=False, periodic=True, consume=False):
+            await stop.wait()
+
+    _run_until_signalled(settings, run, "scheduler")
+
+
+def _run_until_signalled(
+    settings: Settings,
+    body: Callable[[Runtime, asyncio.Event], Awaitable[None]],
+    name: str,
+) -> None:
+    import signal
+
+    import structlog
+
+    from shopkeeper.core.observability import configure_logging
+
+    configure_logging(settings.log_level, settings.log_json)
+    log = structlog.get_logger(f"shopkeeper.{name}")
+
+    async def main() -> None:
+        runtime = Runtime.build(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        log.info(f"{name}_started", pid=os.getpid())
+        try:
+            await body(runtime, stop)
+        finally:
+            await runtime.close()
+            log.info(f"{name}_stopped")
+
+    asyncio.run(main())
 
 
 def main() -> None:

@@ -2,16 +2,20 @@
 
 from shopkeeper.core.events import OutboxEvent, ProcessedEvent
 from shopkeeper.core.idempotency import IdempotencyKey
+from shopkeeper.core.jobs import JobLease
+from shopkeeper.core.mail import OutboundMail
 from shopkeeper.inventory.models import StockAllocation, StockLevel, Warehouse
 from shopkeeper.orders.models import Order, OrderLine, OrderNumberCounter, OrderTransition
 from shopkeeper.users.models import RefreshToken, User
 
 __all__ = [
     "IdempotencyKey",
+    "JobLease",
     "Order",
     "OrderLine",
     "OrderNumberCounter",
     "OrderTransition",
+    "OutboundMail",
     "OutboxEvent",
     "ProcessedEvent",
     "RefreshToken",

@@ -1,7 +1,7 @@
 """Transactional outbox: events are rows written in the same transaction as the state change.
 
 A service calls `record_event(session, SomethingHappened(...))` before it commits; the event
-exists if and only if the change does. The relay (see `core.outbox_relay`) later hands committed
+exists if and only if the change does. The relay (see `core.outbox`) later hands committed
 events to the job broker, and every handler runs at most once per event (`processed_events`).
 """
 
@@ -106,3 +106,11 @@ def handles(*event_types: type) -> Callable[[H], H]:
 
 def handlers_for(name: str) -> dict[str, EventHandler]:
     return dict(_HANDLERS.get(name, {}))
+
+
+def handler_named(key: str) -> EventHandler | None:
+    """The handler registered under `key` (its module-qualified name), if this process has it."""
+    for handlers in _HANDLERS.values():
+        if key in handlers:
+            return handlers[key]
+    return None

@@ -3,14 +3,19 @@ outbox relay and job consumers alike."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 
 from shopkeeper.core.db import Database
+from shopkeeper.core.jobs import JobQueue, check_broker
+from shopkeeper.core.mail import Mailer
+from shopkeeper.core.outbox import background, load_handlers
 from shopkeeper.core.ratelimit import RateLimiter
+from shopkeeper.core.realtime import RealtimeHub
 from shopkeeper.core.settings import Settings
 
 
@@ -19,14 +24,51 @@ class Runtime:
     settings: Settings
     db: Database
     ratelimiter: RateLimiter
-    services: dict[str, Any] = field(default_factory=dict)
     readiness_checks: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
+    realtime: RealtimeHub = field(init=False)
+    mailer: Mailer = field(init=False)
+    jobs: JobQueue = field(init=False)
+    """The taskiq broker (`jobs.broker`) and the outbox dispatcher task bound to this runtime."""
+
+    def __post_init__(self) -> None:
+        self.realtime = RealtimeHub(self.settings)
+        self.mailer = Mailer(self.settings, self.db)
+        self.jobs = JobQueue(self)
+        if self.settings.redis_url is not None:
+            self.readiness_checks.setdefault("redis", self.realtime.check_redis)
+        if self.settings.broker_url is not None:
+            settings = self.settings
+            self.readiness_checks.setdefault("broker", lambda: check_broker(settings))
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
         return cls(settings=settings, db=Database(settings), ratelimiter=RateLimiter(settings))
 
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """What a `serve` process runs besides requests: the realtime listener, a broker
+        client and the outbox relay; in embedded mode (`run_background_in_process`) also the
+        consumers and periodic jobs, so that one process is a complete shop."""
+        settings = self.settings
+        embedded = bool(settings.run_background_in_process)
+        load_handlers()
+        await self.realtime.start()
+        await self.jobs.start(worker=embedded)
+        try:
+            async with background(
+                self,
+                relay=embedded or settings.broker_url is not None,
+                periodic=embedded,
+                consume=embedded and not self.jobs.in_process,
+            ):
+                yield
+        finally:
+            await self.jobs.stop()
+            await self.realtime.stop()
+
     async def close(self) -> None:
+        await self.jobs.stop()
+        await self.realtime.stop()
         await self.db.dispose()
 
 

@@ -86,6 +86,19 @@ class Settings(BaseSettings):
     wechatpay_platform_public_key_id: str | None = None
     wechatpay_api_base: str = "https://api.mch.weixin.qq.com"
 
+    broker_queue: str = "shopkeeper"
+    """RabbitMQ exchange and queue name (dead letters go to `<queue>.dead_letter`)."""
+    redis_channel_prefix: str = "shopkeeper"
+    outbox_poll_seconds: float = 1.0
+    job_max_retries: int = 6
+    job_retry_base_seconds: float = 1.0
+    mail_claim_timeout_seconds: float = 30.0
+    """A mail claimed for sending this long ago whose sender never finished is sent again."""
+    scheduler_tick_seconds: float = 1.0
+    worker_concurrency: int = 20
+    realtime_heartbeat_seconds: float = 20.0
+    realtime_client_queue_size: int = 100
+
     run_background_in_process: bool | None = None
     """Run outbox relay, consumers and periodic jobs inside `serve`; default: when no broker."""
 

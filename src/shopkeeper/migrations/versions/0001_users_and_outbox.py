@@ -73,9 +73,33 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("event_id", "handler", name="pk_processed_events"),
     )
+    op.create_table(
+        "outbound_mails",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("recipient", sa.String(320), nullable=False),
+        sa.Column("template", sa.String(100), nullable=False),
+        sa.Column("subject", sa.String(500), nullable=False),
+        sa.Column("text_body", sa.Text(), nullable=False),
+        sa.Column("html_body", sa.Text(), nullable=True),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("claimed_at", UTCDateTime(), nullable=True),
+        sa.Column("sent_at", UTCDateTime(), nullable=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_outbound_mails"),
+    )
+    op.create_table(
+        "job_leases",
+        sa.Column("name", sa.String(100), nullable=False),
+        sa.Column("next_run_at", UTCDateTime(), nullable=False),
+        sa.Column("holder", sa.String(200), nullable=True),
+        sa.PrimaryKeyConstraint("name", name="pk_job_leases"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("job_leases")
+    op.drop_table("outbound_mails")
     op.drop_table("processed_events")
     op.drop_table("outbox_events")
     op.drop_table("refresh_tokens")

@@ -1,0 +1,309 @@
+"""Background jobs on taskiq: an in-process broker when embedded, RabbitMQ when
+`SHOPKEEPER_BROKER_URL` is set; the same task code runs in both. Also `@periodic` jobs, whose
+runs are claimed through a lease row so that any number of schedulers run each job once per
+period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from aio_pika import DeliveryMode, Message
+from prometheus_client import Counter
+from sqlalchemy import String, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+from taskiq import AsyncBroker, InMemoryBroker, TaskiqMessage, TaskiqMiddleware, TaskiqResult
+from taskiq.acks import AcknowledgeType
+from taskiq.kicker import AsyncKicker
+from taskiq.receiver import Receiver
+from taskiq_aio_pika import AioPikaBroker
+from taskiq_aio_pika.exchange import Exchange
+from taskiq_aio_pika.queue import Queue, QueueType
+
+from shopkeeper.core.db import Base, UTCDateTime, utcnow
+from shopkeeper.core.settings import Settings
+
+if TYPE_CHECKING:
+    from shopkeeper.core.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+JOBS_RETRIED = Counter("shopkeeper_jobs_retried_total", "Job runs retried after an error", ["task"])
+JOBS_DEAD_LETTERED = Counter(
+    "shopkeeper_jobs_dead_lettered_total", "Jobs that failed their last retry", ["task"]
+)
+PERIODIC_RUNS = Counter("shopkeeper_periodic_runs_total", "Periodic job runs", ["job", "outcome"])
+
+
+def dead_letter_queue_name(settings: Settings) -> str:
+    return f"{settings.broker_queue}.dead_letter"
+
+
+def build_broker(settings: Settings) -> AsyncBroker:
+    """RabbitMQ when a broker URL is configured, otherwise a broker that runs tasks in-process."""
+    broker: AsyncBroker
+    if settings.broker_url is None:
+        broker = InMemoryBroker(propagate_exceptions=False, max_async_tasks=50)
+    else:
+        name = settings.broker_queue
+        broker = AioPikaBroker(
+            url=settings.broker_url,
+            exchange=Exchange(name=name),
+            task_queues=[Queue(name=name, type=QueueType.QUORUM)],
+            dead_letter_queue=Queue(name=dead_letter_queue_name(settings), type=QueueType.QUORUM),
+            # Retries wait here until their TTL sends them back to the task queue.
+            delay_queue=Queue(name=f"{name}.delay", type=QueueType.CLASSIC),
+            qos=20,
+        )
+    broker.add_middlewares(RetryThenDeadLetter(settings))
+    return broker
+
+
+class JobQueue:
+    """The process's broker and the tasks bound to its runtime. `start()` before kicking;
+    `start(worker=True)` in the process that consumes (`shopkeeper worker`, embedded `serve`)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        from shopkeeper.core.outbox import DISPATCH_TASK, dispatch_event
+
+        self.settings = runtime.settings
+        self.broker = build_broker(runtime.settings)
+        self.started = False
+
+        async def dispatch(event_id: str, handler: str) -> None:
+            await dispatch_event(runtime, uuid.UUID(event_id), handler)
+
+        self.dispatch_task = self.broker.register_task(dispatch, task_name=DISPATCH_TASK)
+
+    @property
+    def in_process(self) -> bool:
+        return isinstance(self.broker, InMemoryBroker)
+
+    async def start(self, *, worker: bool = False) -> None:
+        if self.started:
+            return
+        self.broker.is_worker_process = worker
+        await self.broker.startup()
+        self.started = True
+
+    async def stop(self) -> None:
+        if not self.started:
+            return
+        self.started = False
+        if isinstance(self.broker, InMemoryBroker):
+            await self.broker.wait_all()
+        await self.broker.shutdown()
+
+    async def consume(self, stop: asyncio.Event) -> None:
+        """Run consumers until `stop` is set (RabbitMQ only: the in-process broker runs a task
+        the moment it is kicked). Messages are acknowledged after their task finished."""
+        await self.start(worker=True)
+        receiver = Receiver(
+            self.broker,
+            max_async_tasks=self.settings.worker_concurrency,
+            propagate_exceptions=False,
+            run_startup=False,
+            ack_type=AcknowledgeType.WHEN_EXECUTED,
+            wait_tasks_timeout=20,
+        )
+        await receiver.listen(stop)
+
+
+class RetryThenDeadLetter(TaskiqMiddleware):
+    """Retry a failed task with exponential backoff; after the last retry move it to the
+    dead-letter queue (RabbitMQ) or log it (in-process), and count it either way.
+
+    taskiq acknowledges a message once the task returned or raised, so RabbitMQ's own
+    dead-lettering (which needs a reject) never fires; the retry is a new message, published
+    before the failed one is acknowledged, so a crash in between duplicates rather than loses."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        self.max_retries = settings.job_max_retries
+        self.base_delay = settings.job_retry_base_seconds
+        self.dead_letter_queue = dead_letter_queue_name(settings)
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def delay_for(self, attempt: int) -> float:
+        return float(min(self.base_delay * 2 ** (attempt - 1), 300.0))
+
+    async def on_error(
+        self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException
+    ) -> None:
+        retries = int(message.labels.get("retries", 0))
+        if retries < self.max_retries:
+            delay = self.delay_for(retries + 1)
+            JOBS_RETRIED.labels(message.task_name).inc()
+            log.warning(
+                "job_retry",
+                task=message.task_name,
+                retry=retries + 1,
+                of=self.max_retries,
+                delay_seconds=delay,
+                error=repr(exception),
+            )
+            labels = {**message.labels, "retries": retries + 1}
+            if isinstance(self.broker, InMemoryBroker):
+                # The in-process broker ignores the `delay` label: wait here, off the caller's path.
+                task = asyncio.create_task(self._kick_later(message, labels, delay))
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
+            else:
+                await self._kick(message, {**labels, "delay": delay})
+            return
+        JOBS_DEAD_LETTERED.labels(message.task_name).inc()
+        log.error(
+            "job_dead_lettered",
+            task=message.task_name,
+            task_id=message.task_id,
+            args=message.args,
+            kwargs=message.kwargs,
+            error=repr(exception),
+            queue=self.dead_letter_queue,
+        )
+        if isinstance(self.broker, AioPikaBroker):
+            await self._dead_letter(message)
+
+    async def _kick(self, message: TaskiqMessage, labels: dict[str, Any]) -> None:
+        kicker: AsyncKicker[Any, Any] = AsyncKicker(
+            task_name=message.task_name, broker=self.broker, labels=labels
+        )
+        await kicker.kiq(*message.args, **message.kwargs)
+
+    async def _kick_later(
+        self, message: TaskiqMessage, labels: dict[str, Any], delay: float
+    ) -> None:
+        await asyncio.sleep(delay)
+        await self._kick(message, labels)
+
+    async def _dead_letter(self, message: TaskiqMessage) -> None:
+        assert isinstance(self.broker, AioPikaBroker)
+        channel = self.broker.write_channel
+        assert channel is not None
+        body = self.broker.formatter.dumps(message).message
+        await channel.default_exchange.publish(
+            Message(
+                body=body,
+                headers={"task_id": message.task_id, "task_name": message.task_name},
+                delivery_mode=DeliveryMode.PERSISTENT,
+            ),
+            routing_key=self.dead_letter_queue,
+        )
+
+
+async def check_broker(settings: Settings) -> None:
+    """Readiness: the RabbitMQ server accepts a connection."""
+    import aio_pika
+
+    assert settings.broker_url is not None
+    connection = await aio_pika.connect(settings.broker_url, timeout=2)
+    await connection.close()
+
+
+# --- periodic jobs ------------------------------------------------------------------------------
+
+PeriodicFunction = Callable[["Runtime"], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodicJob:
+    name: str
+    every_seconds: float
+    run: PeriodicFunction
+
+
+_PERIODIC: dict[str, PeriodicJob] = {}
+
+
+def periodic(name: str, every_seconds: float) -> Callable[[PeriodicFunction], PeriodicFunction]:
+    """Run the decorated `async def job(runtime)` every `every_seconds` in `shopkeeper scheduler`
+    (or inside `serve` when embedded). However many schedulers run, one of them runs a job per
+    period; a job should still be idempotent, since a run that crashes is not repeated early."""
+
+    def register(function: PeriodicFunction) -> PeriodicFunction:
+        _PERIODIC[name] = PeriodicJob(name=name, every_seconds=every_seconds, run=function)
+        return function
+
+    return register
+
+
+def periodic_jobs() -> dict[str, PeriodicJob]:
+    return dict(_PERIODIC)
+
+
+class JobLease(Base):
+    """When a periodic job may next run; a scheduler claims a run by moving `next_run_at`."""
+
+    __tablename__ = "job_leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    next_run_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    holder: Mapped[str | None] = mapped_column(String(200), default=None)
+
+
+async def claim_run(runtime: Runtime, job: PeriodicJob, holder: str) -> bool:
+    """True if this scheduler won the current period of `job`. A conditional UPDATE decides, so
+    of two schedulers reaching the same period only one sees its row count at 1."""
+    now = utcnow()
+    next_run = now + timedelta(seconds=job.every_seconds)
+    async with runtime.db.session() as session:
+        claimed = await session.execute(
+            update(JobLease)
+            .where(JobLease.name == job.name, JobLease.next_run_at <= now)
+            .values(next_run_at=next_run, holder=holder)
+        )
+        if claimed.rowcount == 1:  # type: ignore[attr-defined]
+            await session.commit()
+            return True
+        if await session.get(JobLease, job.name) is not None:
+            return False
+        session.add(JobLease(name=job.name, next_run_at=next_run, holder=holder))
+        try:
+            await session.commit()
+        except IntegrityError:  # another scheduler inserted the first lease a moment ago
+            return False
+        return True
+
+
+async def run_scheduler(
+    runtime: Runtime, stop: asyncio.Event, jobs: dict[str, PeriodicJob] | None = None
+) -> None:
+    """Run due periodic jobs until `stop` is set."""
+    holder = f"{socket.gethostname()}:{id(stop)}"
+    selected = jobs if jobs is not None else periodic_jobs()
+    running: dict[str, asyncio.Task[None]] = {}
+    while not stop.is_set():
+        for job in selected.values():
+            if job.name in running and not running[job.name].done():
+                continue
+            try:
+                won = await claim_run(runtime, job, holder)
+            except Exception as exc:  # the database may be restarting; try again next tick
+                log.warning("periodic_claim_failed", job=job.name, error=str(exc))
+                continue
+            if won:
+                running[job.name] = asyncio.create_task(_run_job(runtime, job))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), runtime.settings.scheduler_tick_seconds)
+    for task in running.values():
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, timeout=10)
+
+
+async def _run_job(runtime: Runtime, job: PeriodicJob) -> None:
+    try:
+        await job.run(runtime)
+    except Exception:
+        PERIODIC_RUNS.labels(job.name, "failed").inc()
+        log.exception("periodic_job_failed", job=job.name)
+    else:
+        PERIODIC_RUNS.labels(job.name, "succeeded").inc()

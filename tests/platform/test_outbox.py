@@ -1,0 +1,77 @@
+"""Transactional outbox: handlers run once per event, whatever the delivery count."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+from pathlib import Path
+
+import httpx
+from sqlalchemy import func, select
+
+from shopkeeper.core.events import OutboxEvent, ProcessedEvent
+from shopkeeper.core.mail import OutboundMail
+from shopkeeper.core.outbox import dispatch_event, load_handlers
+from shopkeeper.core.runtime import Runtime
+from tests.support.events import drain_events
+
+WELCOME = "shopkeeper.users.handlers.send_welcome_mail"
+
+
+async def _register(client: httpx.AsyncClient, email_address: str) -> None:
+    response = await client.post(
+        "/api/v1/auth/register",
+        json={"email": email_address, "password": "correct-horse-1", "full_name": "Ada"},
+    )
+    assert response.status_code == 201, response.text
+
+
+def _eml_files(runtime: Runtime) -> list[Path]:
+    return sorted((runtime.settings.var_dir / "mail").glob("*.eml"))
+
+
+async def test_registration_writes_one_welcome_eml_without_smtp(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    await _register(client, "ada@example.com")
+
+    await drain_events(runtime)
+
+    files = _eml_files(runtime)
+    assert len(files) == 1
+    message = email.message_from_bytes(files[0].read_bytes())
+    assert message["To"] == "ada@example.com"
+    assert message["Subject"] == "Welcome to shopkeeper, Ada"
+    bodies = {part.get_content_type(): part.get_payload(decode=True) for part in message.walk()}
+    assert b"ada@example.com" in bodies["text/plain"]
+    assert b"<strong>ada@example.com</strong>" in bodies["text/html"]
+
+
+async def test_redelivered_event_runs_its_handler_once(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    load_handlers()
+    await _register(client, "bob@example.com")
+    async with runtime.db.session() as session:
+        event_id = await session.scalar(
+            select(OutboxEvent.id).where(OutboxEvent.name == "UserRegistered")
+        )
+    assert event_id is not None
+
+    # Three deliveries of the same job, two of them concurrent, as a broker may do.
+    first, second = await asyncio.gather(
+        dispatch_event(runtime, event_id, WELCOME), dispatch_event(runtime, event_id, WELCOME)
+    )
+    third = await dispatch_event(runtime, event_id, WELCOME)
+
+    assert [first, second, third].count(True) == 1
+    async with runtime.db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(OutboundMail)) == 1
+        markers = await session.scalar(
+            select(func.count()).select_from(ProcessedEvent).where(
+                ProcessedEvent.event_id == event_id
+            )
+        )
+        assert markers == 1
+    await drain_events(runtime)
+    assert len(_eml_files(runtime)) == 1
