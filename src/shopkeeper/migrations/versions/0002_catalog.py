@@ -17,10 +17,143 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
+# Must stay identical to catalog.search.PG_DOCUMENT, or the planner will not use the index.
+PG_DOCUMENT = (
+    "(setweight(to_tsvector('english'::regconfig, name), 'A') || "
+    "setweight(to_tsvector('english'::regconfig, description), 'B'))"
+)
+
 
 def upgrade() -> None:
-    pass
+    postgres = op.get_bind().dialect.name == "postgresql"
+    if postgres:
+        op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    op.create_table(
+        "categories",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("slug", sa.String(200), nullable=False),
+        sa.Column("parent_id", sa.Uuid(), nullable=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["parent_id"],
+            ["categories.id"],
+            name="fk_categories_parent_id_categories",
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name="pk_categories"),
+        sa.UniqueConstraint("slug", name="uq_categories_slug"),
+    )
+    op.create_index("ix_categories_parent_id", "categories", ["parent_id"])
+    op.create_table(
+        "products",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("slug", sa.String(200), nullable=False),
+        sa.Column("name", sa.String(300), nullable=False),
+        sa.Column("description", sa.Text(), nullable=False),
+        sa.Column("category_id", sa.Uuid(), nullable=True),
+        sa.Column("attributes", JSONDocument, nullable=False),
+        sa.Column("min_price", sa.Integer(), nullable=False),
+        sa.Column("search_key", sa.String(300), nullable=False),
+        sa.Column("archived_at", UTCDateTime(), nullable=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["category_id"],
+            ["categories.id"],
+            name="fk_products_category_id_categories",
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name="pk_products"),
+        sa.UniqueConstraint("slug", name="uq_products_slug"),
+    )
+    op.create_index("ix_products_category_id", "products", ["category_id"])
+    op.create_index("ix_products_created_at_id", "products", ["created_at", "id"])
+    op.create_index("ix_products_min_price_id", "products", ["min_price", "id"])
+    op.create_index("ix_products_name_id", "products", ["name", "id"])
+    op.create_table(
+        "variants",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("product_id", sa.Uuid(), nullable=False),
+        sa.Column("sku", sa.String(64), nullable=False),
+        sa.Column("name", sa.String(200), nullable=True),
+        sa.Column("price", sa.Integer(), nullable=False),
+        sa.Column("currency", sa.String(3), nullable=False),
+        sa.Column("attributes", JSONDocument, nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["product_id"],
+            ["products.id"],
+            name="fk_variants_product_id_products",
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name="pk_variants"),
+        sa.UniqueConstraint("sku", name="uq_variants_sku"),
+    )
+    op.create_index("ix_variants_product_id_price", "variants", ["product_id", "price"])
+    if postgres:
+        _postgres_search()
+    else:
+        _sqlite_search()
+
+
+def _postgres_search() -> None:
+    op.create_index(
+        "ix_products_search_key_trgm",
+        "products",
+        ["search_key"],
+        postgresql_using="gin",
+        postgresql_ops={"search_key": "gin_trgm_ops"},
+    )
+    op.create_index(
+        "ix_products_attributes",
+        "products",
+        ["attributes"],
+        postgresql_using="gin",
+        postgresql_ops={"attributes": "jsonb_path_ops"},
+    )
+    op.create_index(
+        "ix_variants_attributes",
+        "variants",
+        ["attributes"],
+        postgresql_using="gin",
+        postgresql_ops={"attributes": "jsonb_path_ops"},
+    )
+    # An expression index: the weighted document is computed, never stored in a column.
+    op.execute(f"CREATE INDEX ix_products_document ON products USING gin ({PG_DOCUMENT})")
+
+
+def _sqlite_search() -> None:
+    # FTS5 keeps its own copy of the text keyed by product id: an external-content table would
+    # follow products' implicit rowids, which VACUUM may renumber.
+    op.execute(
+        "CREATE VIRTUAL TABLE products_fts USING fts5("
+        "product_id UNINDEXED, name, description, tokenize='porter unicode61')"
+    )
+    op.execute(
+        "CREATE TRIGGER products_fts_insert AFTER INSERT ON products BEGIN "
+        "INSERT INTO products_fts(product_id, name, description) "
+        "VALUES (new.id, new.name, new.description); END"
+    )
+    op.execute(
+        "CREATE TRIGGER products_fts_delete AFTER DELETE ON products BEGIN "
+        "DELETE FROM products_fts WHERE product_id = old.id; END"
+    )
+    op.execute(
+        "CREATE TRIGGER products_fts_update AFTER UPDATE OF name, description ON products BEGIN "
+        "UPDATE products_fts SET name = new.name, description = new.description "
+        "WHERE product_id = old.id; END"
+    )
 
 
 def downgrade() -> None:
-    pass
+    if op.get_bind().dialect.name == "sqlite":
+        for trigger in ("products_fts_insert", "products_fts_delete", "products_fts_update"):
+            op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+        op.execute("DROP TABLE IF EXISTS products_fts")
+    else:
+        op.execute("DROP INDEX IF EXISTS ix_products_document")
+    op.drop_table("variants")
+    op.drop_table("products")
+    op.drop_table("categories")

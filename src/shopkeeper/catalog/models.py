@@ -1,0 +1,96 @@
+"""Categories (a tree), products and their variants."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shopkeeper.core.db import Base, JSONDocument, UTCDateTime, new_id, utcnow
+
+
+class Category(Base):
+    __tablename__ = "categories"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(200), unique=True)
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("categories.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# The weighted search document (name over description). The migration creates the same expression
+# index; catalog.search must use this exact expression for PostgreSQL to use the index.
+PG_DOCUMENT = (
+    "(setweight(to_tsvector('english'::regconfig, name), 'A') || "
+    "setweight(to_tsvector('english'::regconfig, description), 'B'))"
+)
+
+
+class Product(Base):
+    __tablename__ = "products"
+    __table_args__ = (
+        Index("ix_products_created_at_id", "created_at", "id"),
+        Index("ix_products_min_price_id", "min_price", "id"),
+        Index("ix_products_name_id", "name", "id"),
+        # Trigram index for typo-tolerant search; attributes containment (`@>`) for filters.
+        Index(
+            "ix_products_search_key_trgm",
+            "search_key",
+            postgresql_using="gin",
+            postgresql_ops={"search_key": "gin_trgm_ops"},
+        ),
+        Index("ix_products_document", text(PG_DOCUMENT), postgresql_using="gin").ddl_if(
+            dialect="postgresql"
+        ),
+        Index(
+            "ix_products_attributes",
+            "attributes",
+            postgresql_using="gin",
+            postgresql_ops={"attributes": "jsonb_path_ops"},
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    slug: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="")
+    category_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("categories.id", ondelete="SET NULL"), index=True
+    )
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
+    # The cheapest variant's price, kept with the product so price sorting pages by an index.
+    min_price: Mapped[int] = mapped_column(Integer)
+    # The name lower-cased without punctuation ("t-shirt" -> "tshirt"), for trigram matching.
+    search_key: Mapped[str] = mapped_column(String(300))
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Variant(Base):
+    __tablename__ = "variants"
+    __table_args__ = (
+        Index("ix_variants_product_id_price", "product_id", "price"),
+        Index(
+            "ix_variants_attributes",
+            "attributes",
+            postgresql_using="gin",
+            postgresql_ops={"attributes": "jsonb_path_ops"},
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    product_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    sku: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    price: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

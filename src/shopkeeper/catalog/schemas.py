@@ -1,0 +1,96 @@
+"""Request and response models of the catalog."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from shopkeeper.core.money import Money
+
+Slug = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Sku = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^\S+$")
+]
+Attributes = Annotated[dict[str, Any], Field(max_length=50)]
+
+
+class CategoryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    slug: Slug | None = None
+    parent_id: uuid.UUID | None = None
+
+
+class CategoryOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    slug: str
+    parent_id: uuid.UUID | None
+    created_at: datetime
+
+
+class VariantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sku: Sku
+    name: Name | None = None
+    price: Money
+    attributes: Attributes = Field(default_factory=dict)
+
+
+class ProductIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+    slug: Slug | None = None
+    description: Annotated[str, Field(max_length=20_000)] = ""
+    category_id: uuid.UUID | None = None
+    attributes: Attributes = Field(default_factory=dict)
+    variants: Annotated[list[VariantIn], Field(min_length=1, max_length=100)]
+
+
+class ProductPatch(BaseModel):
+    """Only the fields present change; variants are not edited here."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)] = (
+        None  # type: ignore[assignment]
+    )
+    slug: Slug | None = None
+    description: Annotated[str, Field(max_length=20_000)] | None = None
+    category_id: uuid.UUID | None = None
+    attributes: Attributes | None = None
+
+
+class VariantOut(BaseModel):
+    id: uuid.UUID
+    sku: str
+    name: str | None
+    price: Money
+    attributes: dict[str, Any]
+    available: int
+
+
+class ProductOut(BaseModel):
+    id: uuid.UUID
+    slug: str
+    name: str
+    description: str
+    category_id: uuid.UUID | None
+    attributes: dict[str, Any]
+    variants: list[VariantOut]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProductPage(BaseModel):
+    items: list[ProductOut]
+    next_cursor: str | None

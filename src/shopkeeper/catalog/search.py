@@ -1,0 +1,258 @@
+"""Product listing: filters, full-text search, sorting and keyset cursors.
+
+PostgreSQL matches the weighted `tsvector` document (name A, description B) or, for typos, a
+trigram word similarity on the punctuation-free name; SQLite matches its FTS5 table. Pages are
+keyset-paginated on (sort key, id), so inserts between pages cause no duplicates or gaps.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Double,
+    Select,
+    and_,
+    cast,
+    column,
+    exists,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    table,
+    text,
+    tuple_,
+    type_coerce,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from shopkeeper.catalog.models import PG_DOCUMENT, Category, Product, Variant
+from shopkeeper.core.db import is_postgres
+from shopkeeper.core.errors import InvalidInput
+from shopkeeper.core.jsonutil import dumps, loads
+
+SORTS = ("relevance", "price", "-price", "name", "-created_at")
+ATTRIBUTE_NAME = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+# word_similarity("tshrit", "classic tshirt") is about 0.43; the default (0.6) misses such typos.
+TRIGRAM_THRESHOLD = 0.4
+
+
+class InvalidCursor(InvalidInput):
+    slug, title = "invalid-cursor", "Invalid cursor"
+
+
+class InvalidQuery(InvalidInput):
+    slug, title = "invalid-query", "Invalid query"
+
+
+@dataclass(frozen=True)
+class ProductQuery:
+    q: str | None = None
+    category: str | None = None
+    min_price: int | None = None
+    max_price: int | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+    sort: str | None = None
+    limit: int = 20
+    cursor: str | None = None
+
+    @property
+    def effective_sort(self) -> str:
+        if self.sort is not None:
+            return self.sort
+        return "relevance" if self.q else "-created_at"
+
+
+def search_key(name: str) -> str:
+    """ "Classic T-Shirt!" -> "classic tshirt": what trigram matching compares against."""
+    return " ".join(re.sub(r"[^\w\s]", "", name.lower()).split())
+
+
+async def find_products(
+    session: AsyncSession, query: ProductQuery
+) -> tuple[list[Product], str | None]:
+    """One page of live products and the cursor of the next page (None on the last)."""
+    sort = query.effective_sort
+    if sort not in SORTS:
+        raise InvalidQuery(f"sort must be one of {', '.join(SORTS)}")
+    q = (query.q or "").strip()
+    if sort == "relevance" and not q:
+        raise InvalidQuery("sort=relevance needs a search term q")
+    postgres = is_postgres(session)
+    stmt: Select[Any] = select(Product).where(Product.archived_at.is_(None))
+    rank: ColumnElement[Any] | None = None
+    if q:
+        stmt, rank = (_postgres_search if postgres else _sqlite_search)(stmt, q)
+    stmt = _filter(stmt, query, postgres)
+
+    key, descending = _sort_key(sort, rank)
+    if query.cursor is not None:
+        last_key, last_id = decode_cursor(query.cursor, sort)
+        row = tuple_(key, Product.id)
+        bound = tuple_(literal(last_key, key.type), literal(last_id, Product.id.type))
+        stmt = stmt.where(row < bound if descending else row > bound)
+    ordering = (key.desc(), Product.id.desc()) if descending else (key.asc(), Product.id.asc())
+    stmt = stmt.order_by(*ordering).limit(query.limit + 1)
+    if rank is not None:
+        stmt = stmt.add_columns(rank.label("rank"))
+    if q and postgres:
+        # Scoped to this transaction; the pooled connection gets its default back on release.
+        await session.execute(
+            text(f"SET LOCAL pg_trgm.word_similarity_threshold = {TRIGRAM_THRESHOLD}")
+        )
+    rows = (await session.execute(stmt)).all()
+    products: list[Product] = [row[0] for row in rows]
+    if len(rows) <= query.limit:
+        return products, None
+    products = products[: query.limit]
+    last_row = rows[query.limit - 1]
+    last = last_row[0]
+    values: dict[str, Any] = {
+        "price": last.min_price,
+        "-price": last.min_price,
+        "name": last.name,
+        "-created_at": last.created_at,
+        "relevance": last_row[1] if rank is not None else None,
+    }
+    return products, encode_cursor(sort, values[sort], last.id)
+
+
+def _postgres_search(stmt: Select[Any], q: str) -> tuple[Select[Any], ColumnElement[Any]]:
+    document: ColumnElement[Any] = literal_column(PG_DOCUMENT)
+    tsquery = func.websearch_to_tsquery(literal_column("'english'::regconfig"), q)
+    key = search_key(q)
+    matches = or_(document.op("@@")(tsquery), literal(key).op("<%")(Product.search_key))
+    # ts_rank and word_similarity are float4; as float8 the value survives the cursor exactly.
+    rank = cast(
+        func.ts_rank(document, tsquery) + func.word_similarity(key, Product.search_key), Double
+    )
+    return stmt.where(matches), rank
+
+
+_FTS = table("products_fts", column("product_id"))
+
+
+def _sqlite_search(stmt: Select[Any], q: str) -> tuple[Select[Any], ColumnElement[Any]]:
+    words = re.findall(r"\w+", q.lower())
+    if not words:
+        return stmt.where(literal(False)), literal(0.0, Double)
+    # Each word quoted (no FTS syntax from users) and prefix-matched, all words required.
+    expression = " ".join('"' + word.replace('"', "") + '"*' for word in words)
+    fts: ColumnElement[Any] = literal_column("products_fts")
+    rank = cast(-func.bm25(fts, 0.0, 10.0, 1.0), Double)
+    stmt = stmt.join(_FTS, _FTS.c.product_id == Product.id).where(fts.op("MATCH")(expression))
+    return stmt, rank
+
+
+def _filter(stmt: Select[Any], query: ProductQuery, postgres: bool) -> Select[Any]:
+    if query.category:
+        stmt = stmt.where(Product.category_id.in_(_category_tree(query.category)))
+    if query.min_price is not None or query.max_price is not None:
+        priced = [Variant.product_id == Product.id]
+        if query.min_price is not None:
+            priced.append(Variant.price >= query.min_price)
+        if query.max_price is not None:
+            priced.append(Variant.price <= query.max_price)
+        stmt = stmt.where(exists().where(and_(*priced)))
+    for name, value in query.attributes.items():
+        if not ATTRIBUTE_NAME.match(name):
+            raise InvalidQuery(f"attribute name {name!r} is not valid")
+        stmt = stmt.where(
+            or_(
+                _attribute_matches(Product.attributes, name, value, postgres),
+                exists().where(
+                    Variant.product_id == Product.id,
+                    _attribute_matches(Variant.attributes, name, value, postgres),
+                ),
+            )
+        )
+    return stmt
+
+
+def _category_tree(category: str) -> Select[Any]:
+    try:
+        root = Category.id == uuid.UUID(category)
+    except ValueError:
+        root = Category.slug == category
+    tree = select(Category.id).where(root).cte("category_tree", recursive=True)
+    tree = tree.union(select(Category.id).where(Category.parent_id == tree.c.id))
+    return select(tree.c.id)
+
+
+def _attribute_values(value: str) -> list[Any]:
+    """A query string value as every JSON value it may stand for: "42" is "42" or 42."""
+    values: list[Any] = [value]
+    if value in ("true", "false"):
+        values.append(value == "true")
+    else:
+        try:
+            values.append(int(value))
+        except ValueError:
+            with contextlib.suppress(ValueError):
+                values.append(float(value))
+    return values
+
+
+def _attribute_matches(
+    attributes: Any, name: str, value: str, postgres: bool
+) -> ColumnElement[bool]:
+    values = _attribute_values(value)
+    if postgres:
+        document = type_coerce(attributes, JSONB)
+        return or_(*(document.contains({name: each}) for each in values))
+    extracted = func.json_extract(attributes, f'$."{name}"')
+    return or_(*(extracted == (int(each) if isinstance(each, bool) else each) for each in values))
+
+
+def _sort_key(sort: str, rank: ColumnElement[Any] | None) -> tuple[ColumnElement[Any], bool]:
+    if sort == "relevance":
+        assert rank is not None
+        return rank, True
+    keys: dict[str, tuple[Any, bool]] = {
+        "price": (Product.min_price, False),
+        "-price": (Product.min_price, True),
+        "name": (Product.name, False),
+        "-created_at": (Product.created_at, True),
+    }
+    return keys[sort]
+
+
+def encode_cursor(sort: str, key: Any, last_id: uuid.UUID) -> str:
+    if isinstance(key, datetime):
+        key = key.isoformat()
+    raw = dumps([sort, key, str(last_id)])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: str) -> tuple[Any, uuid.UUID]:
+    """The (sort key, id) a cursor points after; the cursor must come from the same sort."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        cursor_sort, key, last_id = loads(raw)
+        parsed_id = uuid.UUID(last_id)
+        if cursor_sort != sort:
+            raise InvalidCursor("This cursor belongs to a different sort order")
+        if sort == "-created_at":
+            key = datetime.fromisoformat(key)
+        elif sort in ("price", "-price"):
+            key = int(key)
+        elif sort == "relevance":
+            key = float(key)
+        elif not isinstance(key, str):
+            raise ValueError("name cursor needs a string")
+    except InvalidCursor:
+        raise
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise InvalidCursor("The cursor is not one this API returned") from exc
+    return key, parsed_id
