@@ -19,6 +19,7 @@ from shopkeeper.core.observability import (
     RequestContextMiddleware,
     configure_logging,
 )
+from shopkeeper.core.response_cache import ResponseCacheMiddleware
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings, get_settings
 from shopkeeper.inventory.api import router as inventory_router
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         active = runtime or Runtime.build(settings)
         app.state.runtime = active
         app.state.db = active.db
+        await active.cache.start()
         await _bootstrap_admin(active)
         try:
             async with active.running():
@@ -71,6 +73,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     mount_admin(app, settings)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
+    # Outermost: a cached public read is answered before anything else runs (see the module).
+    app.add_middleware(
+        ResponseCacheMiddleware,
+        prefixes=(f"{API_PREFIX}/products", f"{API_PREFIX}/categories"),
+    )
     return app
 
 

@@ -1,5 +1,6 @@
 """Every table of every domain, imported in one place for Alembic, the admin and tests."""
 
+from shopkeeper.catalog.models import Category, Product, Variant
 from shopkeeper.core.events import OutboxEvent, ProcessedEvent
 from shopkeeper.core.idempotency import IdempotencyKey
 from shopkeeper.core.jobs import JobLease
@@ -9,6 +10,7 @@ from shopkeeper.orders.models import Order, OrderLine, OrderNumberCounter, Order
 from shopkeeper.users.models import RefreshToken, User
 
 __all__ = [
+    "Category",
     "IdempotencyKey",
     "JobLease",
     "Order",
@@ -18,9 +20,11 @@ __all__ = [
     "OutboundMail",
     "OutboxEvent",
     "ProcessedEvent",
+    "Product",
     "RefreshToken",
     "StockAllocation",
     "StockLevel",
     "User",
+    "Variant",
     "Warehouse",
 ]

@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from shopkeeper.core.cache import Cache
 from shopkeeper.core.db import Database
 from shopkeeper.core.jobs import JobQueue, check_broker
 from shopkeeper.core.mail import Mailer
@@ -29,11 +30,16 @@ class Runtime:
     mailer: Mailer = field(init=False)
     jobs: JobQueue = field(init=False)
     """The taskiq broker (`jobs.broker`) and the outbox dispatcher task bound to this runtime."""
+    cache: Cache = field(init=False)
+    """Two-level response cache (L1 here, L2 in Redis when configured); see core.cache."""
 
     def __post_init__(self) -> None:
         self.realtime = RealtimeHub(self.settings)
         self.mailer = Mailer(self.settings, self.db)
         self.jobs = JobQueue(self)
+        self.cache = Cache(
+            redis_url=self.settings.redis_url, ttl_seconds=self.settings.cache_ttl_seconds
+        )
         if self.settings.redis_url is not None:
             self.readiness_checks.setdefault("redis", self.realtime.check_redis)
         if self.settings.broker_url is not None:
@@ -69,6 +75,7 @@ class Runtime:
     async def close(self) -> None:
         await self.jobs.stop()
         await self.realtime.stop()
+        await self.cache.close()
         await self.db.dispose()
 
 
