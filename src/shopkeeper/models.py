@@ -1,5 +1,6 @@
 """Every table of every domain, imported in one place for Alembic, the admin and tests."""
 
+from shopkeeper.carts.models import Cart, CartItem
 from shopkeeper.catalog.models import Category, Product, Variant
 from shopkeeper.core.events import OutboxEvent, ProcessedEvent
 from shopkeeper.core.idempotency import IdempotencyKey
@@ -7,9 +8,13 @@ from shopkeeper.core.jobs import JobLease
 from shopkeeper.core.mail import OutboundMail
 from shopkeeper.inventory.models import StockAllocation, StockLevel, Warehouse
 from shopkeeper.orders.models import Order, OrderLine, OrderNumberCounter, OrderTransition
+from shopkeeper.payments.models import AppliedProviderEvent, Payment, PaymentCallback, Refund
 from shopkeeper.users.models import RefreshToken, User
 
 __all__ = [
+    "AppliedProviderEvent",
+    "Cart",
+    "CartItem",
     "Category",
     "IdempotencyKey",
     "JobLease",
@@ -19,9 +24,12 @@ __all__ = [
     "OrderTransition",
     "OutboundMail",
     "OutboxEvent",
+    "Payment",
+    "PaymentCallback",
     "ProcessedEvent",
     "Product",
     "RefreshToken",
+    "Refund",
     "StockAllocation",
     "StockLevel",
     "User",
