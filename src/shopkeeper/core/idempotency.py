@@ -184,9 +184,18 @@ Operation = Callable[[IdempotencyClaim], Awaitable[Response]]
 
 
 async def run_idempotent(
-    db: Database, *, scope: str, key: str, fingerprint: str, operation: Operation
+    db: Database,
+    *,
+    scope: str,
+    key: str,
+    fingerprint: str,
+    operation: Operation,
+    session: AsyncSession | None = None,
 ) -> Response:
-    """Run `operation` once per (scope, key); replay its stored response to retries."""
+    """Run `operation` once per (scope, key); replay its stored response to retries.
+
+    `session` is the one `operation` works in: it is rolled back before a failure is recorded,
+    since on SQLite its open write transaction would otherwise block the recording one."""
     claimed = await _claim(db, scope=scope, key=key, fingerprint=fingerprint)
     if isinstance(claimed, StoredResponse):
         return claimed.to_response(replayed=True)
@@ -194,6 +203,8 @@ async def run_idempotent(
     try:
         response = await operation(claim)
     except DomainError as exc:
+        if session is not None:
+            await session.rollback()
         if exc.status == 429 or exc.status >= 500 or isinstance(exc, IdempotencyKeyInProgress):
             await _release(db, claim)
             raise
@@ -203,6 +214,8 @@ async def run_idempotent(
         await _store(db, claim, response)
         return response
     except BaseException:
+        if session is not None:
+            await session.rollback()
         await _release(db, claim)
         raise
     if claim.saved is None:

@@ -290,9 +290,24 @@ async def expire_order(session: AsyncSession, *, order_id: uuid.UUID, now: datet
     return expired
 
 
+async def is_order_visible(
+    session: AsyncSession, *, order_id: uuid.UUID, principal: Principal
+) -> bool:
+    order = await session.get(Order, order_id)
+    return order is not None and is_visible(order, principal)
+
+
 async def order_transitions(
-    session: AsyncSession, *, order_id: uuid.UUID
+    session: AsyncSession,
+    *,
+    order_id: uuid.UUID,
+    principal: Principal | None,
+    cart_token: str | None = None,
 ) -> Sequence[OrderTransition]:
+    """The audit trail of an order the caller may see, oldest first."""
+    order = await session.get(Order, order_id)
+    if order is None or not is_visible(order, principal, cart_token):
+        raise OrderNotFound(f"No order {order_id}")
     rows = await session.scalars(
         select(OrderTransition)
         .where(OrderTransition.order_id == order_id)

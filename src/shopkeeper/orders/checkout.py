@@ -1,0 +1,185 @@
+"""Checkout: a cart becomes an order holding reserved stock, in one unit of work.
+
+Reserve every line (all or nothing; inventory locks stock rows in a fixed order so overlapping
+carts cannot deadlock), snapshot names and prices into order lines, number the order, and write
+it with its first transition, the `OrderPlaced` event and the cart's checked-out mark. Either
+all of it commits or none of it does.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import insert, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shopkeeper.carts import service as carts_service
+from shopkeeper.core.db import is_postgres, new_id, utcnow
+from shopkeeper.core.errors import Conflict, InvalidInput
+from shopkeeper.core.events import record_event
+from shopkeeper.core.observability import ORDERS_CREATED
+from shopkeeper.core.security import Principal
+from shopkeeper.core.settings import Settings
+from shopkeeper.inventory import service as inventory_service
+from shopkeeper.orders.events import OrderPlaced
+from shopkeeper.orders.models import Order, OrderLine, OrderNumberCounter, OrderTransition
+from shopkeeper.orders.service import actor_of, guest_token_hash
+from shopkeeper.orders.state import OrderStatus
+from shopkeeper.users import service as users_service
+
+ORDER_NUMBER_PREFIX = "SK-"
+_COUNTER_NAME = "orders"
+
+
+class CurrencyMismatch(Conflict):
+    slug, title = "currency-mismatch", "Price in another currency"
+
+
+BeforeCommit = Callable[[Order], Awaitable[Any]]
+
+
+async def place_order(
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    principal: Principal | None,
+    cart_token: str | None,
+    cart_id: uuid.UUID,
+    email: str | None,
+    shipping_address: dict[str, Any],
+    before_commit: BeforeCommit | None = None,
+) -> Order:
+    """Check out `cart_id`. `before_commit` runs inside the unit of work once the order exists
+    (the Idempotency-Key layer stores its response there, so answer and order commit together)."""
+    snapshot = await carts_service.checkout_snapshot(
+        session,
+        cart_id=cart_id,
+        principal=principal,
+        cart_token=cart_token,
+        settings=settings,
+    )
+    for line in snapshot.lines:
+        if line.unit_price.currency != settings.currency:
+            raise CurrencyMismatch(
+                f"{line.sku} is priced in {line.unit_price.currency}, the shop sells in "
+                f"{settings.currency}",
+                sku=line.sku,
+            )
+    recipient = await _recipient(session, principal=principal, email=email)
+
+    order_id = new_id()
+    near = _coordinates(shipping_address)
+    await inventory_service.reserve_stock(
+        session,
+        reference=order_id,
+        lines=[(line.sku, line.quantity) for line in snapshot.lines],
+        near=near,
+        settings=settings,
+    )
+
+    now = utcnow()
+    subtotal = sum(line.unit_price.amount * line.quantity for line in snapshot.lines)
+    shipping = settings.shipping_flat_rate
+    order = Order(
+        id=order_id,
+        number=await _next_order_number(session),
+        status=OrderStatus.PENDING_PAYMENT,
+        user_id=principal.user_id if principal is not None else None,
+        guest_token_hash=guest_token_hash(cart_token) if principal is None and cart_token else None,
+        cart_id=cart_id,
+        email=recipient,
+        currency=settings.currency,
+        subtotal_amount=subtotal,
+        shipping_amount=shipping,
+        total_amount=subtotal + shipping,
+        shipping_address=shipping_address,
+        created_at=now,
+        updated_at=now,
+        expires_at=now + timedelta(seconds=settings.reservation_ttl_seconds),
+    )
+    order.lines = [
+        OrderLine(
+            id=new_id(),
+            order_id=order_id,
+            position=position,
+            sku=line.sku,
+            product_id=line.product_id,
+            name=line.name,
+            quantity=line.quantity,
+            unit_price_amount=line.unit_price.amount,
+            total_amount=line.unit_price.amount * line.quantity,
+        )
+        for position, line in enumerate(snapshot.lines)
+    ]
+    session.add(order)
+    session.add(
+        OrderTransition(
+            order_id=order_id,
+            from_status=None,
+            to_status=OrderStatus.PENDING_PAYMENT,
+            at=now,
+            actor=actor_of(principal),
+        )
+    )
+    record_event(
+        session,
+        OrderPlaced(
+            order_id=order_id,
+            number=order.number,
+            user_id=order.user_id,
+            email=recipient,
+            total_amount=order.total_amount,
+            currency=order.currency,
+            skus=tuple(line.sku for line in snapshot.lines),
+            at=now,
+        ),
+    )
+    await carts_service.mark_checked_out(session, cart_id=cart_id)
+    await session.flush()
+    if before_commit is not None:
+        await before_commit(order)
+    await session.commit()
+    ORDERS_CREATED.inc()
+    return order
+
+
+async def _recipient(
+    session: AsyncSession, *, principal: Principal | None, email: str | None
+) -> str:
+    if email is not None:
+        return email
+    if principal is None:
+        raise InvalidInput(
+            "A guest checkout needs an e-mail for the confirmation",
+            errors=[{"loc": ["body", "email"], "msg": "required for guest checkout"}],
+        )
+    user = await users_service.get_user(session, user_id=principal.user_id)
+    return user.email
+
+
+def _coordinates(address: dict[str, Any]) -> tuple[float, float] | None:
+    latitude, longitude = address.get("latitude"), address.get("longitude")
+    if latitude is None or longitude is None:
+        return None
+    return float(latitude), float(longitude)
+
+
+async def _next_order_number(session: AsyncSession) -> str:
+    """`SK-000123`: unique, and gaps are fine (a rolled-back checkout burns its number)."""
+    if is_postgres(session):
+        value = await session.scalar(text("SELECT nextval('order_number_seq')"))
+    else:
+        # SQLite has one writer at a time (BEGIN IMMEDIATE), so this increment cannot race.
+        value = await session.scalar(
+            update(OrderNumberCounter)
+            .where(OrderNumberCounter.name == _COUNTER_NAME)
+            .values(value=OrderNumberCounter.value + 1)
+            .returning(OrderNumberCounter.value)
+        )
+        if value is None:
+            await session.execute(insert(OrderNumberCounter).values(name=_COUNTER_NAME, value=1))
+            value = 1
+    return f"{ORDER_NUMBER_PREFIX}{int(value):06d}"
