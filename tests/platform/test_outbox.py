@@ -68,9 +68,9 @@ async def test_redelivered_event_runs_its_handler_once(
     async with runtime.db.session() as session:
         assert await session.scalar(select(func.count()).select_from(OutboundMail)) == 1
         markers = await session.scalar(
-            select(func.count()).select_from(ProcessedEvent).where(
-                ProcessedEvent.event_id == event_id
-            )
+            select(func.count())
+            .select_from(ProcessedEvent)
+            .where(ProcessedEvent.event_id == event_id)
         )
         assert markers == 1
     await drain_events(runtime)
