@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.inventory import service
 from tests.inventory.conftest import StockFactory
@@ -15,8 +13,12 @@ BERLIN = (52.52, 13.405)
 MADRID = (40.4168, -3.7038)
 
 
-async def _reserve(runtime: Runtime, reference: uuid.UUID, lines: list[tuple[str, int]],
-                   near: tuple[float, float] | None = None) -> None:
+async def _reserve(
+    runtime: Runtime,
+    reference: uuid.UUID,
+    lines: list[tuple[str, int]],
+    near: tuple[float, float] | None = None,
+) -> None:
     async with runtime.db.session() as session:
         await service.reserve_stock(session, reference=reference, lines=lines, near=near)
         await session.commit()

@@ -44,7 +44,9 @@ class StockLevel(Base):
 
     __tablename__ = "stock_levels"
 
-    sku: Mapped[str] = mapped_column(String(SKU_MAX_LENGTH), primary_key=True)
+    sku: Mapped[str] = mapped_column(
+        String(SKU_MAX_LENGTH), ForeignKey("variants.sku", ondelete="RESTRICT"), primary_key=True
+    )
     warehouse_id: Mapped[uuid.UUID] = mapped_column(
         Uuid, ForeignKey("warehouses.id", ondelete="RESTRICT"), primary_key=True
     )

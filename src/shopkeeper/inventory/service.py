@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shopkeeper.catalog.models import Variant
 from shopkeeper.core.db import is_postgres
 from shopkeeper.core.errors import Conflict, InvalidInput, NotFound
 from shopkeeper.core.events import record_event
@@ -122,7 +123,8 @@ async def reserve_stock(
     settings: Settings | None = None,
 ) -> None:
     """Reserve every line for `reference`, or nothing: InsufficientStock is raised before any
-    row is written. Runs in the caller's transaction and does not commit.
+    row is written. Runs in the caller's transaction and does not commit. Pass `settings` for
+    the shop's `stock_low_threshold` (the settings default otherwise).
 
     Every stock row of every SKU involved is locked in one statement, ordered by (sku,
     warehouse), so two checkouts of overlapping carts queue instead of deadlocking. The
@@ -187,11 +189,7 @@ async def reserve_stock(
             )
         )
 
-    threshold = (
-        settings.stock_low_threshold
-        if settings
-        else Settings.model_fields["stock_low_threshold"].default
-    )
+    threshold = _low_threshold(settings)
     for sku in skus:
         before = sum(source.available for source in sources[sku])
         after = before - wanted[sku]
@@ -261,6 +259,13 @@ def _totals(lines: Iterable[tuple[str, int]]) -> dict[str, int]:
             raise InvalidInput(f"Quantity of {sku} must be between 1 and {MAX_QUANTITY}", sku=sku)
         totals[sku] += quantity
     return dict(totals)
+
+
+def _low_threshold(settings: Settings | None) -> int:
+    if settings is not None:
+        return settings.stock_low_threshold
+    default: int = Settings.model_fields["stock_low_threshold"].default
+    return default
 
 
 def _rowcount(result: Any) -> int:
@@ -341,4 +346,8 @@ def _insert(session: AsyncSession, model: type[Any]) -> Any:
 
 
 async def _ensure_known_sku(session: AsyncSession, sku: str) -> None:
-    return None
+    # Stock is kept only for SKUs the catalog sells (a foreign key says so too); this look-up
+    # turns the violation into a clear 404. The catalog service depends on this module, so the
+    # check reads its table instead of importing it.
+    if await session.scalar(select(Variant.id).where(Variant.sku == sku)) is None:
+        raise UnknownSku(f"No catalog variant has SKU {sku!r}", sku=sku)

@@ -1,0 +1,500 @@
+"""Carts: open one, change its lines, read it priced from the catalog, hand it to checkout.
+
+Who may touch a cart: the signed-in user it belongs to, or whoever holds its guest token.
+Anyone else gets 404, so cart ids reveal nothing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, case, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shopkeeper.carts.models import MAX_LINE_QUANTITY, Cart, CartItem, CartStatus
+from shopkeeper.carts.pricing import PricedVariant, price_variants
+from shopkeeper.core.db import is_postgres, utcnow
+from shopkeeper.core.errors import Conflict, InvalidInput, NotFound
+from shopkeeper.core.money import Money
+from shopkeeper.core.security import Principal, hash_token, new_opaque_token
+from shopkeeper.core.settings import Settings
+from shopkeeper.inventory.service import InsufficientStock, available_by_sku
+
+MAX_LINES = 100
+
+
+class CartNotFound(NotFound):
+    slug, title = "cart-not-found", "Cart not found"
+
+
+class CartItemNotFound(NotFound):
+    slug, title = "cart-item-not-found", "Item not in cart"
+
+
+class SkuNotFound(NotFound):
+    slug, title = "sku-not-found", "Unknown SKU"
+
+
+class CartClosed(Conflict):
+    slug, title = "cart-closed", "Cart already checked out"
+
+
+class CartEmpty(Conflict):
+    slug, title = "cart-empty", "Cart is empty"
+
+
+class CartFull(Conflict):
+    slug, title = "cart-full", "Too many lines in the cart"
+
+
+class ItemUnavailable(Conflict):
+    slug, title = "item-unavailable", "Item no longer sold"
+
+
+class QuantityLimit(InvalidInput):
+    slug, title = "quantity-limit", "Quantity over the per-line limit"
+
+
+@dataclass(frozen=True, slots=True)
+class CartLine:
+    sku: str
+    product_id: uuid.UUID
+    name: str
+    quantity: int
+    unit_price: Money
+    archived: bool
+    available: int
+
+    @property
+    def total(self) -> Money:
+        return self.unit_price * self.quantity
+
+
+@dataclass(frozen=True, slots=True)
+class CartView:
+    id: uuid.UUID
+    status: str
+    lines: list[CartLine]
+    subtotal: Money
+
+
+@dataclass(frozen=True, slots=True)
+class CartSnapshotLine:
+    sku: str
+    product_id: uuid.UUID
+    name: str
+    quantity: int
+    unit_price: Money
+
+    @property
+    def total(self) -> Money:
+        return self.unit_price * self.quantity
+
+
+@dataclass(frozen=True, slots=True)
+class CartSnapshot:
+    """What checkout needs of a cart, priced now; the order copies it and never looks back."""
+
+    cart_id: uuid.UUID
+    user_id: uuid.UUID | None
+    lines: list[CartSnapshotLine]
+    subtotal: Money
+
+
+@dataclass(frozen=True, slots=True)
+class NewCart:
+    cart: CartView
+    created: bool
+    token: str | None
+    """The guest token, shown once; only its hash is stored."""
+
+
+# --- use cases ----------------------------------------------------------------------------------
+
+
+async def open_cart(
+    session: AsyncSession, *, principal: Principal | None, settings: Settings
+) -> NewCart:
+    """A guest gets a new cart and its token; a user gets their open cart, made if need be."""
+    if principal is None:
+        token = new_opaque_token()
+        cart = Cart(token_hash=hash_token(token))
+        session.add(cart)
+        await session.commit()
+        return NewCart(_empty_view(cart, settings), created=True, token=token)
+    existing = await _open_cart_of(session, principal.user_id)
+    if existing is not None:
+        return NewCart(await _view(session, existing, settings), created=False, token=None)
+    cart = Cart(user_id=principal.user_id)
+    session.add(cart)
+    try:
+        await session.commit()
+    except IntegrityError:
+        # A concurrent request made the user's cart first; the partial unique index decided.
+        await session.rollback()
+        existing = await _open_cart_of(session, principal.user_id)
+        if existing is None:
+            raise
+        return NewCart(await _view(session, existing, settings), created=False, token=None)
+    return NewCart(_empty_view(cart, settings), created=True, token=None)
+
+
+async def get_cart(
+    session: AsyncSession,
+    *,
+    cart_id: uuid.UUID,
+    principal: Principal | None,
+    cart_token: str | None,
+    settings: Settings,
+) -> CartView:
+    cart = await _owned_cart(session, cart_id, principal, cart_token)
+    return await _view(session, cart, settings)
+
+
+async def add_item(
+    session: AsyncSession,
+    *,
+    cart_id: uuid.UUID,
+    principal: Principal | None,
+    cart_token: str | None,
+    sku: str,
+    quantity: int,
+    settings: Settings,
+) -> CartView:
+    """Add units of a SKU, to its line if the cart has one."""
+    cart = await _owned_cart(session, cart_id, principal, cart_token, lock=True, open_only=True)
+    variant = await _sellable_variant(session, sku)
+    current = await session.scalar(
+        select(CartItem.quantity).where(CartItem.cart_id == cart.id, CartItem.sku == sku)
+    )
+    if current is None:
+        lines = await session.scalar(
+            select(func.count()).select_from(CartItem).where(CartItem.cart_id == cart.id)
+        )
+        if (lines or 0) >= MAX_LINES:
+            raise CartFull(f"A cart holds at most {MAX_LINES} different items")
+    wanted = (current or 0) + quantity
+    if wanted > MAX_LINE_QUANTITY:
+        raise QuantityLimit(
+            f"At most {MAX_LINE_QUANTITY} of one item per cart; the line has {current or 0}",
+            sku=sku,
+            max_quantity=MAX_LINE_QUANTITY,
+        )
+    await _ensure_available(session, variant.sku, wanted)
+    insert = _insert(session).values(cart_id=cart.id, sku=sku, quantity=quantity)
+    await session.execute(
+        insert.on_conflict_do_update(
+            index_elements=["cart_id", "sku"],
+            set_={"quantity": CartItem.quantity + insert.excluded.quantity},
+        )
+    )
+    await _touch(session, cart.id)
+    await session.commit()
+    return await _view(session, cart, settings)
+
+
+async def set_item_quantity(
+    session: AsyncSession,
+    *,
+    cart_id: uuid.UUID,
+    principal: Principal | None,
+    cart_token: str | None,
+    sku: str,
+    quantity: int,
+    settings: Settings,
+) -> CartView:
+    """Set a line's quantity; 0 removes the line."""
+    if quantity == 0:
+        return await remove_item(
+            session,
+            cart_id=cart_id,
+            principal=principal,
+            cart_token=cart_token,
+            sku=sku,
+            settings=settings,
+        )
+    cart = await _owned_cart(session, cart_id, principal, cart_token, lock=True, open_only=True)
+    current = await session.scalar(
+        select(CartItem.quantity).where(CartItem.cart_id == cart.id, CartItem.sku == sku)
+    )
+    if current is None:
+        raise CartItemNotFound(f"{sku} is not in this cart", sku=sku)
+    if quantity > current:
+        await _sellable_variant(session, sku)
+        await _ensure_available(session, sku, quantity)
+    await session.execute(
+        update(CartItem)
+        .where(CartItem.cart_id == cart.id, CartItem.sku == sku)
+        .values(quantity=quantity)
+        .execution_options(synchronize_session=False)
+    )
+    await _touch(session, cart.id)
+    await session.commit()
+    return await _view(session, cart, settings)
+
+
+async def remove_item(
+    session: AsyncSession,
+    *,
+    cart_id: uuid.UUID,
+    principal: Principal | None,
+    cart_token: str | None,
+    sku: str,
+    settings: Settings,
+) -> CartView:
+    cart = await _owned_cart(session, cart_id, principal, cart_token, lock=True, open_only=True)
+    result = await session.execute(
+        delete(CartItem)
+        .where(CartItem.cart_id == cart.id, CartItem.sku == sku)
+        .execution_options(synchronize_session=False)
+    )
+    if _rowcount(result) == 0:
+        raise CartItemNotFound(f"{sku} is not in this cart", sku=sku)
+    await _touch(session, cart.id)
+    await session.commit()
+    return await _view(session, cart, settings)
+
+
+async def merge_guest_cart(session: AsyncSession, *, user_id: uuid.UUID, cart_token: str) -> bool:
+    """Fold the guest cart behind `cart_token` into the user's open cart at sign-in.
+
+    Quantities of the same SKU add up, capped at the per-line limit. Without an open cart the
+    user simply adopts the guest cart. False when the token names no open guest cart (unknown,
+    or merged already: a repeated login changes nothing).
+    """
+    guest = await session.scalar(
+        select(Cart).where(
+            Cart.token_hash == hash_token(cart_token),
+            Cart.user_id.is_(None),
+            Cart.status == CartStatus.OPEN.value,
+        )
+    )
+    if guest is None:
+        return False
+    target = await _open_cart_of(session, user_id, lock=True)
+    if target is None:
+        adopted = await session.execute(
+            update(Cart)
+            .where(Cart.id == guest.id, Cart.user_id.is_(None), Cart.status == "open")
+            .values(user_id=user_id, token_hash=None)
+            .execution_options(synchronize_session=False)
+        )
+        try:
+            await session.commit()
+        except IntegrityError:
+            # The user opened a cart meanwhile (another tab): merge into that one instead.
+            await session.rollback()
+            return await merge_guest_cart(session, user_id=user_id, cart_token=cart_token)
+        return _rowcount(adopted) == 1
+    # Claiming the guest cart first makes a concurrent second merge match nothing.
+    claimed = await session.execute(
+        update(Cart)
+        .where(Cart.id == guest.id, Cart.status == CartStatus.OPEN.value)
+        .values(status=CartStatus.MERGED.value)
+        .execution_options(synchronize_session=False)
+    )
+    if _rowcount(claimed) != 1:
+        await session.rollback()
+        return False
+    items = (
+        await session.execute(
+            select(CartItem.sku, CartItem.quantity).where(CartItem.cart_id == guest.id)
+        )
+    ).tuples()
+    for sku, quantity in items:
+        insert = _insert(session).values(cart_id=target.id, sku=sku, quantity=quantity)
+        summed = CartItem.quantity + insert.excluded.quantity
+        await session.execute(
+            insert.on_conflict_do_update(
+                index_elements=["cart_id", "sku"],
+                set_={
+                    "quantity": case((summed > MAX_LINE_QUANTITY, MAX_LINE_QUANTITY), else_=summed)
+                },
+            )
+        )
+    await _touch(session, target.id)
+    await session.commit()
+    return True
+
+
+# --- checkout (caller's transaction) ------------------------------------------------------------
+
+
+async def checkout_snapshot(
+    session: AsyncSession,
+    *,
+    cart_id: uuid.UUID,
+    principal: Principal | None,
+    cart_token: str | None,
+    settings: Settings | None = None,
+) -> CartSnapshot:
+    """The cart priced now, for an order. Does not commit.
+
+    On PostgreSQL the cart row stays locked until the caller's transaction ends, so a second
+    checkout of the same cart waits and then finds it closed, and lines cannot change under
+    the order being written. 404 if the cart is not the caller's; 409 `cart-closed`,
+    `cart-empty`, or `item-unavailable` (extension `sku`) for a line whose product is archived.
+    """
+    cart = await _owned_cart(session, cart_id, principal, cart_token, lock=True)
+    if cart.status != CartStatus.OPEN.value:
+        raise CartClosed("This cart was already checked out")
+    items = await _items(session, cart.id)
+    if not items:
+        raise CartEmpty("The cart has no items")
+    variants = await price_variants(session, [sku for sku, _ in items])
+    lines: list[CartSnapshotLine] = []
+    for sku, quantity in items:
+        variant = variants.get(sku)
+        if variant is None or variant.archived:
+            raise ItemUnavailable(f"{sku} is no longer sold; remove it from the cart", sku=sku)
+        lines.append(
+            CartSnapshotLine(
+                sku=sku,
+                product_id=variant.product_id,
+                name=variant.name,
+                quantity=quantity,
+                unit_price=variant.price,
+            )
+        )
+    currency = lines[0].unit_price.currency
+    subtotal = Money.zero(currency)
+    for line in lines:
+        subtotal = subtotal + line.total
+    return CartSnapshot(cart_id=cart.id, user_id=cart.user_id, lines=lines, subtotal=subtotal)
+
+
+async def mark_checked_out(session: AsyncSession, *, cart_id: uuid.UUID) -> None:
+    """Close the cart in the caller's transaction. 409 `cart-closed` if it is not open any more,
+    which makes the second of two racing checkouts of one cart roll back."""
+    result = await session.execute(
+        update(Cart)
+        .where(Cart.id == cart_id, Cart.status == CartStatus.OPEN.value)
+        .values(status=CartStatus.CHECKED_OUT.value)
+        .execution_options(synchronize_session=False)
+    )
+    if _rowcount(result) != 1:
+        raise CartClosed("This cart was already checked out")
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+async def _owned_cart(
+    session: AsyncSession,
+    cart_id: uuid.UUID,
+    principal: Principal | None,
+    cart_token: str | None,
+    *,
+    lock: bool = False,
+    open_only: bool = False,
+) -> Cart:
+    query = select(Cart).where(Cart.id == cart_id)
+    if lock and is_postgres(session):
+        query = query.with_for_update()
+    cart = (await session.execute(query.execution_options(populate_existing=True))).scalar()
+    if cart is None or not _is_owner(cart, principal, cart_token):
+        raise CartNotFound()
+    if open_only and cart.status != CartStatus.OPEN.value:
+        raise CartClosed("This cart was already checked out; open a new one")
+    return cart
+
+
+def _is_owner(cart: Cart, principal: Principal | None, cart_token: str | None) -> bool:
+    if principal is not None and cart.user_id == principal.user_id:
+        return True
+    if cart_token and cart.token_hash:
+        return hmac.compare_digest(hash_token(cart_token), cart.token_hash)
+    return False
+
+
+async def _open_cart_of(
+    session: AsyncSession, user_id: uuid.UUID, *, lock: bool = False
+) -> Cart | None:
+    query = select(Cart).where(Cart.user_id == user_id, Cart.status == CartStatus.OPEN.value)
+    if lock and is_postgres(session):
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar()
+
+
+async def _sellable_variant(session: AsyncSession, sku: str) -> PricedVariant:
+    variant = (await price_variants(session, [sku])).get(sku)
+    if variant is None:
+        raise SkuNotFound(f"No product variant with SKU {sku!r}", sku=sku)
+    if variant.archived:
+        raise ItemUnavailable(f"{sku} is no longer sold", sku=sku)
+    return variant
+
+
+async def _ensure_available(session: AsyncSession, sku: str, quantity: int) -> None:
+    available = (await available_by_sku(session, [sku]))[sku]
+    if quantity > available:
+        raise InsufficientStock(
+            f"Only {available} of {sku} available, {quantity} requested",
+            sku=sku,
+            requested=quantity,
+            available=available,
+        )
+
+
+async def _items(session: AsyncSession, cart_id: uuid.UUID) -> list[tuple[str, int]]:
+    rows = await session.execute(
+        select(CartItem.sku, CartItem.quantity)
+        .where(CartItem.cart_id == cart_id)
+        .order_by(CartItem.created_at, CartItem.sku)
+    )
+    return list(rows.tuples())
+
+
+async def _view(session: AsyncSession, cart: Cart, settings: Settings) -> CartView:
+    items = await _items(session, cart.id)
+    skus = [sku for sku, _ in items]
+    variants = await price_variants(session, skus)
+    stock = await available_by_sku(session, skus)
+    lines: list[CartLine] = []
+    subtotal = Money.zero(settings.currency)
+    for sku, quantity in items:
+        variant = variants.get(sku)
+        if variant is None:
+            continue  # the variant was deleted from the catalog; nothing to show or sell
+        line = CartLine(
+            sku=sku,
+            product_id=variant.product_id,
+            name=variant.name,
+            quantity=quantity,
+            unit_price=variant.price,
+            archived=variant.archived,
+            available=stock.get(sku, 0),
+        )
+        lines.append(line)
+        if not line.archived:
+            subtotal = subtotal + line.total
+    return CartView(id=cart.id, status=cart.status, lines=lines, subtotal=subtotal)
+
+
+def _empty_view(cart: Cart, settings: Settings) -> CartView:
+    return CartView(
+        id=cart.id, status=cart.status, lines=[], subtotal=Money.zero(settings.currency)
+    )
+
+
+async def _touch(session: AsyncSession, cart_id: uuid.UUID) -> None:
+    await session.execute(
+        update(Cart)
+        .where(Cart.id == cart_id)
+        .values(updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _insert(session: AsyncSession) -> Any:
+    dialect = postgresql if is_postgres(session) else sqlite
+    return dialect.insert(CartItem)
+
+
+def _rowcount(result: Any) -> int:
+    return int(cast(CursorResult[Any], result).rowcount)
