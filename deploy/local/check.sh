@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Smoke-test the topology run.sh started, from the outside, the way a client and an operator
+# would. Prints one line per check; exits non-zero if any failed.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+STATE=${SHOPKEEPER_LOCAL_DIR:-$REPO/var/local-deploy}
+HTTP_PORT=${SHOPKEEPER_LOCAL_HTTP_PORT:-8088}
+APP_PORT=${SHOPKEEPER_LOCAL_APP_PORT:-8101}
+PROMETHEUS_PORT=${SHOPKEEPER_LOCAL_PROMETHEUS_PORT:-9099}
+PYTHON=${SHOPKEEPER_PYTHON:-$REPO/.venv/bin/python}
+EDGE=http://127.0.0.1:$HTTP_PORT
+failures=0
+
+check() {  # description, then a command that succeeds when the check passes
+  local what=$1
+  shift
+  if "$@"; then echo "PASS  $what"; else echo "FAIL  $what"; failures=$((failures + 1)); fi
+}
+status_of() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+json_field() { "$PYTHON" -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+
+check "GET /health/live through nginx is 200" test "$(status_of "$EDGE/health/live")" = 200
+ready=$(curl -s "$EDGE/health/ready")
+check "GET /health/ready through nginx is 200 ($ready)" test "$(status_of "$EDGE/health/ready")" = 200
+
+email="smoke-$(date +%s)-$RANDOM@example.com"
+register=$(curl -s -w '\n%{http_code}' -H 'Content-Type: application/json' \
+  -d "{\"email\": \"$email\", \"password\": \"smoke-test-pass-1\"}" "$EDGE/api/v1/auth/register")
+check "POST /api/v1/auth/register through nginx is 201" test "$(tail -n1 <<<"$register")" = 201
+token=$(curl -s -d "username=$email" -d "password=smoke-test-pass-1" "$EDGE/api/v1/auth/token" | json_field "['access_token']" 2>/dev/null)
+check "POST /api/v1/auth/token through nginx issues a token" test -n "$token"
+me=$(curl -s -H "Authorization: Bearer $token" "$EDGE/api/v1/users/me" | json_field "['email']" 2>/dev/null)
+check "GET /api/v1/users/me answers for the new user" test "$me" = "$email"
+
+check "the request id the client sends comes back" \
+  bash -c "curl -s -D - -o /dev/null -H 'X-Request-ID: smoke-check-42' '$EDGE/health/live' | grep -qi '^x-request-id: smoke-check-42'"
+check "nginx makes a request id when the client sends none" \
+  bash -c "curl -s -D - -o /dev/null '$EDGE/health/live' | grep -qiE '^x-request-id: [0-9a-f]{32}'"
+check "/metrics is not served through nginx (404)" test "$(status_of "$EDGE/metrics")" = 404
+check "/metrics/ is not served through nginx either (404)" test "$(status_of "$EDGE/metrics/")" = 404
+check "/metrics answers on the private port" \
+  bash -c "curl -s 'http://127.0.0.1:$APP_PORT/metrics' | grep -q 'shopkeeper_http_requests_total{method=\"POST\",route=\"/api/v1/auth/register\",status=\"201\"}'"
+check "a body over 1 MiB is refused by nginx (413)" \
+  test "$(head -c 1100000 /dev/zero | tr '\0' 'a' | status_of -H 'Content-Type: application/json' --data-binary @- "$EDGE/api/v1/auth/register")" = 413
+check "JSON responses are gzipped for clients that accept it" \
+  bash -c "curl -s -D - -o /dev/null -H 'Accept-Encoding: gzip' '$EDGE/openapi.json' | grep -qi '^content-encoding: gzip'"
+
+# The client address must survive the proxy: connect from 127.0.0.2 while claiming to be
+# 203.0.113.9 in X-Forwarded-For; the app must log 127.0.0.2 (nginx overwrote the header and
+# gunicorn trusted nginx's), not 127.0.0.1 (nginx itself) and not the forged address.
+curl -s -o /dev/null --interface 127.0.0.2 -H 'X-Forwarded-For: 203.0.113.9' \
+  -d "username=nobody-$RANDOM@example.com" -d "password=wrong-password" "$EDGE/admin/login"
+sleep 0.5
+check "the app sees the real client address behind nginx (127.0.0.2)" \
+  bash -c "tail -n 50 '$STATE/log/api.log' | grep 'admin_login_refused' | tail -n1 | grep -q '\"client\": \"127.0.0.2\"'"
+
+# Straight to gunicorn from an address it does not trust: the forged header is ignored.
+curl -s -o /dev/null --interface 127.0.0.2 -H 'X-Forwarded-For: 203.0.113.9' \
+  -d "username=nobody-$RANDOM@example.com" -d "password=wrong-password" "http://127.0.0.1:$APP_PORT/admin/login"
+sleep 0.5
+check "a forged X-Forwarded-For from an untrusted peer is ignored" \
+  bash -c "tail -n 50 '$STATE/log/api.log' | grep 'admin_login_refused' | tail -n1 | grep -q '\"client\": \"127.0.0.2\"'"
+
+admin_email=$(grep '^SHOPKEEPER_ADMIN_EMAIL=' "$STATE/shopkeeper.env" | cut -d= -f2-)
+admin_password=$(cat "$STATE/admin_password")
+jar=$(mktemp)
+check "the bootstrap staff user logs in to /admin through nginx" \
+  test "$(status_of -c "$jar" --data-urlencode "username=$admin_email" --data-urlencode "password=$admin_password" "$EDGE/admin/login")" = 302
+check "the admin user list shows the new customer" \
+  bash -c "curl -s -b '$jar' '$EDGE/admin/user/list' | grep -q '$email'"
+rm -f "$jar"
+
+ws_result=$("$PYTHON" - "$HTTP_PORT" <<'PY' 2>&1
+import asyncio, sys
+import websockets
+
+async def main() -> None:
+    url = f"ws://127.0.0.1:{sys.argv[1]}/api/v1/ws/admin?token=not-a-token"
+    try:
+        async with websockets.connect(url, open_timeout=5) as socket:
+            await asyncio.wait_for(socket.recv(), 5)
+    except websockets.ConnectionClosed as closed:
+        print(f"upgraded, closed {closed.rcvd.code if closed.rcvd else None}")
+    except websockets.InvalidStatus as refused:
+        print(f"refused {refused.response.status_code}")
+
+asyncio.run(main())
+PY
+)
+check "WebSocket upgrade passes nginx; a bad token is closed with 4401 ($ws_result)" \
+  test "$ws_result" = "upgraded, closed 4401"
+
+sleep 6  # one scrape interval, so Prometheus has seen the traffic above
+targets=$(curl -s "http://127.0.0.1:$PROMETHEUS_PORT/api/v1/targets")
+check "Prometheus scrapes the API target and finds it up" \
+  bash -c "$PYTHON -c 'import json,sys; t=json.load(sys.stdin)[\"data\"][\"activeTargets\"]; sys.exit(not any(x[\"labels\"][\"job\"]==\"shopkeeper-api\" and x[\"health\"]==\"up\" for x in t))' <<<'$targets'"
+series=$(curl -s "http://127.0.0.1:$PROMETHEUS_PORT/api/v1/query" \
+  --data-urlencode 'query=sum(shopkeeper_http_requests_total{route="/api/v1/auth/register"})' | json_field "['data']['result'][0]['value'][1]" 2>/dev/null)
+check "Prometheus has the request counter for /api/v1/auth/register (value ${series:-none})" test -n "$series"
+
+echo "$failures failed"
+exit $((failures > 0))

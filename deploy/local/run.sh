@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# The production topology on one Debian machine, without Docker:
+#   nginx (127.0.0.1:HTTP_PORT) -> `shopkeeper serve --workers N` (gunicorn + uvicorn workers)
+#   `shopkeeper worker` and `shopkeeper scheduler` (when this version has them) on RabbitMQ,
+#   PostgreSQL (migrated first), Redis when one answers, Prometheus scraping the API.
+# Idempotent: run it again to re-render configs and reload nginx/Prometheus; processes already
+# running are left alone (deploy/local/stop.sh, then run.sh, restarts them).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+STATE=${SHOPKEEPER_LOCAL_DIR:-$REPO/var/local-deploy}
+HTTP_PORT=${SHOPKEEPER_LOCAL_HTTP_PORT:-8088}
+APP_PORT=${SHOPKEEPER_LOCAL_APP_PORT:-8101}
+PROMETHEUS_PORT=${SHOPKEEPER_LOCAL_PROMETHEUS_PORT:-9099}
+WEB_WORKERS=${SHOPKEEPER_WEB_WORKERS:-2}
+PGHOST=${PGHOST:-127.0.0.1}
+PGPORT=${PGPORT:-5432}
+PGUSER=${PGUSER:-postgres}
+DB_NAME=${SHOPKEEPER_LOCAL_DB:-shopkeeper_local}
+REDIS_URL=${SHOPKEEPER_LOCAL_REDIS_URL:-redis://127.0.0.1:6379/5}
+BROKER_URL=${SHOPKEEPER_LOCAL_BROKER_URL:-amqp://guest:guest@127.0.0.1:5672/}
+SHOPKEEPER=${SHOPKEEPER_BIN:-$REPO/.venv/bin/shopkeeper}
+export PGHOST PGPORT PGUSER
+
+log() { echo "run.sh: $*" >&2; }
+die() { log "$*"; exit 1; }
+answers() { timeout 2 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
+alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
+host_of() { local rest=${1#*://}; rest=${rest#*@}; echo "${rest%%[:/]*}"; }
+port_of() { local rest=${1#*://}; rest=${rest#*@}; rest=${rest%%/*}; echo "${rest##*:}"; }
+
+wait_http() {  # url, what, process pid file
+  for _ in $(seq 1 60); do
+    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+    [[ -n ${3:-} ]] && ! alive "$3" && die "$2 exited; see $STATE/log/"
+    sleep 0.5
+  done
+  die "$2 did not answer at $1; see $STATE/log/"
+}
+
+start_process() {  # name, command...: in its own session, so stop.sh can end the whole group
+  local name=$1 pidfile=$STATE/run/$1.pid
+  shift
+  if alive "$pidfile"; then
+    log "$name already running (pid $(cat "$pidfile"))"
+    return 0
+  fi
+  (cd "$STATE" && exec setsid "$@" >>"$STATE/log/$name.log" 2>&1 </dev/null) &
+  echo $! >"$pidfile"
+  log "$name started (pid $!)"
+}
+
+# --- packages ----------------------------------------------------------------------------------
+packages=()
+command -v nginx >/dev/null || packages+=(nginx)
+command -v prometheus >/dev/null || packages+=(prometheus)
+command -v psql >/dev/null || packages+=(postgresql-client)
+command -v curl >/dev/null || packages+=(curl)
+if ((${#packages[@]})); then
+  log "installing ${packages[*]}"
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${packages[@]}"
+fi
+[[ -x $SHOPKEEPER ]] || { log "installing the Python environment (make install)"; make -C "$REPO" install; }
+
+mkdir -p "$STATE"/{log,run,var,nginx,prometheus/data}
+
+# --- PostgreSQL ----------------------------------------------------------------------------------
+if ! answers "$PGHOST" "$PGPORT"; then
+  if [[ $PGHOST == 127.0.0.1 || $PGHOST == localhost ]]; then
+    if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+      log "installing PostgreSQL"
+      as_root apt-get update -q
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql
+    fi
+    log "starting PostgreSQL"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start || true
+    for _ in $(seq 1 30); do answers "$PGHOST" "$PGPORT" && break; sleep 1; done
+  fi
+  answers "$PGHOST" "$PGPORT" || die "PostgreSQL does not answer at $PGHOST:$PGPORT"
+fi
+if [[ -z $(psql -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB_NAME'") ]]; then
+  createdb "$DB_NAME"
+  log "created database $DB_NAME"
+fi
+
+# --- configuration ---------------------------------------------------------------------------
+# Generated once and kept, so a re-run keeps sessions, tokens and the admin password valid.
+secret() {
+  [[ -s $STATE/$1 ]] || (umask 077 && head -c 64 /dev/urandom | base64 -w0 | tr -d '/+=' | cut -c1-48 >"$STATE/$1")
+  cat "$STATE/$1"
+}
+has_command() { "$SHOPKEEPER" "$1" --help >/dev/null 2>&1; }
+run_worker=false
+run_scheduler=false
+if answers "$(host_of "$BROKER_URL")" "$(port_of "$BROKER_URL")"; then
+  has_command worker && run_worker=true
+  has_command scheduler && run_scheduler=true
+fi
+
+{
+  echo "SHOPKEEPER_ENVIRONMENT=production"
+  echo "SHOPKEEPER_HOST=127.0.0.1"
+  echo "SHOPKEEPER_PORT=$APP_PORT"
+  echo "SHOPKEEPER_PUBLIC_URL=http://127.0.0.1:$HTTP_PORT"
+  echo "SHOPKEEPER_VAR_DIR=$STATE/var"
+  echo "SHOPKEEPER_DATABASE_URL=postgresql+asyncpg://$PGUSER@$PGHOST:$PGPORT/$DB_NAME"
+  echo "SHOPKEEPER_SECRET_KEY=$(secret secret_key)"
+  echo "SHOPKEEPER_ADMIN_EMAIL=${SHOPKEEPER_ADMIN_EMAIL:-admin@shopkeeper.local}"
+  echo "SHOPKEEPER_ADMIN_PASSWORD=$(secret admin_password)"
+  echo "SHOPKEEPER_FORWARDED_ALLOW_IPS=127.0.0.1"
+  echo "SHOPKEEPER_LOG_JSON=true"
+  if answers "$(host_of "$REDIS_URL")" "$(port_of "$REDIS_URL")"; then
+    echo "SHOPKEEPER_REDIS_URL=$REDIS_URL"
+  fi
+  if $run_worker; then
+    echo "SHOPKEEPER_BROKER_URL=$BROKER_URL"
+    # The scheduler (or, without one, serve) owns the periodic jobs and the outbox relay.
+    $run_scheduler || echo "SHOPKEEPER_RUN_BACKGROUND_IN_PROCESS=true"
+  fi
+} >"$STATE/shopkeeper.env.new"
+chmod 600 "$STATE/shopkeeper.env.new"
+mv "$STATE/shopkeeper.env.new" "$STATE/shopkeeper.env"
+set -a
+# shellcheck disable=SC1091
+. "$STATE/shopkeeper.env"
+set +a
+
+# --- the application -----------------------------------------------------------------------------
+(cd "$STATE" && "$SHOPKEEPER" migrate) >>"$STATE/log/migrate.log" 2>&1 || die "migration failed; see $STATE/log/migrate.log"
+log "database $DB_NAME migrated"
+
+start_process api "$SHOPKEEPER" serve --workers "$WEB_WORKERS"
+wait_http "http://127.0.0.1:$APP_PORT/health/live" "shopkeeper serve" "$STATE/run/api.pid"
+if $run_worker; then start_process worker "$SHOPKEEPER" worker; else log "no worker: this version has no 'shopkeeper worker' or RabbitMQ does not answer"; fi
+if $run_scheduler; then start_process scheduler "$SHOPKEEPER" scheduler; else log "no scheduler: this version has no 'shopkeeper scheduler' or RabbitMQ does not answer"; fi
+
+# --- nginx: deploy/nginx.conf with local addresses and paths ---------------------------------
+sed -e "s#server api:8000;#server 127.0.0.1:$APP_PORT;#" \
+    -e "s#listen 80 default_server;#listen 127.0.0.1:$HTTP_PORT default_server;#" \
+    -e "s#include mime.types;#include /etc/nginx/mime.types;#" \
+    -e "s#error_log /dev/stderr warn;#error_log $STATE/log/nginx-error.log warn;#" \
+    -e "s#access_log /dev/stdout shopkeeper;#access_log $STATE/log/nginx-access.log shopkeeper;#" \
+    -e "s#^http {#http {\n    client_body_temp_path $STATE/nginx/body;\n    proxy_temp_path $STATE/nginx/proxy;\n    fastcgi_temp_path $STATE/nginx/fastcgi;\n    uwsgi_temp_path $STATE/nginx/uwsgi;\n    scgi_temp_path $STATE/nginx/scgi;#" \
+    "$REPO/deploy/nginx.conf" >"$STATE/nginx/nginx.conf"
+nginx_args=(-p "$STATE/nginx" -c "$STATE/nginx/nginx.conf" -g "pid $STATE/run/nginx.pid;")
+nginx "${nginx_args[@]}" -t -q 2>>"$STATE/log/nginx-error.log" || die "nginx configuration invalid; see $STATE/log/nginx-error.log"
+if alive "$STATE/run/nginx.pid"; then
+  nginx "${nginx_args[@]}" -s reload 2>>"$STATE/log/nginx-error.log"
+  log "nginx reloaded"
+else
+  nginx "${nginx_args[@]}"
+  log "nginx started on 127.0.0.1:$HTTP_PORT"
+fi
+wait_http "http://127.0.0.1:$HTTP_PORT/health/live" "nginx"
+
+# --- Prometheus: the compose config's job, pointed at the local API ---------------------------
+cat >"$STATE/prometheus/prometheus.yml" <<YAML
+global:
+  scrape_interval: 5s
+  evaluation_interval: 5s
+scrape_configs:
+  - job_name: shopkeeper-api
+    metrics_path: /metrics
+    static_configs:
+      - targets: ["127.0.0.1:$APP_PORT"]
+        labels:
+          service: api
+YAML
+if alive "$STATE/run/prometheus.pid"; then
+  kill -HUP "$(cat "$STATE/run/prometheus.pid")"
+  log "prometheus reloaded"
+else
+  start_process prometheus prometheus \
+    --config.file="$STATE/prometheus/prometheus.yml" \
+    --storage.tsdb.path="$STATE/prometheus/data" \
+    --storage.tsdb.retention.time=2d \
+    --web.listen-address="127.0.0.1:$PROMETHEUS_PORT"
+fi
+wait_http "http://127.0.0.1:$PROMETHEUS_PORT/-/ready" "prometheus" "$STATE/run/prometheus.pid"
+
+cat >&2 <<DONE
+run.sh: up.
+  API through nginx  http://127.0.0.1:$HTTP_PORT   (docs /docs, admin /admin)
+  admin login        $SHOPKEEPER_ADMIN_EMAIL / password in $STATE/admin_password
+  gunicorn direct    http://127.0.0.1:$APP_PORT   (metrics /metrics; nginx answers 404 there)
+  prometheus         http://127.0.0.1:$PROMETHEUS_PORT/targets
+  logs               $STATE/log/
+  smoke test         deploy/local/check.sh      stop: deploy/local/stop.sh
+DONE
