@@ -86,6 +86,12 @@ class CacheEntry:
     expires_at: float
 
 
+def cache_namespace(database_url: str) -> str:
+    """Processes serving one database share a namespace; other shops (or test databases) on the
+    same Redis never read each other's entries."""
+    return "shopkeeper:cache:" + hashlib.sha256(database_url.encode()).hexdigest()[:12]
+
+
 def etag_for(body: bytes) -> str:
     return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
 

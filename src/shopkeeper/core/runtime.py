@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from shopkeeper.core.cache import Cache
+from shopkeeper.core.cache import Cache, cache_namespace
 from shopkeeper.core.db import Database
 from shopkeeper.core.jobs import JobQueue, check_broker
 from shopkeeper.core.mail import Mailer
@@ -38,7 +38,9 @@ class Runtime:
         self.mailer = Mailer(self.settings, self.db)
         self.jobs = JobQueue(self)
         self.cache = Cache(
-            redis_url=self.settings.redis_url, ttl_seconds=self.settings.cache_ttl_seconds
+            redis_url=self.settings.redis_url,
+            ttl_seconds=self.settings.cache_ttl_seconds,
+            namespace=cache_namespace(self.db.url),
         )
         if self.settings.redis_url is not None:
             self.readiness_checks.setdefault("redis", self.realtime.check_redis)
