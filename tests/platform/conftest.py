@@ -10,7 +10,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
-from email.message import Message
+from email.message import EmailMessage
+from email.policy import default
 from typing import Any
 
 import aio_pika
@@ -27,7 +28,7 @@ class SmtpSink:
 
     host: str
     port: int
-    messages: list[Message] = field(default_factory=list)
+    messages: list[EmailMessage] = field(default_factory=list)
     on_data: Callable[[int], str | None] | None = None
     attempts: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -41,7 +42,7 @@ class SmtpSink:
             if answer is not None:
                 return answer
         with self.lock:
-            self.messages.append(message_from_bytes(envelope.content))
+            self.messages.append(message_from_bytes(envelope.content, policy=default))
         return "250 Message accepted for delivery"
 
 
