@@ -13,7 +13,11 @@ from shopkeeper.orders import service as orders_service
 from shopkeeper.orders.events import OrderCancelled
 from shopkeeper.payments import service
 from shopkeeper.payments.callbacks import SYSTEM
-from shopkeeper.payments.events import PaymentCapturedForClosedOrder, PaymentSucceeded
+from shopkeeper.payments.events import (
+    PaymentCapturedForClosedOrder,
+    PaymentRefunded,
+    PaymentSucceeded,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -74,3 +78,21 @@ async def mail_payment_received(ctx: HandlerContext, payload: dict[str, Any]) ->
 
 def _major(amount: int, currency: str) -> str:
     return Money(amount=amount, currency=currency).to_decimal_string()
+
+
+@handles(PaymentRefunded)
+async def mail_refund_issued(ctx: HandlerContext, payload: dict[str, Any]) -> None:
+    order = await orders_service.get_order(
+        ctx.session, order_id=uuid.UUID(payload["order_id"]), principal=SYSTEM
+    )
+    await ctx.runtime.mailer.send(
+        to=order.email,
+        template="refund_issued",
+        context={
+            "order_number": order.number,
+            "amount": _major(payload["amount"], payload["currency"]),
+            "currency": payload["currency"],
+            "fully": payload["fully"],
+        },
+        session=ctx.session,
+    )

@@ -140,18 +140,17 @@ class AlipayProvider:
             result = await asyncio.to_thread(
                 self._client.api_alipay_trade_query, out_trade_no=reference
             )
-        except AliPayException as exc:
-            if exc.args and "40004" in str(exc.args[0]):
-                return RemoteStatus("pending", None, None)  # the buyer never opened the page yet
+        except (AliPayException, AliPayValidationError, OSError, ValueError) as exc:
             raise ProviderError(f"alipay: {type(exc).__name__}") from exc
-        except (AliPayValidationError, OSError, ValueError) as exc:
-            raise ProviderError(f"alipay: {type(exc).__name__}") from exc
+        code = str(result.get("code"))
+        if code == "40004" and result.get("sub_code") == "ACQ.TRADE_NOT_EXIST":
+            # Alipay opens the trade only when the buyer reaches the payment page.
+            return RemoteStatus("pending", None, None)
+        if code != "10000":
+            raise ProviderError(f"alipay: query answered {code} {result.get('sub_code', '')}")
         status = str(result.get("trade_status", ""))
-        amount = (
-            parse_decimal_amount(str(result["total_amount"]), currency)
-            if result.get("total_amount")
-            else None
-        )
+        total = result.get("total_amount")
+        amount = parse_decimal_amount(str(total), currency) if total else None
         if status in _PAID:
             return RemoteStatus("succeeded", amount, currency)
         if status == "TRADE_CLOSED":
