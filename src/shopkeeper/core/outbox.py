@@ -88,6 +88,8 @@ async def _unpublished_batch(session: AsyncSession, limit: int) -> list[OutboxEv
 
 async def relay_once(runtime: Runtime, limit: int = RELAY_BATCH_SIZE) -> int:
     """Publish one batch of committed events to the job broker; returns how many."""
+    if not runtime.jobs.started:
+        await runtime.jobs.start()
     async with runtime.db.session() as session:
         events = await _unpublished_batch(session, limit)
         for event in events:

@@ -45,7 +45,7 @@ class RealtimeHub:
         self._clients: dict[str, set[_Client]] = {}
         self._redis: Redis | None = None
         self._listener: asyncio.Task[None] | None = None
-        self._subscribed = asyncio.Event()
+        self._first_attempt = asyncio.Event()
         self.channel_prefix = f"{settings.redis_channel_prefix}:realtime:"
 
     @property
@@ -63,8 +63,9 @@ class RealtimeHub:
         if not self.distributed or self._listener is not None:
             return
         self._listener = asyncio.create_task(self._listen(), name="realtime-redis-listener")
-        # Subscribed before we serve: a message published after a client connected must reach it.
-        await asyncio.wait_for(self._subscribed.wait(), timeout=10)
+        # Subscribed before we serve, so a message published after a client connected reaches
+        # it; if Redis is down we serve anyway (readiness says so) and the listener retries.
+        await self._first_attempt.wait()
 
     async def stop(self) -> None:
         if self._listener is not None:
@@ -92,7 +93,7 @@ class RealtimeHub:
             pubsub = self._redis_client().pubsub()
             try:
                 await pubsub.psubscribe(self.channel_prefix + "*")
-                self._subscribed.set()
+                self._first_attempt.set()
                 async for item in pubsub.listen():
                     if item.get("type") != "pmessage":
                         continue
@@ -103,6 +104,7 @@ class RealtimeHub:
                 raise
             except Exception as exc:  # Redis went away: keep trying, the clients stay connected
                 log.warning("realtime_redis_listener_failed", error=str(exc))
+                self._first_attempt.set()
                 await asyncio.sleep(1)
             finally:
                 with contextlib.suppress(Exception):

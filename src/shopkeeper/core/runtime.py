@@ -61,7 +61,10 @@ class Runtime:
         embedded = bool(settings.run_background_in_process)
         load_handlers()
         await self.realtime.start()
-        await self.jobs.start(worker=embedded)
+        if embedded or self.jobs.in_process:
+            await self.jobs.start(worker=embedded)
+        # Otherwise the relay connects to RabbitMQ when it first publishes: a broker that is
+        # down at start-up must not keep the API from serving (readiness reports it).
         try:
             async with background(
                 self,
