@@ -138,13 +138,7 @@ if $run_worker; then start_process worker "$SHOPKEEPER" worker; else log "no wor
 if $run_scheduler; then start_process scheduler "$SHOPKEEPER" scheduler; else log "no scheduler: this version has no 'shopkeeper scheduler' or RabbitMQ does not answer"; fi
 
 # --- nginx: deploy/nginx.conf with local addresses and paths ---------------------------------
-sed -e "s#server api:8000;#server 127.0.0.1:$APP_PORT;#" \
-    -e "s#listen 80 default_server;#listen 127.0.0.1:$HTTP_PORT default_server;#" \
-    -e "s#include mime.types;#include /etc/nginx/mime.types;#" \
-    -e "s#error_log /dev/stderr warn;#error_log $STATE/log/nginx-error.log warn;#" \
-    -e "s#access_log /dev/stdout shopkeeper;#access_log $STATE/log/nginx-access.log shopkeeper;#" \
-    -e "s#^http {#http {\n    client_body_temp_path $STATE/nginx/body;\n    proxy_temp_path $STATE/nginx/proxy;\n    fastcgi_temp_path $STATE/nginx/fastcgi;\n    uwsgi_temp_path $STATE/nginx/uwsgi;\n    scgi_temp_path $STATE/nginx/scgi;#" \
-    "$REPO/deploy/nginx.conf" >"$STATE/nginx/nginx.conf"
+"$HERE/render-nginx.sh" "$STATE" "$APP_PORT" "$HTTP_PORT" >"$STATE/nginx/nginx.conf"
 nginx_args=(-p "$STATE/nginx" -c "$STATE/nginx/nginx.conf" -g "pid $STATE/run/nginx.pid;")
 nginx "${nginx_args[@]}" -t -q 2>>"$STATE/log/nginx-error.log" || die "nginx configuration invalid; see $STATE/log/nginx-error.log"
 if alive "$STATE/run/nginx.pid"; then
