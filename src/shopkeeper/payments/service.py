@@ -180,6 +180,12 @@ async def refund_payment(
         existing = await _refund_by_key(session, payment_id, dedup_key)
         if existing is not None:
             return existing
+    if payment.status == PaymentStatus.REFUNDED:
+        raise RefundExceedsCaptured(
+            "The payment is already refunded in full",
+            captured=payment.amount,
+            refunded=payment.refunded_amount,
+        )
     if payment.status not in REFUNDABLE_STATUSES:
         raise PaymentNotRefundable(f"The payment is {payment.status}", status=payment.status)
     observed = payment.refunded_amount
