@@ -1,14 +1,19 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import select, update
 
 from shopkeeper.admin.views import ReadOnlyView
+from shopkeeper.app import create_app
+from shopkeeper.core.ratelimit import RateLimiter
 from shopkeeper.core.runtime import Runtime
+from shopkeeper.core.settings import Settings
 from shopkeeper.users import service
 from shopkeeper.users.models import RefreshToken, User
 from tests.conftest import TEST_SECRET, register_and_login
@@ -170,17 +175,31 @@ async def test_a_forged_session_cookie_is_ignored(
 
 
 async def test_admin_login_shares_the_login_rate_limit(
-    client: httpx.AsyncClient, runtime: Runtime
+    runtime: Runtime, settings_factory: Callable[..., Settings]
 ) -> None:
     email = await make_staff(runtime)
-    for _ in range(5):  # SHOPKEEPER_LOGIN_ATTEMPTS_PER_ACCOUNT defaults to 5/minute
-        assert (await admin_login(client, email, "wrong-password")).status_code == 400
-
-    refused = await admin_login(client, email, STAFF_PASSWORD)
+    strict = Runtime(
+        settings=settings_factory(login_attempts_per_account="2/minute"),
+        db=runtime.db,
+        ratelimiter=RateLimiter(runtime.settings),
+    )
+    app = create_app(runtime=strict)
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client,
+    ):
+        for _ in range(2):
+            assert (await admin_login(client, email, "wrong-password")).status_code == 400
+        refused = await admin_login(client, email, STAFF_PASSWORD)
+        # The API's token endpoint counts the same failures against the same account.
+        api_refused = await client.post(
+            "/api/v1/auth/token", data={"username": email, "password": STAFF_PASSWORD}
+        )
 
     assert refused.status_code == 429
     assert "Too many attempts" in refused.text
     assert int(refused.headers["retry-after"]) >= 1
+    assert api_refused.status_code == 429
 
 
 async def test_domain_views_are_read_only(
