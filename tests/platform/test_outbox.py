@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import email
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from shopkeeper.core.db import utcnow
 from shopkeeper.core.events import OutboxEvent, ProcessedEvent
 from shopkeeper.core.mail import OutboundMail
-from shopkeeper.core.outbox import dispatch_event, load_handlers
+from shopkeeper.core.outbox import (
+    dispatch_event,
+    load_handlers,
+    prune_finished_events,
+    redeliver_stalled,
+)
 from shopkeeper.core.runtime import Runtime
 from tests.support.events import drain_events
 
@@ -75,3 +82,46 @@ async def test_redelivered_event_runs_its_handler_once(
         assert markers == 1
     await drain_events(runtime)
     assert len(_eml_files(runtime)) == 1
+
+
+async def _age_published_events(runtime: Runtime, hours: float) -> None:
+    async with runtime.db.session() as session:
+        await session.execute(
+            update(OutboxEvent).values(published_at=utcnow() - timedelta(hours=hours), attempts=1)
+        )
+        await session.commit()
+
+
+async def test_jobs_lost_after_publishing_are_published_again(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    load_handlers()
+    await _register(client, "lost@example.com")
+    # The relay published the event, then its process died and took the in-memory job along.
+    await _age_published_events(runtime, hours=1)
+
+    try:
+        assert await redeliver_stalled(runtime) == 1
+        await runtime.jobs.broker.wait_all()  # type: ignore[attr-defined]
+        await drain_events(runtime)
+        assert await redeliver_stalled(runtime) == 0
+    finally:
+        await runtime.jobs.stop()
+
+    assert len(_eml_files(runtime)) == 1
+
+
+async def test_old_finished_events_are_pruned_and_unfinished_ones_kept(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    load_handlers()
+    await _register(client, "finished@example.com")
+    await drain_events(runtime)
+    await _register(client, "unfinished@example.com")
+    await _age_published_events(runtime, hours=24 * (runtime.settings.outbox_retention_days + 1))
+
+    assert await prune_finished_events(runtime) == 2  # UserRegistered and MailQueued
+
+    async with runtime.db.session() as session:
+        [kept] = (await session.scalars(select(OutboxEvent))).all()
+    assert kept.payload["email"] == "unfinished@example.com"

@@ -114,3 +114,7 @@ def handler_named(key: str) -> EventHandler | None:
         if key in handlers:
             return handlers[key]
     return None
+
+
+def registered_event_names() -> list[str]:
+    return sorted(name for name, handlers in _HANDLERS.items() if handlers)

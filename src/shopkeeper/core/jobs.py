@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 from aio_pika import DeliveryMode, Message
@@ -211,7 +211,7 @@ async def check_broker(settings: Settings) -> None:
 
 # --- periodic jobs ------------------------------------------------------------------------------
 
-PeriodicFunction = Callable[["Runtime"], Awaitable[None]]
+PeriodicFunction = Callable[["Runtime"], Awaitable[object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,12 +224,15 @@ class PeriodicJob:
 _PERIODIC: dict[str, PeriodicJob] = {}
 
 
-def periodic(name: str, every_seconds: float) -> Callable[[PeriodicFunction], PeriodicFunction]:
+P = TypeVar("P", bound=PeriodicFunction)
+
+
+def periodic(name: str, every_seconds: float) -> Callable[[P], P]:
     """Run the decorated `async def job(runtime)` every `every_seconds` in `shopkeeper scheduler`
     (or inside `serve` when embedded). However many schedulers run, one of them runs a job per
     period; a job should still be idempotent, since a run that crashes is not repeated early."""
 
-    def register(function: PeriodicFunction) -> PeriodicFunction:
+    def register(function: P) -> P:
         _PERIODIC[name] = PeriodicJob(name=name, every_seconds=every_seconds, run=function)
         return function
 

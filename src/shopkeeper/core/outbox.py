@@ -19,10 +19,11 @@ import pkgutil
 import uuid
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, ScalarSelect, case, delete, func, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,7 +35,9 @@ from shopkeeper.core.events import (
     ProcessedEvent,
     handler_named,
     handlers_for,
+    registered_event_names,
 )
+from shopkeeper.core.jobs import periodic
 from shopkeeper.core.observability import EVENTS_PUBLISHED
 
 if TYPE_CHECKING:
@@ -106,8 +109,105 @@ async def relay_once(runtime: Runtime, limit: int = RELAY_BATCH_SIZE) -> int:
         return len(events)
 
 
+@periodic("outbox.redeliver_stalled", every_seconds=60)
+async def redeliver_stalled(runtime: Runtime) -> int:
+    """Publish again the jobs of events published long ago whose handlers never finished: a
+    dead-lettered job after the cause was fixed, or jobs a crashed process took with it."""
+    age = timedelta(seconds=runtime.settings.outbox_redeliver_after_seconds)
+    return await redeliver_unfinished(runtime, published_before=utcnow() - age)
+
+
+async def redeliver_unfinished(runtime: Runtime, *, published_before: datetime) -> int:
+    """Publish again the jobs of events published before `published_before` that have a handler
+    without its `processed_events` marker. Handlers skip work they already did, so this is
+    always safe; the `attempts` column bounds how often one event is tried."""
+    if not runtime.jobs.started:
+        await runtime.jobs.start()
+    async with runtime.db.session() as session:
+        query = (
+            select(OutboxEvent)
+            .where(
+                OutboxEvent.published_at < published_before,
+                OutboxEvent.attempts < runtime.settings.outbox_max_attempts,
+                _markers_of_event() < _handler_count(),
+            )
+            .order_by(OutboxEvent.published_at)
+            .limit(RELAY_BATCH_SIZE)
+        )
+        if is_postgres(session):
+            query = query.with_for_update(skip_locked=True)
+        events = list((await session.scalars(query)).all())
+        done = {
+            (marker.event_id, marker.handler)
+            for marker in await session.scalars(
+                select(ProcessedEvent).where(ProcessedEvent.event_id.in_([e.id for e in events]))
+            )
+        }
+        unfinished = [
+            (
+                event,
+                [key for key in sorted(handlers_for(event.name)) if (event.id, key) not in done],
+            )
+            for event in events
+        ]
+        unfinished = [(event, keys) for event, keys in unfinished if keys]
+        for event, keys in unfinished:
+            for key in keys:
+                await runtime.jobs.dispatch_task.kiq(str(event.id), key)
+            log.warning("outbox_redelivered", event_id=str(event.id), handlers=keys)
+        if unfinished:
+            await session.execute(
+                update(OutboxEvent)
+                .where(OutboxEvent.id.in_([event.id for event, _ in unfinished]))
+                .values(published_at=utcnow(), attempts=OutboxEvent.attempts + 1)
+            )
+        await session.commit()
+        return len(unfinished)
+
+
+def _markers_of_event() -> ScalarSelect[int]:
+    return (
+        select(func.count())
+        .select_from(ProcessedEvent)
+        .where(ProcessedEvent.event_id == OutboxEvent.id)
+        .scalar_subquery()
+    )
+
+
+def _handler_count() -> ColumnElement[int]:
+    """How many handlers this process knows for each event's name, as an SQL expression."""
+    counts = {name: len(handlers_for(name)) for name in registered_event_names()}
+    if not counts:
+        return literal(0)
+    return case(counts, value=OutboxEvent.name, else_=0)
+
+
+@periodic("outbox.prune", every_seconds=3600)
+async def prune_finished_events(runtime: Runtime) -> int:
+    """Delete events older than `outbox_retention_days` whose handlers all finished (their
+    markers go with them); the table would otherwise grow with every state change."""
+    cutoff = utcnow() - timedelta(days=runtime.settings.outbox_retention_days)
+    async with runtime.db.session() as session:
+        finished = select(OutboxEvent.id).where(
+            OutboxEvent.published_at < cutoff, _markers_of_event() >= _handler_count()
+        )
+        ids = list((await session.scalars(finished.limit(10_000))).all())
+        if ids:
+            await session.execute(delete(ProcessedEvent).where(ProcessedEvent.event_id.in_(ids)))
+            await session.execute(delete(OutboxEvent).where(OutboxEvent.id.in_(ids)))
+        await session.commit()
+        return len(ids)
+
+
 async def run_relay(runtime: Runtime, stop: asyncio.Event) -> None:
     """Relay until `stop` is set: at once while there is a backlog, otherwise every poll."""
+    if runtime.jobs.in_process:
+        # The in-process broker's jobs died with the previous process; run them again now
+        # rather than after `outbox_redeliver_after_seconds`.
+        try:
+            await redeliver_unfinished(runtime, published_before=utcnow())
+        except Exception as exc:
+            log.warning("outbox_redeliver_failed", error=str(exc))
     while not stop.is_set():
         published = 0
         try:

@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     """RabbitMQ exchange and queue name (dead letters go to `<queue>.dead_letter`)."""
     redis_channel_prefix: str = "shopkeeper"
     outbox_poll_seconds: float = 1.0
+    outbox_redeliver_after_seconds: float = 600.0
+    """Jobs of an event published this long ago whose handlers have not all finished are
+    published again (a crashed embedded process loses its in-memory jobs)."""
+    outbox_max_attempts: int = 5
+    outbox_retention_days: int = 7
     job_max_retries: int = 6
     job_retry_base_seconds: float = 1.0
     mail_claim_timeout_seconds: float = 30.0
