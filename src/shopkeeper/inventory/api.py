@@ -1,5 +1,75 @@
+"""Warehouses and stock levels, for staff."""
+
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path, status
+
+from shopkeeper.core.db import Session
+from shopkeeper.core.errors import problem_responses
+from shopkeeper.core.security import StaffUser
+from shopkeeper.inventory import service
+from shopkeeper.inventory.schemas import (
+    StockLevelIn,
+    StockLevelOut,
+    StockOut,
+    WarehouseIn,
+    WarehouseOut,
+)
 
 router = APIRouter(tags=["inventory"])
+
+SkuPath = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+@router.post(
+    "/warehouses",
+    status_code=status.HTTP_201_CREATED,
+    response_model=WarehouseOut,
+    responses=problem_responses(401, 403, 409, 422, s409="`warehouse-code-taken`"),
+)
+async def create_warehouse(body: WarehouseIn, _staff: StaffUser, session: Session) -> WarehouseOut:
+    warehouse = await service.create_warehouse(
+        session,
+        code=body.code,
+        name=body.name,
+        latitude=body.latitude,
+        longitude=body.longitude,
+    )
+    return WarehouseOut.model_validate(warehouse)
+
+
+@router.put(
+    "/stock/{sku}/{warehouse_code}",
+    response_model=StockLevelOut,
+    responses=problem_responses(
+        401,
+        403,
+        404,
+        409,
+        422,
+        s404="`unknown-sku`, `warehouse-not-found`",
+        s409="`stock-below-reserved`: on_hand would fall below the units reserved for orders",
+    ),
+)
+async def set_stock_level(
+    sku: SkuPath,
+    warehouse_code: Annotated[str, Path(min_length=1, max_length=32)],
+    body: StockLevelIn,
+    _staff: StaffUser,
+    session: Session,
+) -> StockLevelOut:
+    level = await service.set_stock_level(
+        session, sku=sku, warehouse_code=warehouse_code, on_hand=body.on_hand
+    )
+    return StockLevelOut.of(level)
+
+
+@router.get(
+    "/stock/{sku}",
+    response_model=StockOut,
+    responses=problem_responses(401, 403, 404, s404="`unknown-sku`"),
+)
+async def get_stock(sku: SkuPath, _staff: StaffUser, session: Session) -> StockOut:
+    return StockOut.of(await service.get_stock(session, sku=sku))

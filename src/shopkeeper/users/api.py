@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Header, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
+from shopkeeper.carts import service as carts_service
 from shopkeeper.core.db import Session
 from shopkeeper.core.errors import problem_responses
 from shopkeeper.core.runtime import AppRuntime, ClientAddress
@@ -40,9 +41,17 @@ async def issue_token(
     session: Session,
     runtime: AppRuntime,
     address: ClientAddress,
+    cart_token: Annotated[
+        str | None,
+        Header(
+            alias="X-Cart-Token",
+            max_length=128,
+            description="A guest cart to merge into the user's cart at sign-in",
+        ),
+    ] = None,
 ) -> TokenPair:
     """OAuth2 password flow: `username` is the e-mail."""
-    _user, pair = await service.authenticate(
+    user, pair = await service.authenticate(
         session,
         settings=runtime.settings,
         ratelimiter=runtime.ratelimiter,
@@ -50,6 +59,8 @@ async def issue_token(
         password=form.password,
         client_address=address,
     )
+    if cart_token:
+        await carts_service.merge_guest_cart(session, user_id=user.id, cart_token=cart_token)
     return pair
 
 

@@ -1,0 +1,83 @@
+"""Request and response models of the inventory API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from shopkeeper.inventory.service import MAX_QUANTITY, SkuStock, StockLevelView
+
+WarehouseCode = Annotated[
+    str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+]
+
+
+class WarehouseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: WarehouseCode
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    latitude: Annotated[float, Field(ge=-90, le=90)] | None = None
+    longitude: Annotated[float, Field(ge=-180, le=180)] | None = None
+
+    @model_validator(mode="after")
+    def _both_coordinates_or_neither(self) -> Self:
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("give both latitude and longitude, or neither")
+        return self
+
+
+class WarehouseOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    code: str
+    name: str
+    latitude: float | None
+    longitude: float | None
+    created_at: datetime
+
+
+class StockLevelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    on_hand: Annotated[int, Field(ge=0, le=MAX_QUANTITY, strict=True)]
+
+
+class StockLevelOut(BaseModel):
+    sku: str
+    warehouse: str
+    on_hand: int
+    reserved: int
+    available: int
+
+    @classmethod
+    def of(cls, level: StockLevelView) -> StockLevelOut:
+        return cls(
+            sku=level.sku,
+            warehouse=level.warehouse,
+            on_hand=level.on_hand,
+            reserved=level.reserved,
+            available=level.available,
+        )
+
+
+class StockOut(BaseModel):
+    sku: str
+    on_hand: int
+    reserved: int
+    available: int
+    warehouses: list[StockLevelOut]
+
+    @classmethod
+    def of(cls, stock: SkuStock) -> StockOut:
+        return cls(
+            sku=stock.sku,
+            on_hand=stock.on_hand,
+            reserved=stock.reserved,
+            available=stock.available,
+            warehouses=[StockLevelOut.of(level) for level in stock.warehouses],
+        )
