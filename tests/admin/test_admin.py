@@ -13,6 +13,7 @@ from shopkeeper.admin.views import ReadOnlyView
 from shopkeeper.app import create_app
 from shopkeeper.core.ratelimit import RateLimiter
 from shopkeeper.core.runtime import Runtime
+from shopkeeper.core.security import hash_token
 from shopkeeper.core.settings import Settings
 from shopkeeper.users import service
 from shopkeeper.users.models import RefreshToken, User
@@ -220,3 +221,33 @@ async def test_domain_views_are_read_only(
 @pytest.mark.parametrize("path", ["/admin/statics/css/main.css"])
 async def test_admin_static_files_are_served(client: httpx.AsyncClient, path: str) -> None:
     assert (await client.get(path)).status_code == 200
+
+
+async def test_domain_rows_show_money_and_hide_bearer_tokens(
+    client: httpx.AsyncClient, runtime: Runtime, staff_headers: dict[str, str]
+) -> None:
+    product = await client.post(
+        "/api/v1/products",
+        json={
+            "name": "Desk lamp",
+            "variants": [{"sku": "LAMP-ADMIN-1", "price": {"amount": 1999, "currency": "USD"}}],
+        },
+        headers=staff_headers,
+    )
+    assert product.status_code == 201, product.text
+    cart = await client.post("/api/v1/carts")
+    assert cart.status_code == 201, cart.text
+    cart_token = cart.headers["x-cart-token"]
+    await admin_login(client, await make_staff(runtime), STAFF_PASSWORD)
+
+    variants = await client.get("/admin/variant/list")
+    assert variants.status_code == 200
+    assert "LAMP-ADMIN-1" in variants.text and "19.99 USD" in variants.text
+    carts = await client.get("/admin/cart/list")
+    details = await client.get(f"/admin/cart/details/{cart.json()['id']}")
+    export = await client.get("/admin/cart/export/csv")
+    for page in (carts, details, export):
+        assert page.status_code == 200
+        assert cart_token not in page.text
+        assert hash_token(cart_token) not in page.text
+    assert (await client.get(f"/admin/cart/edit/{cart.json()['id']}")).status_code == 403

@@ -11,16 +11,22 @@ from typing import Any, ClassVar
 import structlog
 from sqladmin import ModelView
 from sqlalchemy import inspect
-from sqlalchemy.orm import ColumnProperty
+from sqlalchemy.sql import sqltypes
 
 from shopkeeper.core.db import Base
 from shopkeeper.core.events import OutboxEvent
+from shopkeeper.core.money import Money
 from shopkeeper.users.models import User
 
 log = structlog.get_logger(__name__)
 
 # Column names that may hold credentials or signing material: never listed, shown or exported.
 SENSITIVE_MARKERS = ("password", "secret", "token_hash", "private_key", "api_key", "apiv3_key")
+# A payment's `action_value` can be a Stripe client secret: whoever holds it can confirm the
+# customer's payment, so staff do not need to see it either.
+SENSITIVE_COLUMNS = frozenset({"action_value"})
+# Derived search columns (tsvector, normalised text): noise to a person.
+INTERNAL_PREFIXES = ("search_",)
 
 # Where each domain keeps its tables, in menu order. A domain whose models module does not exist
 # (yet) is skipped, so the admin never stops the application from starting.
@@ -38,11 +44,39 @@ SEARCHABLE_NAMES = (
     "provider_reference", "reference", "event_name", "kind",
 )  # fmt: skip
 LIST_COLUMNS_MAX = 8
+# What a person scans a list for, where the table's own column order says otherwise. Names that
+# a table does not (or no longer) have are skipped.
+PREFERRED_LIST_COLUMNS: dict[str, tuple[str, ...]] = {
+    "orders": ("number", "status", "email", "total_amount", "currency", "created_at", "paid_at"),
+    "payments": (
+        "provider", "status", "amount", "refunded_amount", "currency", "provider_reference",
+        "created_at",
+    ),
+    "products": ("name", "slug", "min_price", "category_id", "archived_at", "created_at"),
+}  # fmt: skip
 
 
 def is_sensitive(column_name: str) -> bool:
     lowered = column_name.lower()
-    return any(marker in lowered for marker in SENSITIVE_MARKERS)
+    return lowered in SENSITIVE_COLUMNS or any(marker in lowered for marker in SENSITIVE_MARKERS)
+
+
+def is_money_column(column_name: str) -> bool:
+    return column_name in {"amount", "price", "min_price", "refunded_amount"} or (
+        column_name.endswith("_amount")
+    )
+
+
+def format_money(model: object, attribute: str) -> str:
+    """Minor units as the customer saw them: 1999 with USD is "19.99 USD"."""
+    amount = getattr(model, attribute)
+    currency = getattr(model, "currency", None)
+    if not isinstance(amount, int) or not isinstance(currency, str):
+        return "" if amount is None else str(amount)
+    try:
+        return f"{Money(amount=amount, currency=currency).to_decimal_string()} {currency}"
+    except ValueError:  # a malformed currency code must not break the page
+        return f"{amount} {currency}"
 
 
 class ReadOnlyView(ModelView):
@@ -100,16 +134,36 @@ class OutboxEventAdmin(ReadOnlyView, model=OutboxEvent):
 
 def read_only_view(model: type[Base], category: str) -> type[ModelView]:
     """A read-only view for a domain table whose schema the admin need not know in advance."""
-    columns = [
-        prop.key
-        for prop in inspect(model).attrs
-        if isinstance(prop, ColumnProperty) and not is_sensitive(prop.key)
+    properties = [
+        prop
+        for prop in inspect(model).column_attrs
+        if not is_sensitive(prop.key) and not prop.key.startswith(INTERNAL_PREFIXES)
     ]
+    columns = [prop.key for prop in properties]
+    # JSON documents (attributes, addresses, raw callbacks) and long text make an unreadable
+    # list page; the details page shows them.
+    scalar = [
+        prop.key
+        for prop in properties
+        if prop.key != "id" and not isinstance(prop.columns[0].type, sqltypes.JSON | sqltypes.Text)
+    ]
+    preferred = [
+        name
+        for name in PREFERRED_LIST_COLUMNS.get(str(getattr(model, "__tablename__", "")), ())
+        if name in columns
+    ]
+    money = (
+        {name: format_money for name in columns if is_money_column(name)}
+        if "currency" in columns
+        else {}
+    )
     attributes: dict[str, Any] = {
         "category": category,
-        "column_list": _list_columns(columns),
+        "column_list": (preferred or scalar or columns)[:LIST_COLUMNS_MAX],
         "column_details_list": columns,
         "column_export_list": columns,
+        "column_formatters": money,
+        "column_formatters_detail": money,
         "column_searchable_list": [name for name in columns if name in SEARCHABLE_NAMES],
         "column_sortable_list": [
             name for name in columns if name.endswith("_at") or name in SEARCHABLE_NAMES
@@ -125,12 +179,6 @@ def read_only_view(model: type[Base], category: str) -> type[ModelView]:
         f"{model.__name__}Admin", (ReadOnlyView,), {"model": model}, body
     )
     return view
-
-
-def _list_columns(columns: list[str]) -> list[str]:
-    # Wide tables (JSON documents, addresses) make an unreadable list page; details show all.
-    preferred = [name for name in columns if name != "id" and not name.endswith("_json")]
-    return preferred[:LIST_COLUMNS_MAX] or columns[:LIST_COLUMNS_MAX]
 
 
 def domain_models(module_name: str) -> Iterator[type[Base]]:
