@@ -61,9 +61,9 @@ async def create_cart(
 async def get_cart(
     cart_id: uuid.UUID,
     principal: OptionalUser,
-    cart_token: CartToken,
     session: Session,
     settings: AppSettings,
+    cart_token: CartToken = None,
 ) -> CartOut:
     cart = await service.get_cart(
         session, cart_id=cart_id, principal=principal, cart_token=cart_token, settings=settings
@@ -88,9 +88,9 @@ async def add_item(
     cart_id: uuid.UUID,
     body: CartItemIn,
     principal: OptionalUser,
-    cart_token: CartToken,
     session: Session,
     settings: AppSettings,
+    cart_token: CartToken = None,
 ) -> CartOut:
     cart = await service.add_item(
         session,
@@ -121,9 +121,9 @@ async def set_item_quantity(
     sku: SkuPath,
     body: CartItemPatch,
     principal: OptionalUser,
-    cart_token: CartToken,
     session: Session,
     settings: AppSettings,
+    cart_token: CartToken = None,
 ) -> CartOut:
     cart = await service.set_item_quantity(
         session,
@@ -148,9 +148,9 @@ async def remove_item(
     cart_id: uuid.UUID,
     sku: SkuPath,
     principal: OptionalUser,
-    cart_token: CartToken,
     session: Session,
     settings: AppSettings,
+    cart_token: CartToken = None,
 ) -> CartOut:
     cart = await service.remove_item(
         session,
@@ -161,4 +161,3 @@ async def remove_item(
         settings=settings,
     )
     return CartOut.of(cart)
-
