@@ -6,7 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import Computed, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shopkeeper.core.db import Base, JSONDocument, UTCDateTime, new_id, utcnow
@@ -24,16 +25,18 @@ class Category(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-# The weighted search document (name over description). The migration creates the same expression
-# index; catalog.search must use this exact expression for PostgreSQL to use the index.
+# The weighted search document, name over description: a stored generated column on PostgreSQL
+# (ranking reads it instead of re-parsing the text of every match).
 PG_DOCUMENT = (
-    "(setweight(to_tsvector('english'::regconfig, name), 'A') || "
-    "setweight(to_tsvector('english'::regconfig, description), 'B'))"
+    "setweight(to_tsvector('english'::regconfig, (name)::text), 'A'::\"char\") || "
+    "setweight(to_tsvector('english'::regconfig, description), 'B'::\"char\")"
 )
 
 
 class Product(Base):
     __tablename__ = "products"
+    # Never fetch the generated search document back after an INSERT: nothing reads it in Python.
+    __mapper_args__ = {"eager_defaults": False}
     __table_args__ = (
         Index("ix_products_created_at_id", "created_at", "id"),
         Index("ix_products_min_price_id", "min_price", "id"),
@@ -45,9 +48,7 @@ class Product(Base):
             postgresql_using="gin",
             postgresql_ops={"search_key": "gin_trgm_ops"},
         ),
-        Index("ix_products_document", text(PG_DOCUMENT), postgresql_using="gin").ddl_if(
-            dialect="postgresql"
-        ),
+        Index("ix_products_search_document", "search_document", postgresql_using="gin"),
         Index(
             "ix_products_attributes",
             "attributes",
@@ -68,6 +69,12 @@ class Product(Base):
     min_price: Mapped[int] = mapped_column(Integer)
     # The name lower-cased without punctuation ("t-shirt" -> "tshirt"), for trigram matching.
     search_key: Mapped[str] = mapped_column(String(300))
+    # Always NULL on SQLite, where the FTS5 table (see the migration) does this job.
+    search_document: Mapped[str | None] = mapped_column(
+        TSVECTOR().with_variant(Text(), "sqlite"),
+        Computed(PG_DOCUMENT, persisted=True),
+        deferred=True,
+    )
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

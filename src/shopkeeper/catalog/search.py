@@ -37,7 +37,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from shopkeeper.catalog.models import PG_DOCUMENT, Category, Product, Variant
+from shopkeeper.catalog.models import Category, Product, Variant
 from shopkeeper.core.db import is_postgres
 from shopkeeper.core.errors import InvalidInput
 from shopkeeper.core.jsonutil import dumps, loads
@@ -107,9 +107,16 @@ async def find_products(
     if rank is not None:
         stmt = stmt.add_columns(rank.label("rank"))
     if q and postgres:
-        # Scoped to this transaction; the pooled connection gets its default back on release.
+        # Both settings last for this transaction only. The planner prices the trigram operator
+        # like a cheap comparison and, with fresh statistics, picks a sequential scan that
+        # computes word_similarity on every product (a second on 100k rows); the two GIN
+        # indexes answer the same query in milliseconds.
         await session.execute(
-            text(f"SET LOCAL pg_trgm.word_similarity_threshold = {TRIGRAM_THRESHOLD}")
+            text(
+                "SELECT set_config('pg_trgm.word_similarity_threshold', :threshold, true), "
+                "set_config('enable_seqscan', 'off', true)"
+            ),
+            {"threshold": str(TRIGRAM_THRESHOLD)},
         )
     rows = (await session.execute(stmt)).all()
     products: list[Product] = [row[0] for row in rows]
@@ -129,7 +136,7 @@ async def find_products(
 
 
 def _postgres_search(stmt: Select[Any], q: str) -> tuple[Select[Any], ColumnElement[Any]]:
-    document: ColumnElement[Any] = literal_column(PG_DOCUMENT)
+    document: Any = Product.search_document
     tsquery = func.websearch_to_tsquery(literal_column("'english'::regconfig"), q)
     key = search_key(q)
     matches = or_(document.op("@@")(tsquery), literal(key).op("<%")(Product.search_key))

@@ -10,11 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from prometheus_client import Counter
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shopkeeper.core.cache import Cache, CacheEntry, Loader
+
+# Answered here, these requests never reach the request metrics middleware; they count here.
+CACHED_RESPONSES = Counter(
+    "shopkeeper_response_cache_hits_total",
+    "Public reads answered from the response cache before routing",
+    ["status"],
+)
+_HIT_200 = CACHED_RESPONSES.labels(status="200")
+_HIT_304 = CACHED_RESPONSES.labels(status="304")
 
 PUBLIC_CACHE_CONTROL = "public, max-age=0, must-revalidate"
 _CACHE_CONTROL = PUBLIC_CACHE_CONTROL.encode()
@@ -77,6 +87,7 @@ class ResponseCacheMiddleware:
             headers = [(b"etag", etag), (b"cache-control", _CACHE_CONTROL)]
             await send({"type": "http.response.start", "status": 304, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
+            _HIT_304.inc()
             return
         headers = [
             (b"content-type", _JSON),
@@ -87,3 +98,4 @@ class ResponseCacheMiddleware:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         body = b"" if scope["method"] == "HEAD" else entry.body
         await send({"type": "http.response.body", "body": body})
+        _HIT_200.inc()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 from shopkeeper.core.db import JSONDocument, UTCDateTime
 
@@ -17,10 +18,10 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
-# Must stay identical to catalog.search.PG_DOCUMENT, or the planner will not use the index.
+# The same expression as catalog.models.PG_DOCUMENT (a migration must not import models).
 PG_DOCUMENT = (
-    "(setweight(to_tsvector('english'::regconfig, name), 'A') || "
-    "setweight(to_tsvector('english'::regconfig, description), 'B'))"
+    "setweight(to_tsvector('english'::regconfig, (name)::text), 'A'::\"char\") || "
+    "setweight(to_tsvector('english'::regconfig, description), 'B'::\"char\")"
 )
 
 
@@ -55,6 +56,13 @@ def upgrade() -> None:
         sa.Column("attributes", JSONDocument, nullable=False),
         sa.Column("min_price", sa.Integer(), nullable=False),
         sa.Column("search_key", sa.String(300), nullable=False),
+        # PostgreSQL computes and stores it; SQLite keeps a NULL column (FTS5 does the job).
+        sa.Column(
+            "search_document",
+            postgresql.TSVECTOR() if postgres else sa.Text(),
+            sa.Computed(PG_DOCUMENT, persisted=True) if postgres else None,
+            nullable=True,
+        ),
         sa.Column("archived_at", UTCDateTime(), nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
@@ -120,8 +128,9 @@ def _postgres_search() -> None:
         postgresql_using="gin",
         postgresql_ops={"attributes": "jsonb_path_ops"},
     )
-    # An expression index: the weighted document is computed, never stored in a column.
-    op.execute(f"CREATE INDEX ix_products_document ON products USING gin ({PG_DOCUMENT})")
+    op.create_index(
+        "ix_products_search_document", "products", ["search_document"], postgresql_using="gin"
+    )
 
 
 def _sqlite_search() -> None:
@@ -152,8 +161,6 @@ def downgrade() -> None:
         for trigger in ("products_fts_insert", "products_fts_delete", "products_fts_update"):
             op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
         op.execute("DROP TABLE IF EXISTS products_fts")
-    else:
-        op.execute("DROP INDEX IF EXISTS ix_products_document")
     op.drop_table("variants")
     op.drop_table("products")
     op.drop_table("categories")

@@ -1,0 +1,408 @@
+"""`make bench` / `python -m bench`: load scenarios against `shopkeeper serve --workers N` on
+PostgreSQL with a large catalog, each beside a bare ASGI endpoint measured in the same run.
+
+Steps: check wrk (installs it with apt-get when missing and allowed), make sure the catalog
+has `--products` products (migrate + seed otherwise), start shopkeeper and the bare app the same
+way (gunicorn + uvicorn workers), warm up, run each scenario for `--duration` seconds, read the
+workers' peak memory, and append a dated section to bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import random
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+DEFAULT_DB = "postgresql+asyncpg://postgres@127.0.0.1:5432/shopkeeper_bench"
+SEARCH_TERMS = (
+    "shirt", "tshrit", "leather boot", "mug", "cofee", "lamp", "tent", "headphones",
+    "merino", "jacket", "stoneware cup", "power bank", "sneker", "wok", "fleece",
+)  # fmt: skip
+
+
+@dataclass
+class Result:
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--products", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per scenario")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--search-connections", type=int, default=8, help="moderate load")
+    parser.add_argument("--no-record", action="store_true", help="do not touch RESULTS.md")
+    args = parser.parse_args()
+    asyncio.run(run(args))
+
+
+async def run(args: argparse.Namespace) -> None:
+    wrk = ensure_wrk()
+    env = shop_env(args)
+    await ensure_catalog(args, env)
+    shop_port, bare_port = free_port(), free_port()
+    shop = start(
+        [sys.executable, "-m", "shopkeeper.cli", "serve", "--workers", str(args.workers),
+         "--host", "127.0.0.1", "--port", str(shop_port)],
+        env,
+    )  # fmt: skip
+    bare = start(
+        [sys.executable, "-m", "gunicorn", "bench.bare:app", "--worker-class",
+         "uvicorn.workers.UvicornWorker", "--workers", str(args.workers),
+         "--bind", f"127.0.0.1:{bare_port}", "--log-level", "warning"],
+        {**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    shop_url, bare_url = f"http://127.0.0.1:{shop_port}", f"http://127.0.0.1:{bare_port}"
+    try:
+        await wait_ready(shop_url + "/health/live")
+        await wait_ready(bare_url + "/")
+        ids, categories = await sample(shop_url)
+        results: list[Result] = []
+        common = (args.threads, args.connections, args.duration)
+
+        with tempfile.TemporaryDirectory() as scripts:
+            folder = Path(scripts)
+            detail_paths = [f"/api/v1/products/{i}" for i in ids]
+            listing_paths = [
+                f"/api/v1/products?limit=20&category={slug}&sort={sort}"
+                for slug in categories
+                for sort in ("price", "-price", "name", "-created_at")
+            ]
+            await warm(shop_url, detail_paths + listing_paths)
+
+            results.append(wrk_run(wrk, "bare ASGI endpoint (fixed JSON)", bare_url, "/", *common))
+            results.append(
+                wrk_run(
+                    wrk,
+                    "product detail, cached",
+                    shop_url,
+                    paths_script(folder, "detail", detail_paths),
+                    *common,
+                )
+            )
+            results.append(
+                wrk_run(
+                    wrk,
+                    "listing 20/page, cached",
+                    shop_url,
+                    paths_script(folder, "list", listing_paths),
+                    *common,
+                )
+            )
+            results.append(
+                wrk_run(
+                    wrk,
+                    "listing 20/page, uncached (distinct price filters)",
+                    shop_url,
+                    uncached_listing_script(folder, categories),
+                    *common,
+                )
+            )
+            results.append(
+                wrk_run(
+                    wrk,
+                    "search, uncached, moderate load",
+                    shop_url,
+                    search_script(folder),
+                    args.threads,
+                    args.search_connections,
+                    args.duration,
+                )
+            )
+            results.append(wrk_run(wrk, "bare ASGI endpoint (again)", bare_url, "/", *common))
+        memory = worker_peak_memory(shop.pid)
+    finally:
+        stop(shop)
+        stop(bare)
+    report(args, results, memory)
+
+
+# --- setup ---------------------------------------------------------------------------------
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        print("installing wrk with apt-get ...", flush=True)
+        subprocess.run(["apt-get", "install", "-y", "wrk"], check=False, capture_output=True)
+        found = shutil.which("wrk")
+    if not found:
+        sys.exit("wrk is required: apt-get install -y wrk (or brew install wrk)")
+    return found
+
+
+def shop_env(args: argparse.Namespace) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SHOPKEEPER_")}
+    env.update(
+        SHOPKEEPER_ENVIRONMENT="production",
+        SHOPKEEPER_DATABASE_URL=args.database_url,
+        SHOPKEEPER_REDIS_URL=args.redis_url,
+        SHOPKEEPER_SECRET_KEY=secrets.token_urlsafe(48),
+        SHOPKEEPER_SANDBOX_ENABLED="false",
+        SHOPKEEPER_LOG_LEVEL="WARNING",
+        # The outbox relay and jobs run in `shopkeeper worker` in production; the bench
+        # measures the API processes alone.
+        SHOPKEEPER_RUN_BACKGROUND_IN_PROCESS="false",
+        SHOPKEEPER_VAR_DIR=str(Path(tempfile.gettempdir()) / "shopkeeper-bench"),
+        SHOPKEEPER_CACHE_TTL_SECONDS="3600",
+    )
+    return env
+
+
+async def ensure_catalog(args: argparse.Namespace, env: dict[str, str]) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    admin_url = args.database_url.rsplit("/", 1)[0] + "/postgres"
+    name = args.database_url.rsplit("/", 1)[1]
+    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        exists = await connection.scalar(
+            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+        )
+        if not exists:
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    await admin.dispose()
+    cli = [sys.executable, "-m", "shopkeeper.cli"]
+    subprocess.run([*cli, "migrate"], env=env, check=True)
+    engine = create_async_engine(args.database_url)
+    async with engine.connect() as connection:
+        have = await connection.scalar(
+            text("SELECT count(*) FROM products WHERE archived_at IS NULL")
+        )
+    await engine.dispose()
+    if have < args.products:
+        print(f"seeding {args.products - have} products ...", flush=True)
+        subprocess.run([*cli, "seed", "--products", str(args.products - have)], env=env, check=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(argv, env=env, cwd=ROOT, start_new_session=True)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+async def wait_ready(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=2) as http:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await http.get(url)).status_code == 200:
+                    return
+            await asyncio.sleep(0.3)
+    sys.exit(f"{url} did not come up")
+
+
+async def sample(base: str) -> tuple[list[str], list[str]]:
+    """1,000 product ids spread over the catalog, and every category slug."""
+    ids: list[str] = []
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        categories = [c["slug"] for c in (await http.get("/api/v1/categories")).json()]
+        for slug in categories:
+            page = (await http.get(f"/api/v1/products?limit=100&category={slug}")).json()
+            ids.extend(item["id"] for item in page["items"])
+    random.Random(1).shuffle(ids)
+    return ids[:1000], categories
+
+
+async def warm(base: str, paths: list[str]) -> None:
+    """Fill both workers' L1 (requests land on either, so each path is asked several times)."""
+    limits = httpx.Limits(max_connections=16)
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as http:
+        for _ in range(4):
+            for start_at in range(0, len(paths), 64):
+                batch = paths[start_at : start_at + 64]
+                await asyncio.gather(*(http.get(path) for path in batch))
+
+
+# --- wrk -----------------------------------------------------------------------------------
+
+
+def paths_script(folder: Path, name: str, paths: list[str]) -> Path:
+    quoted = ",\n".join(f'  "{path}"' for path in paths)
+    script = folder / f"{name}.lua"
+    script.write_text(
+        f"paths = {{\n{quoted}\n}}\n"
+        "request = function()\n"
+        "  return wrk.format('GET', paths[math.random(#paths)])\n"
+        "end\n"
+    )
+    return script
+
+
+def uncached_listing_script(folder: Path, categories: list[str]) -> Path:
+    quoted = ", ".join(f'"{slug}"' for slug in categories)
+    script = folder / "uncached.lua"
+    script.write_text(
+        f"cats = {{{quoted}}}\n"
+        "request = function()\n"
+        "  local path = '/api/v1/products?limit=20&sort=price&category=' ..\n"
+        "    cats[math.random(#cats)] .. '&min_price=' .. math.random(0, 20000)\n"
+        "  return wrk.format('GET', path)\n"
+        "end\n"
+    )
+    return script
+
+
+def search_script(folder: Path) -> Path:
+    quoted = ", ".join(f'"{term.replace(" ", "%20")}"' for term in SEARCH_TERMS)
+    script = folder / "search.lua"
+    script.write_text(
+        f"terms = {{{quoted}}}\n"
+        "request = function()\n"
+        "  -- a distinct limit per request makes a distinct URL: no cache hit, the database works\n"
+        "  local path = '/api/v1/products?q=' .. terms[math.random(#terms)] ..\n"
+        "    '&limit=' .. math.random(10, 30) .. '&x=' .. math.random(1, 1000000000)\n"
+        "  return wrk.format('GET', path)\n"
+        "end\n"
+    )
+    return script
+
+
+def wrk_run(
+    wrk: str, name: str, base: str, target: str | Path, threads: int, connections: int, seconds: int
+) -> Result:
+    argv = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if isinstance(target, Path):
+        argv += ["-s", str(target), base]
+    else:
+        argv.append(base + target)
+    print(f"-> {name}", flush=True)
+    output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    errors = 0
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if non_2xx:
+        errors += int(non_2xx.group(1))
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    if sockets:
+        errors += sum(int(n) for n in sockets.groups())
+    print(f"   {rps:,.0f} req/s  p50 {percentile(output, '50')}  p99 {percentile(output, '99')}")
+    return Result(
+        name, rps, to_ms(percentile(output, "50")), to_ms(percentile(output, "99")), errors
+    )
+
+
+def percentile(output: str, which: str) -> str:
+    match = re.search(rf"^\s+{which}%\s+(\S+)", output, re.MULTILINE)
+    return match.group(1) if match else "?"
+
+
+def to_ms(value: str) -> float:
+    match = re.match(r"([\d.]+)(us|ms|s)", value)
+    if not match:
+        return float("nan")
+    number, unit = float(match.group(1)), match.group(2)
+    return number / 1000 if unit == "us" else number * 1000 if unit == "s" else number
+
+
+# --- memory and report ---------------------------------------------------------------------
+
+
+def worker_peak_memory(master_pid: int) -> list[tuple[int, float]]:
+    """(pid, peak resident MiB) of each gunicorn worker, from /proc (Linux)."""
+    peaks: list[tuple[int, float]] = []
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children")
+    if not children.exists():
+        return peaks
+    for pid in children.read_text().split():
+        status = Path(f"/proc/{pid}/status")
+        with contextlib.suppress(OSError):
+            for line in status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks.append((int(pid), int(line.split()[1]) / 1024))
+    return peaks
+
+
+def report(
+    args: argparse.Namespace, results: list[Result], memory: list[tuple[int, float]]
+) -> None:
+    bare = max(r.rps for r in results if r.name.startswith("bare"))
+    lines = [
+        f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"- machine: {platform.node()}, {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"{_memory_total()}, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}",
+        f"- command: `python -m bench --products {args.products} --workers {args.workers} "
+        f"--duration {args.duration} --connections {args.connections} "
+        f"--search-connections {args.search_connections}`",
+        f"- catalog: {args.products:,} products on PostgreSQL; Redis L2; load generator wrk on the "
+        "same machine (it competes with the servers for the same CPUs)",
+        "",
+        "| scenario | req/s | vs bare | p50 ms | p99 ms | errors |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        ratio = r.rps / bare
+        lines.append(
+            f"| {r.name} | {r.rps:,.0f} | {ratio:.0%} | {r.p50_ms:.2f} | {r.p99_ms:.2f} "
+            f"| {r.errors} |"
+        )
+    lines.append("")
+    lines.append(
+        "Peak memory per worker (VmHWM): "
+        + (", ".join(f"{mib:.0f} MiB" for _, mib in memory) or "unavailable")
+    )
+    lines.append("")
+    text = "\n".join(lines)
+    print("\n" + text)
+    if not args.no_record:
+        existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
+        RESULTS.write_text(existing.rstrip("\n") + "\n\n" + text)
+
+
+def _memory_total() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return f"{int(line.split()[1]) / 1024 / 1024:.0f} GiB RAM"
+    return "RAM unknown"
+
+
+if __name__ == "__main__":
+    main()

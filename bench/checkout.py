@@ -1,0 +1,300 @@
+"""Checkout load scenario: orders per second on PostgreSQL with `shopkeeper serve --workers N`.
+
+Self-contained: creates a throw-away PostgreSQL database, migrates it, starts the server,
+creates the catalog (SKUs with ample stock) over the API as a staff user, inserts the customers
+directly (argon2 logins are not what is measured) and fills one 3-line cart per customer. Then
+it measures, at the same concurrency:
+
+- the bare endpoint `GET /health/live` (the ceiling of the stack on this machine), and
+- `POST /orders` with an Idempotency-Key, each on its own cart (the number that matters).
+
+Run:  .venv/bin/python bench/checkout.py --orders 3000 --concurrency 64 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import insert, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from shopkeeper.core.db import new_id, utcnow
+from shopkeeper.core.security import create_access_token, hash_password
+from shopkeeper.core.settings import Settings
+from shopkeeper.users.models import User
+
+ADDRESS = {
+    "name": "Bench Buyer",
+    "line1": "1 Load Street",
+    "city": "Springfield",
+    "postal_code": "12345",
+    "country": "US",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def run_load(
+    count: int, concurrency: int, call: Callable[[int], Awaitable[httpx.Response]]
+) -> dict[str, Any]:
+    """`count` calls, at most `concurrency` in flight; throughput, latency and status codes."""
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    next_index = 0
+
+    async def worker() -> None:
+        nonlocal next_index
+        while next_index < count:
+            index = next_index
+            next_index += 1
+            started = time.perf_counter()
+            response = await call(index)
+            latencies.append(time.perf_counter() - started)
+            statuses[response.status_code] += 1
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - began
+    return {
+        "rate": count / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "statuses": dict(statuses),
+        "seconds": elapsed,
+    }
+
+
+async def in_batches(count: int, size: int, make: Callable[[int], Awaitable[Any]]) -> list[Any]:
+    results: list[Any] = []
+    for start in range(0, count, size):
+        results.extend(
+            await asyncio.gather(*(make(index) for index in range(start, min(count, start + size))))
+        )
+    return results
+
+
+async def main(args: argparse.Namespace) -> None:
+    admin_url = args.postgres_url.rstrip("/") + "/postgres"
+    name = f"shopkeeper_bench_{secrets.token_hex(4)}"
+    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    database_url = args.postgres_url.rstrip("/") + "/" + name
+    var_dir = Path(args.var_dir) / name
+    var_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SHOPKEEPER_")},
+        "SHOPKEEPER_ENVIRONMENT": "production",
+        "SHOPKEEPER_DATABASE_URL": database_url,
+        "SHOPKEEPER_SECRET_KEY": secret,
+        "SHOPKEEPER_SANDBOX_ENABLED": "false",
+        "SHOPKEEPER_VAR_DIR": str(var_dir),
+        "SHOPKEEPER_HOST": "127.0.0.1",
+        "SHOPKEEPER_PORT": str(port),
+        "SHOPKEEPER_LOG_LEVEL": "WARNING",
+        # The API alone is measured: the outbox relay and handlers belong to `shopkeeper worker`.
+        "SHOPKEEPER_RUN_BACKGROUND_IN_PROCESS": "false",
+        "SHOPKEEPER_DATABASE_POOL_SIZE": str(args.pool_size),
+        "SHOPKEEPER_RESERVATION_TTL_SECONDS": "3600",
+    }
+    settings = Settings(
+        environment="production",
+        database_url=database_url,
+        secret_key=secret,
+        sandbox_enabled=False,
+        var_dir=var_dir,
+    )
+    cli = [sys.executable, "-m", "shopkeeper.cli"]
+    server: subprocess.Popen[bytes] | None = None
+    try:
+        subprocess.run([*cli, "migrate"], env=env, check=True, capture_output=True)
+        staff_email, staff_password = "bench-staff@example.com", secrets.token_urlsafe(16)
+        subprocess.run(
+            [*cli, "users", "create", "--email", staff_email, "--password", staff_password,
+             "--staff"],
+            env=env, check=True, capture_output=True,
+        )  # fmt: skip
+        server = subprocess.Popen(
+            [*cli, "serve", "--workers", str(args.workers)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        base_url = f"http://127.0.0.1:{port}"
+        limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=512)
+        async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as http:
+            await wait_until_live(http)
+            token = (
+                await http.post(
+                    "/api/v1/auth/token", data={"username": staff_email, "password": staff_password}
+                )
+            ).json()["access_token"]
+            staff = {"Authorization": f"Bearer {token}"}
+            skus = await create_catalog(http, staff, args.skus, stock=args.orders * 3)
+            buyers = await create_buyers(database_url, settings, args.orders)
+            chooser = random.Random(7)
+            carts: list[str] = await in_batches(
+                args.orders,
+                args.concurrency,
+                lambda index: fill_cart(http, buyers[index], chooser.sample(skus, 3)),
+            )
+            print(f"prepared {len(skus)} SKUs and {len(carts)} 3-line carts", file=sys.stderr)
+
+            bare = await run_load(
+                args.orders, args.concurrency, lambda _index: http.get("/health/live")
+            )
+
+            def place(index: int) -> Awaitable[httpx.Response]:
+                return http.post(
+                    "/api/v1/orders",
+                    headers={**buyers[index], "Idempotency-Key": str(uuid.uuid4())},
+                    json={"cart_id": carts[index], "shipping_address": ADDRESS},
+                )
+
+            orders = await run_load(args.orders, args.concurrency, place)
+        report(args, bare, orders)
+    finally:
+        if server is not None and server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+async def wait_until_live(http: httpx.AsyncClient) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if (await http.get("/health/live")).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.2)
+    raise RuntimeError("server did not start")
+
+
+async def create_catalog(
+    http: httpx.AsyncClient, staff: dict[str, str], count: int, stock: int
+) -> list[str]:
+    made = await http.post(
+        "/api/v1/warehouses", headers=staff, json={"code": "BENCH", "name": "Bench warehouse"}
+    )
+    made.raise_for_status()
+
+    async def one(index: int) -> str:
+        sku = f"BENCH-{index:05d}"
+        product = await http.post(
+            "/api/v1/products",
+            headers=staff,
+            json={
+                "name": f"Bench product {index}",
+                "variants": [{"sku": sku, "price": {"amount": 500 + index, "currency": "USD"}}],
+            },
+        )
+        product.raise_for_status()
+        level = await http.put(f"/api/v1/stock/{sku}/BENCH", headers=staff, json={"on_hand": stock})
+        level.raise_for_status()
+        return sku
+
+    skus: list[str] = await in_batches(count, 20, one)
+    return skus
+
+
+async def create_buyers(database_url: str, settings: Settings, count: int) -> list[dict[str, str]]:
+    engine = create_async_engine(database_url)
+    password_hash = hash_password(secrets.token_urlsafe(12))
+    rows = [
+        {
+            "id": new_id(),
+            "email": f"buyer-{index}@bench.example.com",
+            "password_hash": password_hash,
+            "full_name": None,
+            "is_staff": False,
+            "is_active": True,
+            "created_at": utcnow(),
+        }
+        for index in range(count)
+    ]
+    async with engine.begin() as connection:
+        await connection.execute(insert(User), rows)
+    await engine.dispose()
+    return [
+        {
+            "Authorization": "Bearer "
+            + create_access_token(settings=settings, user_id=row["id"], is_staff=False)
+        }
+        for row in rows
+    ]
+
+
+async def fill_cart(http: httpx.AsyncClient, buyer: dict[str, str], skus: list[str]) -> str:
+    cart = await http.post("/api/v1/carts", headers=buyer)
+    cart.raise_for_status()
+    cart_id = str(cart.json()["id"])
+    for sku in skus:
+        added = await http.post(
+            f"/api/v1/carts/{cart_id}/items", headers=buyer, json={"sku": sku, "quantity": 1}
+        )
+        added.raise_for_status()
+    return cart_id
+
+
+def report(args: argparse.Namespace, bare: dict[str, Any], orders: dict[str, Any]) -> None:
+    errors = sum(n for status, n in orders["statuses"].items() if status != 201)
+    print(
+        f"\ncheckout bench: PostgreSQL, serve --workers {args.workers}, "
+        f"concurrency {args.concurrency}, {args.orders} orders of 3 lines over {args.skus} SKUs\n"
+    )
+    print("| scenario | rate (req/s) | p50 ms | p99 ms | statuses |")
+    print("|---|---:|---:|---:|---|")
+    for label, result in (("GET /health/live (bare)", bare), ("POST /orders", orders)):
+        print(
+            f"| {label} | {result['rate']:.0f} | {result['p50_ms']:.1f} | "
+            f"{result['p99_ms']:.1f} | {result['statuses']} |"
+        )
+    print(f"\norders/s: {orders['rate']:.0f}; errors: {errors}")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--orders", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--skus", type=int, default=300)
+    parser.add_argument("--pool-size", type=int, default=20)
+    parser.add_argument("--postgres-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432")
+    parser.add_argument("--var-dir", default="var/bench")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(parse_args()))
