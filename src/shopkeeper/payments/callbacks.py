@@ -94,7 +94,7 @@ async def receive_callback(
         return provider.respond(rejection)
     async with db.session() as session:
         result = await apply_provider_event(session, provider_name=provider_name, event=event)
-    log.info("payment_callback", provider=provider_name, event=event.event_key, result=result)
+    log.info("payment_callback", provider=provider_name, event_key=event.event_key, result=result)
     return provider.respond(None)
 
 

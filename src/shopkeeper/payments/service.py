@@ -140,8 +140,11 @@ async def create_payment(
             updated_at=utcnow(),
         )
     )
+    # Read back before the commit: a read after it would open a new transaction, which on
+    # SQLite holds the write lock the idempotency store needs next.
+    await session.refresh(payment)
     await session.commit()
-    return await _reload(session, payment.id)
+    return payment
 
 
 async def get_payment(
@@ -204,10 +207,11 @@ async def refund_payment(
         .values(refunded_amount=Payment.refunded_amount + amount, updated_at=utcnow())
     )
     if reserved.rowcount != 1:  # type: ignore[attr-defined]
+        captured = payment.amount  # read before the rollback expires the row
         await session.rollback()
         raise RefundExceedsCaptured(
-            f"At most {payment.amount - observed} can still be refunded",
-            captured=payment.amount,
+            f"At most {captured - observed} can still be refunded",
+            captured=captured,
             refunded=observed,
         )
     refund = Refund(
@@ -257,10 +261,9 @@ async def refund_payment(
     )
     if result.succeeded:
         await complete_refund(session, refund_id=refund.id, at=utcnow())
+    await session.refresh(refund)
     await session.commit()
-    reloaded = await session.get(Refund, refund.id, populate_existing=True)
-    assert reloaded is not None
-    return reloaded
+    return refund
 
 
 async def complete_refund(session: AsyncSession, *, refund_id: uuid.UUID, at: datetime) -> bool:
@@ -327,9 +330,3 @@ async def _refund_by_key(
     return await session.scalar(
         select(Refund).where(Refund.payment_id == payment_id, Refund.dedup_key == dedup_key)
     )
-
-
-async def _reload(session: AsyncSession, payment_id: uuid.UUID) -> Payment:
-    payment = await session.get(Payment, payment_id, populate_existing=True)
-    assert payment is not None
-    return payment
