@@ -278,13 +278,17 @@ async def merge_guest_cart(session: AsyncSession, *, user_id: uuid.UUID, cart_to
         return False
     target = await _open_cart_of(session, user_id, lock=True)
     if target is None:
-        adopted = await session.execute(
-            update(Cart)
-            .where(Cart.id == guest.id, Cart.user_id.is_(None), Cart.status == "open")
-            .values(user_id=user_id, token_hash=None)
-            .execution_options(synchronize_session=False)
-        )
         try:
+            adopted = await session.execute(
+                update(Cart)
+                .where(
+                    Cart.id == guest.id,
+                    Cart.user_id.is_(None),
+                    Cart.status == CartStatus.OPEN.value,
+                )
+                .values(user_id=user_id, token_hash=None)
+                .execution_options(synchronize_session=False)
+            )
             await session.commit()
         except IntegrityError:
             # The user opened a cart meanwhile (another tab): merge into that one instead.
