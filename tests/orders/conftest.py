@@ -9,6 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import insert
+
+from shopkeeper.core.db import new_id, utcnow
+from shopkeeper.core.runtime import Runtime
+from shopkeeper.core.security import create_access_token, hash_password
+from shopkeeper.users.models import User
 
 ADDRESS = {
     "name": "Ada Lovelace",
@@ -17,6 +23,52 @@ ADDRESS = {
     "postal_code": "SW1Y 4JH",
     "country": "GB",
 }
+
+
+# Hashed once: argon2 per test user would spend the suite's time on password hashing. Sign-in
+# itself is tested in tests/users; here users are inserted and given the tokens login would give.
+_PASSWORD_HASH = hash_password("orders-tests-password")
+
+
+async def make_users(runtime: Runtime, count: int, *, staff: bool = False) -> list[dict[str, str]]:
+    """`count` users inserted in one statement, each as `Authorization` headers."""
+    rows = [
+        {
+            "id": new_id(),
+            "email": f"{'staff' if staff else 'user'}-{secrets.token_hex(5)}@example.com",
+            "password_hash": _PASSWORD_HASH,
+            "full_name": None,
+            "is_staff": staff,
+            "is_active": True,
+            "created_at": utcnow(),
+        }
+        for _ in range(count)
+    ]
+    async with runtime.db.session() as session:
+        await session.execute(insert(User), rows)
+        await session.commit()
+    return [
+        {
+            "Authorization": "Bearer "
+            + create_access_token(settings=runtime.settings, user_id=row["id"], is_staff=staff)
+        }
+        for row in rows
+    ]
+
+
+async def make_user(runtime: Runtime, *, staff: bool = False) -> dict[str, str]:
+    [headers] = await make_users(runtime, 1, staff=staff)
+    return headers
+
+
+@pytest.fixture
+async def customer_headers(runtime: Runtime) -> dict[str, str]:
+    return await make_user(runtime)
+
+
+@pytest.fixture
+async def staff_headers(runtime: Runtime) -> dict[str, str]:
+    return await make_user(runtime, staff=True)
 
 
 async def create_sku(

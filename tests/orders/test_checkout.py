@@ -10,13 +10,13 @@ from sqlalchemy import select
 
 from shopkeeper.core.events import OutboxEvent
 from shopkeeper.core.runtime import Runtime
-from tests.conftest import register_and_login
 from tests.orders.conftest import (
     ADDRESS,
     PlaceOrder,
     checkout,
     create_cart,
     create_sku,
+    make_user,
     problem_slug,
     stock_of,
 )
@@ -78,13 +78,16 @@ async def test_order_numbers_are_distinct_and_increasing(
 
 
 async def test_insufficient_stock_reserves_nothing(
-    client: httpx.AsyncClient, staff_headers: dict[str, str], customer_headers: dict[str, str]
+    client: httpx.AsyncClient,
+    staff_headers: dict[str, str],
+    customer_headers: dict[str, str],
+    runtime: Runtime,
 ) -> None:
     plenty = await create_sku(client, staff_headers, on_hand=10)
     scarce = await create_sku(client, staff_headers, on_hand=3)
     cart_id = await create_cart(client, customer_headers, [(plenty, 4), (scarce, 3)])
     # Someone else takes the scarce units between add-to-cart and checkout.
-    other = await register_and_login(client)
+    other = await make_user(runtime)
     taken = await checkout(client, other, await create_cart(client, other, [(scarce, 2)]))
     assert taken.status_code == 201
 
@@ -148,10 +151,13 @@ async def test_a_retry_replays_the_first_answer(
 
 
 async def test_keys_are_scoped_per_user(
-    client: httpx.AsyncClient, staff_headers: dict[str, str], customer_headers: dict[str, str]
+    client: httpx.AsyncClient,
+    staff_headers: dict[str, str],
+    customer_headers: dict[str, str],
+    runtime: Runtime,
 ) -> None:
     sku = await create_sku(client, staff_headers)
-    other = await register_and_login(client)
+    other = await make_user(runtime)
     mine = await checkout(
         client, customer_headers, await create_cart(client, customer_headers, [(sku, 1)]), key="k1"
     )
@@ -161,11 +167,14 @@ async def test_keys_are_scoped_per_user(
 
 
 async def test_a_failed_checkout_is_replayed_too(
-    client: httpx.AsyncClient, staff_headers: dict[str, str], customer_headers: dict[str, str]
+    client: httpx.AsyncClient,
+    staff_headers: dict[str, str],
+    customer_headers: dict[str, str],
+    runtime: Runtime,
 ) -> None:
     sku = await create_sku(client, staff_headers, on_hand=1)
     cart_id = await create_cart(client, customer_headers, [(sku, 1)])
-    other = await register_and_login(client)
+    other = await make_user(runtime)
     assert (await checkout(client, other, await create_cart(client, other, [(sku, 1)]))).is_success
 
     first = await checkout(client, customer_headers, cart_id, key="k")

@@ -14,8 +14,7 @@ from shopkeeper.core.db import utcnow
 from shopkeeper.core.events import OutboxEvent
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.orders import service
-from tests.conftest import register_and_login
-from tests.orders.conftest import PlaceOrder, create_sku, problem_slug, stock_of
+from tests.orders.conftest import PlaceOrder, create_sku, make_user, problem_slug, stock_of
 
 
 async def pay(runtime: Runtime, order_id: str) -> bool:
@@ -47,10 +46,11 @@ async def test_other_customers_orders_are_not_found(
     staff_headers: dict[str, str],
     customer_headers: dict[str, str],
     place_order: PlaceOrder,
+    runtime: Runtime,
 ) -> None:
     sku = await create_sku(client, staff_headers)
     order = await place_order(customer_headers, [(sku, 1)])
-    other = await register_and_login(client)
+    other = await make_user(runtime)
     url = f"/api/v1/orders/{order['id']}"
 
     assert (await client.get(url, headers=customer_headers)).status_code == 200
@@ -106,7 +106,7 @@ async def test_staff_list_all_orders_and_filter_by_status(
     runtime: Runtime,
 ) -> None:
     sku = await create_sku(client, staff_headers)
-    other = await register_and_login(client)
+    other = await make_user(runtime)
     mine = await place_order(customer_headers, [(sku, 1)])
     theirs = await place_order(other, [(sku, 1)])
     assert await pay(runtime, theirs["id"])
