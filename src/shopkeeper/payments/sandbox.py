@@ -47,7 +47,7 @@ async def request_sandbox_outcome(
     if payment.provider != "sandbox":
         raise NotASandboxPayment(f"Payment {payment.id} uses {payment.provider}")
     if payment.status != PaymentStatus.PENDING:
-        raise Conflict(f"The payment is already {payment.status}", status=payment.status)
+        raise Conflict(f"The payment is already {payment.status}", payment_status=payment.status)
     await session.rollback()
     provider = SandboxProvider(settings)
     assert payment.provider_reference is not None

@@ -190,7 +190,9 @@ async def refund_payment(
             refunded=payment.refunded_amount,
         )
     if payment.status not in REFUNDABLE_STATUSES:
-        raise PaymentNotRefundable(f"The payment is {payment.status}", status=payment.status)
+        raise PaymentNotRefundable(
+            f"The payment is {payment.status}", payment_status=payment.status
+        )
     observed = payment.refunded_amount
     if amount is None:
         amount = payment.amount - observed
