@@ -251,3 +251,16 @@ async def test_domain_rows_show_money_and_hide_bearer_tokens(
         assert cart_token not in page.text
         assert hash_token(cart_token) not in page.text
     assert (await client.get(f"/admin/cart/edit/{cart.json()['id']}")).status_code == 403
+
+
+async def test_admin_requests_are_labelled_as_admin_routes_in_metrics(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    await admin_login(client, await make_staff(runtime), STAFF_PASSWORD)
+    assert (await client.get("/admin/user/list")).status_code == 200
+
+    metrics = (await client.get("/metrics")).text
+
+    assert 'route="/admin/{identity}/list",status="200"' in metrics
+    assert 'route="/admin/login",status="302"' in metrics
+    assert 'route="/{identity}/list"' not in metrics

@@ -10,7 +10,9 @@ from sqladmin import Admin
 from sqladmin.audit import AuditBackend, AuditEntry
 from sqladmin.authentication import get_current_user_id
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.middleware import Middleware
 from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shopkeeper.admin.auth import StaffAuthentication
 from shopkeeper.admin.views import OutboxEventAdmin, UserAdmin, domain_views
@@ -59,6 +61,21 @@ class StructlogAudit(AuditBackend):
         )
 
 
+class AdminRouteLabel:
+    """Names admin requests "/admin/{identity}/list" rather than the mounted app's bare
+    "/{identity}/list", so request metrics do not mix admin pages with API routes."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            route = getattr(scope.get("route"), "path", "")
+            scope["shopkeeper.route"] = ADMIN_PATH + str(route)
+
+
 def mount_admin(app: FastAPI, settings: Settings) -> Admin:
     sessions = RuntimeSessions(app)
     authentication = StaffAuthentication(settings, sessions.runtime)
@@ -67,6 +84,7 @@ def mount_admin(app: FastAPI, settings: Settings) -> Admin:
         session_maker=cast(async_sessionmaker[AsyncSession], sessions),
         base_url=ADMIN_PATH,
         title="shopkeeper admin",
+        middlewares=[Middleware(AdminRouteLabel)],
         authentication_backend=authentication,
         audit_backend=StructlogAudit(),
     )
