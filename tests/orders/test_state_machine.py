@@ -40,6 +40,7 @@ def test_the_table_is_exactly_the_documented_lifecycle() -> None:
         *((a, b) for a in (S.PAID, S.SHIPPED, S.DELIVERED) for b in (S.REFUNDED,)),
         *((a, S.PARTIALLY_REFUNDED) for a in (S.PAID, S.SHIPPED, S.DELIVERED)),
         (S.PARTIALLY_REFUNDED, S.REFUNDED),
+        (S.PARTIALLY_REFUNDED, S.SHIPPED),
     }
     assert {S.CANCELLED, S.EXPIRED, S.REFUNDED} == TERMINAL_STATUSES
 
@@ -52,15 +53,16 @@ def test_random_requests_only_walk_allowed_edges(requests: list[OrderStatus]) ->
             status = target
             seen.append(status)
     assert all(b in ALLOWED_TRANSITIONS[a] for a, b in itertools.pairwise(seen))
-    # No way back: an order never returns to a status it left.
-    assert len(seen) == len(set(seen))
+    # No way back to unpaid or merely paid, and nothing follows a terminal status.
+    assert seen.count(S.PENDING_PAYMENT) == 1 and seen.count(S.PAID) <= 1
+    assert all(status not in TERMINAL_STATUSES for status in seen[:-1])
 
 
 OPERATIONS = ["pay", "cancel", "expire", "ship", "deliver", "refund", "refund_part"]
 
 
 @settings(
-    max_examples=25,
+    max_examples=20,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
@@ -119,7 +121,8 @@ async def test_any_sequence_of_operations_keeps_order_and_stock_consistent(
             target = {"cancel": S.CANCELLED, "ship": S.SHIPPED, "deliver": S.DELIVERED}[operation]
             headers = customer_headers if operation == "cancel" else staff_headers
             response = await client.post(f"{url}/{operation}", headers=headers)
-            if can_transition(before, target):
+            allowed = can_transition(before, target) and not (target == S.SHIPPED and shipped)
+            if allowed:
                 assert response.status_code == 200, (operation, before, response.text)
                 expected = target
                 shipped = shipped or target == S.SHIPPED
@@ -131,7 +134,8 @@ async def test_any_sequence_of_operations_keeps_order_and_stock_consistent(
         assert current == expected, (operations, operation)
         stock = await stock_of(client, staff_headers, sku)
         assert 0 <= stock["reserved"] <= stock["on_hand"]
-        assert stock["reserved"] == (quantity if expected in HOLDS_RESERVATION else 0)
+        holds = expected in HOLDS_RESERVATION and not shipped
+        assert stock["reserved"] == (quantity if holds else 0)
         assert stock["on_hand"] == on_hand - (quantity if shipped else 0)
 
     async with runtime.db.session() as session:

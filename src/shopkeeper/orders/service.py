@@ -153,7 +153,8 @@ async def mark_paid(session: AsyncSession, *, order_id: uuid.UUID, at: datetime)
 
 async def mark_refunded(session: AsyncSession, *, order_id: uuid.UUID, fully: bool) -> None:
     """Record a refund on the order, in the caller's transaction. A refund of a cancelled or
-    expired order (the money went back because of that) leaves its status alone."""
+    expired order (the money went back because of that) leaves its status alone; a full refund
+    of an order not yet shipped releases its reserved stock."""
     target = OrderStatus.REFUNDED if fully else OrderStatus.PARTIALLY_REFUNDED
     for _ in range(_TRANSITION_ATTEMPTS):
         current = await _current_status(session, order_id)
@@ -175,6 +176,10 @@ async def mark_refunded(session: AsyncSession, *, order_id: uuid.UUID, fully: bo
             actor=PAYMENTS_ACTOR,
             at=utcnow(),
         ):
+            if target == OrderStatus.REFUNDED:
+                # Refunded in full before shipping: it will never ship, so its units return.
+                # After shipping nothing is reserved any more and this changes nothing.
+                await inventory_service.release_stock(session, reference=order_id)
             return
     raise InvalidTransition("The order changed concurrently; retry")
 
@@ -221,8 +226,15 @@ async def ship_order(
     principal: Principal,
     tracking_number: str | None,
 ) -> Order:
-    """paid -> shipped (staff): the reserved units leave `on_hand`."""
+    """paid (or partially refunded before shipping) -> shipped (staff): the reserved units
+    leave `on_hand`."""
     order = await get_order(session, order_id=order_id, principal=principal)
+    if order.shipped_at is not None:
+        raise InvalidTransition(
+            f"Order {order.number} was already shipped",
+            from_status=order.status,
+            to_status=OrderStatus.SHIPPED,
+        )
     now = utcnow()
     await _transition(
         session,
