@@ -65,6 +65,7 @@ def main() -> None:
 
 async def run(args: argparse.Namespace) -> None:
     wrk = ensure_wrk()
+    load_before = os.getloadavg()
     env = shop_env(args)
     await ensure_catalog(args, env)
     shop_port, bare_port = free_port(), free_port()
@@ -141,7 +142,7 @@ async def run(args: argparse.Namespace) -> None:
     finally:
         stop(shop)
         stop(bare)
-    report(args, results, memory)
+    report(args, results, memory, (load_before, os.getloadavg()))
 
 
 # --- setup ---------------------------------------------------------------------------------
@@ -174,6 +175,9 @@ def shop_env(args: argparse.Namespace) -> dict[str, str]:
         SHOPKEEPER_RUN_BACKGROUND_IN_PROCESS="false",
         SHOPKEEPER_VAR_DIR=str(Path(tempfile.gettempdir()) / "shopkeeper-bench"),
         SHOPKEEPER_CACHE_TTL_SECONDS="3600",
+        # Enough pooled connections for the load's concurrency: beyond the pool, SQLAlchemy's
+        # overflow connections are opened and closed per request, which measures reconnects.
+        SHOPKEEPER_DATABASE_POOL_SIZE=str(max(10, args.connections // args.workers)),
     )
     return env
 
@@ -373,6 +377,8 @@ def report(
         f"--search-connections {args.search_connections}`",
         f"- catalog: {args.products:,} products on PostgreSQL; Redis L2; load generator wrk on the "
         "same machine (it competes with the servers for the same CPUs)",
+        f"- 1-minute load average before / after the run: {load[0][0]:.1f} / {load[1][0]:.1f} "
+        "(other work on the machine inflates every figure; the ratios are the comparable part)",
         "",
         "| scenario | req/s | vs bare | p50 ms | p99 ms | errors |",
         "|---|---:|---:|---:|---:|---:|",

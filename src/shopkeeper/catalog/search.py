@@ -82,35 +82,52 @@ def search_key(name: str) -> str:
 async def find_products(
     session: AsyncSession, query: ProductQuery
 ) -> tuple[list[Product], str | None]:
-    """One page of live products and the cursor of the next page (None on the last)."""
+    """One page of live products and the cursor of the next page (None on the last).
+
+    With `q` on PostgreSQL, words are matched first; only when nothing matches does a fuzzy
+    (trigram) match run, so a typo still finds the product while ordinary searches never pay
+    for similarity over the whole catalog. The cursor remembers which of the two a walk uses.
+    """
     sort = query.effective_sort
     if sort not in SORTS:
         raise InvalidQuery(f"sort must be one of {', '.join(SORTS)}")
     q = (query.q or "").strip()
     if sort == "relevance" and not q:
         raise InvalidQuery("sort=relevance needs a search term q")
+    after = decode_cursor(query.cursor, sort) if query.cursor is not None else None
     postgres = is_postgres(session)
+    modes = ("words", "fuzzy") if q and postgres else ("sqlite",) if q else ("none",)
+    if after is not None and after[2] not in modes:
+        raise InvalidCursor("This cursor belongs to a different search")
+    if len(modes) == 1:
+        return await _page(session, query, sort, q, modes[0], after)
+    if after is not None:
+        return await _page(session, query, sort, q, after[2], after)
+    products, cursor = await _page(session, query, sort, q, "words", after)
+    if products:
+        return products, cursor
+    return await _page(session, query, sort, q, "fuzzy", after)
+
+
+async def _page(
+    session: AsyncSession,
+    query: ProductQuery,
+    sort: str,
+    q: str,
+    mode: str,
+    after: tuple[Any, uuid.UUID, str] | None,
+) -> tuple[list[Product], str | None]:
     stmt: Select[Any] = select(Product).where(Product.archived_at.is_(None))
     rank: ColumnElement[Any] | None = None
-    if q:
-        stmt, rank = (_postgres_search if postgres else _sqlite_search)(stmt, q)
-    stmt = _filter(stmt, query, postgres)
-
-    key, descending = _sort_key(sort, rank)
-    if query.cursor is not None:
-        last_key, last_id = decode_cursor(query.cursor, sort)
-        row = tuple_(key, Product.id)
-        bound = tuple_(literal(last_key, key.type), literal(last_id, Product.id.type))
-        stmt = stmt.where(row < bound if descending else row > bound)
-    ordering = (key.desc(), Product.id.desc()) if descending else (key.asc(), Product.id.asc())
-    stmt = stmt.order_by(*ordering).limit(query.limit + 1)
-    if rank is not None:
-        stmt = stmt.add_columns(rank.label("rank"))
-    if q and postgres:
+    if mode == "sqlite":
+        stmt, rank = _sqlite_search(stmt, q)
+    elif mode == "words":
+        stmt, rank = _postgres_words(stmt, q)
+    elif mode == "fuzzy":
+        stmt, rank = _postgres_fuzzy(stmt, q)
         # Both settings last for this transaction only. The planner prices the trigram operator
-        # like a cheap comparison and, with fresh statistics, picks a sequential scan that
-        # computes word_similarity on every product (a second on 100k rows); the two GIN
-        # indexes answer the same query in milliseconds.
+        # like a cheap comparison and may pick a sequential scan computing word_similarity on
+        # every product (a second on 100k rows); the GIN index answers in milliseconds.
         await session.execute(
             text(
                 "SELECT set_config('pg_trgm.word_similarity_threshold', :threshold, true), "
@@ -118,6 +135,18 @@ async def find_products(
             ),
             {"threshold": str(TRIGRAM_THRESHOLD)},
         )
+    stmt = _filter(stmt, query, is_postgres(session))
+
+    key, descending = _sort_key(sort, rank)
+    if after is not None:
+        last_key, last_id, _mode = after
+        row = tuple_(key, Product.id)
+        bound = tuple_(literal(last_key, key.type), literal(last_id, Product.id.type))
+        stmt = stmt.where(row < bound if descending else row > bound)
+    ordering = (key.desc(), Product.id.desc()) if descending else (key.asc(), Product.id.asc())
+    stmt = stmt.order_by(*ordering).limit(query.limit + 1)
+    if rank is not None:
+        stmt = stmt.add_columns(rank.label("rank"))
     rows = (await session.execute(stmt)).all()
     products: list[Product] = [row[0] for row in rows]
     if len(rows) <= query.limit:
@@ -132,19 +161,20 @@ async def find_products(
         "-created_at": last.created_at,
         "relevance": last_row[1] if rank is not None else None,
     }
-    return products, encode_cursor(sort, values[sort], last.id)
+    return products, encode_cursor(sort, values[sort], last.id, mode)
 
 
-def _postgres_search(stmt: Select[Any], q: str) -> tuple[Select[Any], ColumnElement[Any]]:
+def _postgres_words(stmt: Select[Any], q: str) -> tuple[Select[Any], ColumnElement[Any]]:
     document: Any = Product.search_document
     tsquery = func.websearch_to_tsquery(literal_column("'english'::regconfig"), q)
+    # ts_rank is float4; as float8 the value survives the cursor exactly.
+    return stmt.where(document.op("@@")(tsquery)), cast(func.ts_rank(document, tsquery), Double)
+
+
+def _postgres_fuzzy(stmt: Select[Any], q: str) -> tuple[Select[Any], ColumnElement[Any]]:
     key = search_key(q)
-    matches = or_(document.op("@@")(tsquery), literal(key).op("<%")(Product.search_key))
-    # ts_rank and word_similarity are float4; as float8 the value survives the cursor exactly.
-    rank = cast(
-        func.ts_rank(document, tsquery) + func.word_similarity(key, Product.search_key), Double
-    )
-    return stmt.where(matches), rank
+    matches = literal(key).op("<%")(Product.search_key)
+    return stmt.where(matches), cast(func.word_similarity(key, Product.search_key), Double)
 
 
 _FTS = table("products_fts", column("product_id"))
@@ -235,19 +265,21 @@ def _sort_key(sort: str, rank: ColumnElement[Any] | None) -> tuple[ColumnElement
     return keys[sort]
 
 
-def encode_cursor(sort: str, key: Any, last_id: uuid.UUID) -> str:
+def encode_cursor(sort: str, key: Any, last_id: uuid.UUID, mode: str) -> str:
     if isinstance(key, datetime):
         key = key.isoformat()
-    raw = dumps([sort, key, str(last_id)])
+    raw = dumps([sort, key, str(last_id), mode])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, sort: str) -> tuple[Any, uuid.UUID]:
-    """The (sort key, id) a cursor points after; the cursor must come from the same sort."""
+def decode_cursor(cursor: str, sort: str) -> tuple[Any, uuid.UUID, str]:
+    """The (sort key, id, match mode) a cursor points after; it must come from the same sort."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        cursor_sort, key, last_id = loads(raw)
+        cursor_sort, key, last_id, mode = loads(raw)
         parsed_id = uuid.UUID(last_id)
+        if mode not in ("none", "sqlite", "words", "fuzzy"):
+            raise ValueError("unknown match mode")
         if cursor_sort != sort:
             raise InvalidCursor("This cursor belongs to a different sort order")
         if sort == "-created_at":
@@ -262,4 +294,4 @@ def decode_cursor(cursor: str, sort: str) -> tuple[Any, uuid.UUID]:
         raise
     except (ValueError, TypeError, binascii.Error) as exc:
         raise InvalidCursor("The cursor is not one this API returned") from exc
-    return key, parsed_id
+    return key, parsed_id, mode
