@@ -363,7 +363,10 @@ def worker_peak_memory(master_pid: int) -> list[tuple[int, float]]:
 
 
 def report(
-    args: argparse.Namespace, results: list[Result], memory: list[tuple[int, float]]
+    args: argparse.Namespace,
+    results: list[Result],
+    memory: list[tuple[int, float]],
+    load: tuple[tuple[float, float, float], tuple[float, float, float]],
 ) -> None:
     bare = max(r.rps for r in results if r.name.startswith("bare"))
     lines = [
