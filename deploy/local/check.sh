@@ -68,6 +68,10 @@ admin_password=$(cat "$STATE/admin_password")
 jar=$(mktemp)
 check "the bootstrap staff user logs in to /admin through nginx" \
   test "$(status_of -c "$jar" --data-urlencode "username=$admin_email" --data-urlencode "password=$admin_password" "$EDGE/admin/login")" = 302
+check "the admin login redirects to this host and port, not nginx's own port" \
+  bash -c "curl -s -D - -o /dev/null --data-urlencode 'username=$admin_email' --data-urlencode 'password=$admin_password' '$EDGE/admin/login' | grep -qi '^location: $EDGE/admin/'"
+check "admin pages link their assets through this host and port" \
+  bash -c "curl -s -b '$jar' '$EDGE/admin/user/list' | grep -q 'href=\"$EDGE/admin/statics/css/'"
 check "the admin user list shows the new customer" \
   bash -c "curl -s -b '$jar' '$EDGE/admin/user/list' | grep -q '$email'"
 rm -f "$jar"

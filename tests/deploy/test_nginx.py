@@ -168,3 +168,13 @@ async def test_websocket_upgrades_pass_through_nginx_and_tokens_stay_out_of_its_
             break
         await asyncio.sleep(0.05)
     assert logged and all("secret-looking-token" not in line for line in logged)
+
+
+async def test_absolute_urls_keep_the_host_and_port_the_client_used(edge: Edge) -> None:
+    async with httpx.AsyncClient(base_url=edge.url) as http:
+        redirect = await http.get("/admin/")
+        login_page = await http.get("/admin/login")
+
+    assert redirect.status_code == 302
+    assert redirect.headers["location"] == f"{edge.url}/admin/login"
+    assert f'href="{edge.url}/admin/statics/css/' in login_page.text
