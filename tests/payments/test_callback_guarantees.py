@@ -235,3 +235,26 @@ async def test_reconciliation_applies_what_the_provider_knows(
     assert (await payment_of(client, customer_headers, wechat_payment["id"]))["status"] == "pending"
     assert await reconcile_pending_payments(runtime, older_than=timedelta(0)) == {}
     assert await paid_transitions(runtime, paid_order["id"]) == 1
+
+
+async def test_sandbox_outcome_endpoint_refuses_what_it_cannot_do(
+    client: httpx.AsyncClient,
+    customer_headers: dict[str, str],
+    new_order: OrderFactory,
+    fake_stripe: FakeStripe,
+) -> None:
+    order = await new_order(customer_headers)
+    stripe_payment = await start_payment(client, customer_headers, order["id"], "stripe")
+    wrong = await client.post(
+        f"/api/v1/payments/{stripe_payment['id']}/sandbox/succeed", headers=customer_headers
+    )
+    assert wrong.status_code == 409 and wrong.json()["type"].endswith("/not-a-sandbox-payment")
+    stranger = await register_and_login(client)
+    hidden = await client.post(
+        f"/api/v1/payments/{stripe_payment['id']}/sandbox/succeed", headers=stranger
+    )
+    assert hidden.status_code == 404
+    bad_outcome = await client.post(
+        f"/api/v1/payments/{stripe_payment['id']}/sandbox/maybe", headers=customer_headers
+    )
+    assert bad_outcome.status_code == 422

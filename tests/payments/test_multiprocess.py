@@ -83,3 +83,38 @@ async def test_sandbox_flow_over_http_from_order_to_paid(
         current = await http.get(f"/api/v1/payments/{payment['id']}", headers=customer_headers)
         assert current.json()["status"] == "succeeded"
     assert await paid_transitions(runtime, order["id"]) == 1
+
+
+async def test_concurrent_refunds_never_exceed_the_captured_amount(
+    postgres_only: None,
+    client: httpx.AsyncClient,
+    customer_headers: dict[str, str],
+    staff_headers: dict[str, str],
+    new_order: OrderFactory,
+) -> None:
+    from tests.payments.helpers import deliver, refund_headers
+
+    order = await new_order(customer_headers, price=1_000, quantity=3)
+    payment = await start_payment(client, customer_headers, order["id"], "sandbox")
+    await deliver(client, "sandbox", *sandbox_callback(payment))
+    total = payment["amount"]["amount"]
+    piece = total // 4
+    answers = await asyncio.gather(
+        *(
+            client.post(
+                f"/api/v1/payments/{payment['id']}/refunds",
+                headers=refund_headers(staff_headers),
+                json={"amount": piece},
+            )
+            for _ in range(12)
+        )
+    )
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses.count(201) == total // piece
+    assert all(
+        a.json()["type"].endswith("/refund-exceeds-captured")
+        for a in answers
+        if a.status_code != 201
+    )
+    final = await client.get(f"/api/v1/payments/{payment['id']}", headers=staff_headers)
+    assert final.json()["refunded"]["amount"] == piece * (total // piece) <= total

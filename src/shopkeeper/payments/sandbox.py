@@ -48,15 +48,16 @@ async def request_sandbox_outcome(
         raise NotASandboxPayment(f"Payment {payment.id} uses {payment.provider}")
     if payment.status != PaymentStatus.PENDING:
         raise Conflict(f"The payment is already {payment.status}", payment_status=payment.status)
-    await session.rollback()
-    provider = SandboxProvider(settings)
     assert payment.provider_reference is not None
+    provider = SandboxProvider(settings)
     body = provider.build_event(
         outcome=outcome,
         reference=payment.provider_reference,
         amount=payment.amount,
         currency=payment.currency,
     )
+    # Nothing is written here; end the read so the delivery's own requests never wait on it.
+    await session.rollback()
     task = asyncio.create_task(provider.deliver(body, copies=1 + duplicates))
     _DELIVERIES.add(task)
     task.add_done_callback(_DELIVERIES.discard)
