@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from shopkeeper.core.runtime import Runtime
@@ -56,11 +57,23 @@ async def test_rejected_callbacks_change_nothing_and_are_recorded(
         ("alipay", {"Content-Type": "application/x-www-form-urlencoded"}, b"a=1&sign=AAAA"),
         ("wechatpay", {"Content-Type": "application/json"}, b"[]"),
     ]
+
+    def rejected_total() -> float:
+        return sum(
+            sample.value
+            for metric in REGISTRY.collect()
+            if metric.name == "shopkeeper_callbacks_rejected"
+            for sample in metric.samples
+            if sample.name.endswith("_total")
+        )
+
+    rejected_before = rejected_total()
     for provider, headers, body in attempts:
         answer = await deliver(client, provider, headers, body)
         assert answer.status_code >= 400 or answer.text == "failure", (provider, answer.text)
     sandbox_answer = await deliver(client, "sandbox", *forged)
     assert sandbox_answer.json()["type"].endswith("/invalid-signature")
+    assert rejected_total() - rejected_before == len(attempts) + 1
 
     assert (await payment_of(client, customer_headers, payment["id"]))["status"] == "pending"
     assert await order_status(client, customer_headers, order["id"]) == "pending_payment"
