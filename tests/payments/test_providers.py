@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -15,8 +16,10 @@ from shopkeeper.core.settings import Settings
 from shopkeeper.payments.providers import build_provider
 from shopkeeper.payments.providers.base import CallbackRejected, Charge, ProviderError
 from shopkeeper.payments.providers.sandbox import SandboxProvider, sign
+from tests.conftest import make_settings
 from tests.payments.conftest import SANDBOX_SECRET
 from tests.payments.fakes.alipay_fake import FakeAlipay
+from tests.payments.fakes.http import FakeRequest, FakeResponse, FakeServer
 from tests.payments.fakes.stripe_fake import FakeStripe
 from tests.payments.fakes.wechatpay_fake import FakeWechatPay
 
@@ -287,3 +290,28 @@ async def test_wechatpay_rejects_forged_stale_undecryptable_and_foreign_notifica
     unknown_key = {**headers, "Wechatpay-Serial": "PUB_KEY_ID_OTHER"}
     assert rejection_of("wechatpay", offline_settings, unknown_key, body) == "unknown-key"
     assert rejection_of("wechatpay", offline_settings, {}, body) == "invalid-signature"
+
+
+async def test_sandbox_delivery_retries_until_acknowledged(tmp_path: Path) -> None:
+    answers = iter([500, 503, 200, 200])
+    received: list[bytes] = []
+
+    def webhook(request: FakeRequest) -> FakeResponse:
+        received.append(request.body)
+        assert request.path == "/api/v1/payments/webhooks/sandbox"
+        signature = request.headers["shopkeeper-signature"]
+        timestamp = int(signature.split(",")[0][2:])
+        assert signature == sign(SANDBOX_SECRET, timestamp, request.body)
+        return FakeResponse(next(answers))
+
+    server = FakeServer(webhook).start()
+    try:
+        settings = make_settings(
+            f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}", tmp_path, public_url=server.url
+        )
+        provider = SandboxProvider(settings)
+        body = provider.build_event(outcome="succeed", reference="ref", amount=100, currency="USD")
+        assert await provider.deliver(body, copies=1, first_delay=0.01) == 1
+    finally:
+        server.stop()
+    assert received == [body, body, body]
