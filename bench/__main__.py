@@ -120,7 +120,7 @@ async def run(args: argparse.Namespace) -> None:
             results.append(
                 wrk_run(
                     wrk,
-                    "listing 20/page, uncached (distinct price filters)",
+                    "listing ~20/page by category and sort, uncached",
                     shop_url,
                     uncached_listing_script(folder, categories),
                     *common,
@@ -281,9 +281,12 @@ def uncached_listing_script(folder: Path, categories: list[str]) -> Path:
     script = folder / "uncached.lua"
     script.write_text(
         f"cats = {{{quoted}}}\n"
+        "sorts = {'price', '-price', 'name', '-created_at'}\n"
         "request = function()\n"
-        "  local path = '/api/v1/products?limit=20&sort=price&category=' ..\n"
-        "    cats[math.random(#cats)] .. '&min_price=' .. math.random(0, 20000)\n"
+        "  -- a random page size and a throwaway parameter make every URL new: no cache hit\n"
+        "  local path = '/api/v1/products?category=' .. cats[math.random(#cats)] ..\n"
+        "    '&sort=' .. sorts[math.random(#sorts)] .. '&limit=' .. math.random(15, 25) ..\n"
+        "    '&x=' .. math.random(1, 1000000000)\n"
         "  return wrk.format('GET', path)\n"
         "end\n"
     )

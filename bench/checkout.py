@@ -141,11 +141,12 @@ async def main(args: argparse.Namespace) -> None:
              "--staff"],
             env=env, check=True, capture_output=True,
         )  # fmt: skip
+        server_log = (var_dir / "server.log").open("wb")
         server = subprocess.Popen(
             [*cli, "serve", "--workers", str(args.workers)],
             env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=server_log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         base_url = f"http://127.0.0.1:{port}"
