@@ -124,9 +124,13 @@ def secret_text(value: SecretStr | str | None, setting: str) -> str:
     if raw.startswith("-----BEGIN"):
         return raw
     if len(raw) < 1024 and ("/" in raw or raw.endswith(".pem")):
-        path = Path(raw).expanduser()
-        if path.is_file():
-            return path.read_text().strip()
+        # Bare base64 also contains "/", so a path is only a path if the file is there.
+        try:
+            path = Path(raw).expanduser()
+            if path.is_file():
+                return path.read_text().strip()
+        except OSError:
+            pass
     return raw
 
 
