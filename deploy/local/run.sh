@@ -31,8 +31,8 @@ as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 host_of() { local rest=${1#*://}; rest=${rest#*@}; echo "${rest%%[:/]*}"; }
 port_of() { local rest=${1#*://}; rest=${rest#*@}; rest=${rest%%/*}; echo "${rest##*:}"; }
 
-wait_http() {  # url, what, process pid file
-  for _ in $(seq 1 60); do
+wait_http() {  # url, what, process pid file; a busy 2-core machine can take a while to boot
+  for _ in $(seq 1 240); do
     curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
     [[ -n ${3:-} ]] && ! alive "$3" && die "$2 exited; see $STATE/log/"
     sleep 0.5
@@ -107,6 +107,9 @@ fi
   echo "SHOPKEEPER_PUBLIC_URL=http://127.0.0.1:$HTTP_PORT"
   echo "SHOPKEEPER_VAR_DIR=$STATE/var"
   echo "SHOPKEEPER_DATABASE_URL=postgresql+asyncpg://$PGUSER@$PGHOST:$PGPORT/$DB_NAME"
+  # A small pool: 4 processes (2 gunicorn workers, worker, scheduler) x (pool + overflow) must
+  # fit beside whatever else uses this PostgreSQL.
+  echo "SHOPKEEPER_DATABASE_POOL_SIZE=${SHOPKEEPER_LOCAL_POOL_SIZE:-3}"
   echo "SHOPKEEPER_SECRET_KEY=$(secret secret_key)"
   echo "SHOPKEEPER_ADMIN_EMAIL=${SHOPKEEPER_ADMIN_EMAIL:-admin@shopkeeper.local}"
   echo "SHOPKEEPER_ADMIN_PASSWORD=$(secret admin_password)"

@@ -4,6 +4,7 @@ because its writes carry invariants only its service keeps (see docs/admin.md)."
 from __future__ import annotations
 
 import importlib
+import re
 import types
 from collections.abc import Iterator
 from typing import Any, ClassVar
@@ -132,6 +133,20 @@ class OutboxEventAdmin(ReadOnlyView, model=OutboxEvent):
     column_default_sort: ClassVar[Any] = (OutboxEvent.created_at, True)
 
 
+def prettify(class_name: str) -> str:
+    """ "StockLevel" -> "Stock level"."""
+    words = re.findall(r"[A-Z][a-z0-9]*|[a-z0-9]+", class_name)
+    return " ".join([words[0], *(word.lower() for word in words[1:])]) if words else class_name
+
+
+def plural(name: str) -> str:
+    if name.endswith("y") and name[-2:-1] not in tuple("aeiou"):
+        return name[:-1] + "ies"
+    if name.endswith(("s", "x", "ch", "sh")):
+        return name + "es"
+    return name + "s"
+
+
 def read_only_view(model: type[Base], category: str) -> type[ModelView]:
     """A read-only view for a domain table whose schema the admin need not know in advance."""
     properties = [
@@ -157,9 +172,16 @@ def read_only_view(model: type[Base], category: str) -> type[ModelView]:
         if "currency" in columns
         else {}
     )
+    listed = preferred or scalar or columns
+    if money:  # amounts already carry their currency
+        listed = [name for name in listed if name != "currency"]
+    name = prettify(model.__name__)
     attributes: dict[str, Any] = {
+        "name": name,
+        "name_plural": plural(name),
         "category": category,
-        "column_list": (preferred or scalar or columns)[:LIST_COLUMNS_MAX],
+        "column_labels": {column: column.replace("_", " ").capitalize() for column in columns},
+        "column_list": listed[:LIST_COLUMNS_MAX],
         "column_details_list": columns,
         "column_export_list": columns,
         "column_formatters": money,
