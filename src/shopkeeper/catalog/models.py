@@ -41,6 +41,11 @@ class Product(Base):
         Index("ix_products_created_at_id", "created_at", "id"),
         Index("ix_products_min_price_id", "min_price", "id"),
         Index("ix_products_name_id", "name", "id"),
+        # One category's page in any sort order straight from an index (these also serve the
+        # foreign key).
+        Index("ix_products_category_id_min_price", "category_id", "min_price", "id"),
+        Index("ix_products_category_id_created_at", "category_id", "created_at", "id"),
+        Index("ix_products_category_id_name", "category_id", "name", "id"),
         # Trigram index for typo-tolerant search; attributes containment (`@>`) for filters.
         Index(
             "ix_products_search_key_trgm",
@@ -62,7 +67,7 @@ class Product(Base):
     name: Mapped[str] = mapped_column(String(300))
     description: Mapped[str] = mapped_column(Text, default="")
     category_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("categories.id", ondelete="SET NULL"), index=True
+        ForeignKey("categories.id", ondelete="SET NULL")
     )
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
     # The cheapest variant's price, kept with the product so price sorting pages by an index.

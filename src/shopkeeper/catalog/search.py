@@ -12,7 +12,7 @@ import binascii
 import contextlib
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -66,6 +66,8 @@ class ProductQuery:
     sort: str | None = None
     limit: int = 20
     cursor: str | None = None
+    category_ids: tuple[uuid.UUID, ...] = ()
+    """`category` and its sub-categories, once resolved."""
 
     @property
     def effective_sort(self) -> str:
@@ -95,6 +97,13 @@ async def find_products(
     if sort == "relevance" and not q:
         raise InvalidQuery("sort=relevance needs a search term q")
     after = decode_cursor(query.cursor, sort) if query.cursor is not None else None
+    if query.category:
+        # Resolved up front so the planner sees the actual ids (one small statement): an
+        # opaque sub-select makes it walk a whole sort index hunting for the category's rows.
+        categories = list(await session.scalars(_category_tree(query.category)))
+        if not categories:
+            return [], None
+        query = replace(query, category_ids=tuple(categories))
     postgres = is_postgres(session)
     modes = ("words", "fuzzy") if q and postgres else ("sqlite",) if q else ("none",)
     if after is not None and after[2] not in modes:
@@ -193,8 +202,10 @@ def _sqlite_search(stmt: Select[Any], q: str) -> tuple[Select[Any], ColumnElemen
 
 
 def _filter(stmt: Select[Any], query: ProductQuery, postgres: bool) -> Select[Any]:
-    if query.category:
-        stmt = stmt.where(Product.category_id.in_(_category_tree(query.category)))
+    if len(query.category_ids) == 1:
+        stmt = stmt.where(Product.category_id == query.category_ids[0])
+    elif query.category_ids:
+        stmt = stmt.where(Product.category_id.in_(query.category_ids))
     if query.min_price is not None or query.max_price is not None:
         priced = [Variant.product_id == Product.id]
         if query.min_price is not None:

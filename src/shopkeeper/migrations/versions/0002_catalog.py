@@ -75,7 +75,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_products"),
         sa.UniqueConstraint("slug", name="uq_products_slug"),
     )
-    op.create_index("ix_products_category_id", "products", ["category_id"])
+    for sort_key in ("min_price", "created_at", "name"):
+        op.create_index(
+            f"ix_products_category_id_{sort_key}", "products", ["category_id", sort_key, "id"]
+        )
     op.create_index("ix_products_created_at_id", "products", ["created_at", "id"])
     op.create_index("ix_products_min_price_id", "products", ["min_price", "id"])
     op.create_index("ix_products_name_id", "products", ["name", "id"])
