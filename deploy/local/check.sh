@@ -76,6 +76,40 @@ check "the admin user list shows the new customer" \
   bash -c "curl -s -b '$jar' '$EDGE/admin/user/list' | grep -q '$email'"
 rm -f "$jar"
 
+# A whole checkout through the edge: staff stocks a product, a customer orders it, the worker
+# sends the confirmation mail from the OrderPlaced event via RabbitMQ.
+staff_token=$(curl -s --data-urlencode "username=$admin_email" --data-urlencode "password=$admin_password" "$EDGE/api/v1/auth/token" | json_field "['access_token']" 2>/dev/null)
+run_id=$(date +%s)$RANDOM
+post() { curl -s -w '\n%{http_code}' -H 'Content-Type: application/json' "$@"; }
+code_of() { tail -n1 <<<"$1"; }
+body_of() { sed '$d' <<<"$1"; }
+warehouse=$(post -H "Authorization: Bearer $staff_token" -d "{\"code\": \"W$run_id\", \"name\": \"Smoke $run_id\"}" "$EDGE/api/v1/warehouses")
+product=$(post -H "Authorization: Bearer $staff_token" -d "{\"name\": \"Smoke lamp $run_id\", \"variants\": [{\"sku\": \"SMOKE-$run_id\", \"price\": {\"amount\": 2500, \"currency\": \"USD\"}}]}" "$EDGE/api/v1/products")
+stock=$(post -X PUT -H "Authorization: Bearer $staff_token" -d '{"on_hand": 10}' "$EDGE/api/v1/stock/SMOKE-$run_id/W$run_id")
+check "staff creates a warehouse, a product and its stock ($(code_of "$warehouse") $(code_of "$product") $(code_of "$stock"))" \
+  test "$(code_of "$warehouse") $(code_of "$product") $(code_of "$stock")" = "201 201 200"
+cart_id=$(post -X POST -H "Authorization: Bearer $token" "$EDGE/api/v1/carts" | sed '$d' | json_field "['id']" 2>/dev/null)
+added=$(post -H "Authorization: Bearer $token" -d "{\"sku\": \"SMOKE-$run_id\", \"quantity\": 2}" "$EDGE/api/v1/carts/$cart_id/items")
+confirmations() { grep -c '"template": "order_confirmation"' "$STATE/log/worker.log" 2>/dev/null || true; }
+confirmations_before=$(confirmations)
+order=$(post -H "Authorization: Bearer $token" -H "Idempotency-Key: smoke-$run_id" \
+  -d "{\"cart_id\": \"$cart_id\", \"shipping_address\": {\"name\": \"Ada\", \"line1\": \"1 Engine Way\", \"city\": \"London\", \"postal_code\": \"N1\", \"country\": \"GB\"}}" \
+  "$EDGE/api/v1/orders")
+order_status=$(body_of "$order" | json_field "['status']" 2>/dev/null)
+check "a customer's cart becomes an order, pending payment ($(code_of "$added") $(code_of "$order") $order_status)" \
+  test "$(code_of "$added") $(code_of "$order") $order_status" = "200 201 pending_payment"
+reserved=$(curl -s -H "Authorization: Bearer $staff_token" "$EDGE/api/v1/stock/SMOKE-$run_id" | json_field "['reserved']" 2>/dev/null)
+check "the order reserved its stock (reserved $reserved)" test "$reserved" = 2
+mailed=false
+for _ in $(seq 1 60); do
+  if (($(confirmations) > confirmations_before)); then
+    mailed=true
+    break
+  fi
+  sleep 0.5
+done
+check "the worker sent the order confirmation (OrderPlaced -> RabbitMQ -> worker)" $mailed
+
 ws_result=$("$PYTHON" - "$HTTP_PORT" <<'PY' 2>&1
 import asyncio, sys
 import websockets
@@ -100,6 +134,10 @@ sleep 6  # one scrape interval, so Prometheus has seen the traffic above
 targets=$(curl -s "http://127.0.0.1:$PROMETHEUS_PORT/api/v1/targets")
 check "Prometheus scrapes the API target and finds it up" \
   bash -c "$PYTHON -c 'import json,sys; t=json.load(sys.stdin)[\"data\"][\"activeTargets\"]; sys.exit(not any(x[\"labels\"][\"job\"]==\"shopkeeper-api\" and x[\"health\"]==\"up\" for x in t))' <<<'$targets'"
+orders_counted=$(curl -s "http://127.0.0.1:$PROMETHEUS_PORT/api/v1/query" \
+  --data-urlencode 'query=sum(shopkeeper_orders_created_total)' | json_field "['data']['result'][0]['value'][1]" 2>/dev/null)
+check "Prometheus counts the order (shopkeeper_orders_created_total ${orders_counted:-none})" \
+  test "${orders_counted:-0}" != 0
 series=$(curl -s "http://127.0.0.1:$PROMETHEUS_PORT/api/v1/query" \
   --data-urlencode 'query=sum(shopkeeper_http_requests_total{route="/api/v1/auth/register"})' | json_field "['data']['result'][0]['value'][1]" 2>/dev/null)
 check "Prometheus has the request counter for /api/v1/auth/register (value ${series:-none})" test -n "$series"
