@@ -287,11 +287,11 @@ def report(args: argparse.Namespace, bare: dict[str, Any], orders: dict[str, Any
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--orders", type=int, default=2000)
+    parser.add_argument("--orders", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--skus", type=int, default=300)
-    parser.add_argument("--pool-size", type=int, default=20)
+    parser.add_argument("--pool-size", type=int, default=8)
     parser.add_argument("--postgres-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432")
     parser.add_argument("--var-dir", default="var/bench")
     return parser.parse_args()
