@@ -106,7 +106,7 @@ fi
   echo "SHOPKEEPER_PORT=$APP_PORT"
   echo "SHOPKEEPER_PUBLIC_URL=http://127.0.0.1:$HTTP_PORT"
   echo "SHOPKEEPER_VAR_DIR=$STATE/var"
-  echo "SHOPKEEPER_DATABASE_URL=postgresql+asyncpg://$PGUSER@$PGHOST:$PGPORT/$DB_NAME"
+  echo "SHOPKEEPER_DATABASE_URL=postgresql+asyncpg://$PGUSER${PGPASSWORD:+:$PGPASSWORD}@$PGHOST:$PGPORT/$DB_NAME"
   # A small pool: 4 processes (2 gunicorn workers, worker, scheduler) x (pool + overflow) must
   # fit beside whatever else uses this PostgreSQL.
   echo "SHOPKEEPER_DATABASE_POOL_SIZE=${SHOPKEEPER_LOCAL_POOL_SIZE:-3}"
