@@ -60,7 +60,7 @@ def upgrade() -> None:
         sa.Column(
             "search_document",
             postgresql.TSVECTOR() if postgres else sa.Text(),
-            sa.Computed(PG_DOCUMENT, persisted=True) if postgres else None,
+            *([sa.Computed(PG_DOCUMENT, persisted=True)] if postgres else []),
             nullable=True,
         ),
         sa.Column("archived_at", UTCDateTime(), nullable=True),
