@@ -43,7 +43,7 @@ def wechat_merchant_keys() -> KeyPair:
     return key_pair("wechat-merchant")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def fake_stripe() -> Iterator[FakeStripe]:
     fake = FakeStripe()
     fake.server.start()
@@ -51,7 +51,7 @@ def fake_stripe() -> Iterator[FakeStripe]:
     fake.server.stop()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def fake_alipay(alipay_keys: KeyPair, alipay_merchant_keys: KeyPair) -> Iterator[FakeAlipay]:
     fake = FakeAlipay(alipay_keys=alipay_keys, merchant_keys=alipay_merchant_keys)
     fake.server.start()
@@ -59,7 +59,7 @@ def fake_alipay(alipay_keys: KeyPair, alipay_merchant_keys: KeyPair) -> Iterator
     fake.server.stop()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def fake_wechatpay(
     wechat_platform_keys: KeyPair, wechat_merchant_keys: KeyPair
 ) -> Iterator[FakeWechatPay]:

@@ -183,6 +183,7 @@ async def test_one_payment_in_flight_per_order_and_idempotent_creation(
     customer_headers: dict[str, str],
     staff_headers: dict[str, str],
     new_order: OrderFactory,
+    fake_stripe: FakeStripe,
 ) -> None:
     order = await new_order(customer_headers)
     url = f"/api/v1/orders/{order['id']}/payments"
@@ -209,23 +210,24 @@ async def test_one_payment_in_flight_per_order_and_idempotent_creation(
         json={},
     )
     assert not_staff.status_code == 403
+    sandbox_hidden = await client.post(
+        f"/api/v1/payments/{first.json()['id']}/sandbox/succeed", headers=stranger
+    )
+    assert sandbox_hidden.status_code == 404
+    bad_outcome = await client.post(
+        f"/api/v1/payments/{first.json()['id']}/sandbox/maybe", headers=customer_headers
+    )
+    assert bad_outcome.status_code == 422
+    other_order = await new_order(customer_headers)
+    stripe_payment = await start_payment(client, customer_headers, other_order["id"], "stripe")
+    not_sandbox = await client.post(
+        f"/api/v1/payments/{stripe_payment['id']}/sandbox/succeed", headers=customer_headers
+    )
+    assert not_sandbox.status_code == 409
+    assert not_sandbox.json()["type"].endswith("/not-a-sandbox-payment")
     unknown = await client.post(url, headers={**customer_headers, "Idempotency-Key": "x"},
                                 json={"provider": "paypal"})  # fmt: skip
     assert unknown.status_code == 422
-
-
-async def test_paying_a_paid_order_is_not_payable(
-    client: httpx.AsyncClient, customer_headers: dict[str, str], new_order: OrderFactory
-) -> None:
-    order = await new_order(customer_headers)
-    payment = await start_payment(client, customer_headers, order["id"], "sandbox")
-    await deliver(client, "sandbox", *sandbox_callback(payment))
-    again = await client.post(
-        f"/api/v1/orders/{order['id']}/payments",
-        headers={**customer_headers, "Idempotency-Key": "again"},
-        json={"provider": "sandbox"},
-    )
-    assert again.status_code == 409 and again.json()["type"].endswith("/order-not-payable")
 
 
 async def test_reconciliation_applies_what_the_provider_knows(
@@ -250,24 +252,15 @@ async def test_reconciliation_applies_what_the_provider_knows(
     assert await paid_transitions(runtime, paid_order["id"]) == 1
 
 
-async def test_sandbox_outcome_endpoint_refuses_what_it_cannot_do(
-    client: httpx.AsyncClient,
-    customer_headers: dict[str, str],
-    new_order: OrderFactory,
-    fake_stripe: FakeStripe,
+async def test_a_paid_order_is_not_payable_again(
+    client: httpx.AsyncClient, customer_headers: dict[str, str], new_order: OrderFactory
 ) -> None:
     order = await new_order(customer_headers)
-    stripe_payment = await start_payment(client, customer_headers, order["id"], "stripe")
-    wrong = await client.post(
-        f"/api/v1/payments/{stripe_payment['id']}/sandbox/succeed", headers=customer_headers
+    payment = await start_payment(client, customer_headers, order["id"], "sandbox")
+    await deliver(client, "sandbox", *sandbox_callback(payment))
+    again = await client.post(
+        f"/api/v1/orders/{order['id']}/payments",
+        headers={**customer_headers, "Idempotency-Key": "again"},
+        json={"provider": "sandbox"},
     )
-    assert wrong.status_code == 409 and wrong.json()["type"].endswith("/not-a-sandbox-payment")
-    stranger = await register_and_login(client)
-    hidden = await client.post(
-        f"/api/v1/payments/{stripe_payment['id']}/sandbox/succeed", headers=stranger
-    )
-    assert hidden.status_code == 404
-    bad_outcome = await client.post(
-        f"/api/v1/payments/{stripe_payment['id']}/sandbox/maybe", headers=customer_headers
-    )
-    assert bad_outcome.status_code == 422
+    assert again.status_code == 409 and again.json()["type"].endswith("/order-not-payable")
