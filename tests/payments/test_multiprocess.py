@@ -1,5 +1,5 @@
-"""Against real `shopkeeper serve` processes on PostgreSQL: duplicate callbacks racing across
-two processes apply once, and the sandbox delivers its own signed callbacks over HTTP."""
+"""Against real `shopkeeper serve` processes: duplicate callbacks racing across two processes on
+PostgreSQL apply once, and the sandbox delivers its own signed callbacks over HTTP."""
 
 from __future__ import annotations
 
@@ -55,7 +55,6 @@ async def test_same_callback_ten_times_across_two_processes_pays_once(
 
 
 async def test_sandbox_flow_over_http_from_order_to_paid(
-    postgres_only: None,
     client: httpx.AsyncClient,
     runtime: Runtime,
     settings: Settings,
