@@ -62,7 +62,7 @@ OPERATIONS = ["pay", "cancel", "expire", "ship", "deliver", "refund", "refund_pa
 
 
 @settings(
-    max_examples=20,
+    max_examples=15,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
