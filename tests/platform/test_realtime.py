@@ -124,3 +124,13 @@ async def test_an_idle_client_receives_heartbeats(
     serving.cancel()
     await asyncio.gather(serving, return_exceptions=True)
     assert peer.sent[0]["type"] == "heartbeat"
+
+
+async def test_publishing_with_redis_down_drops_the_message_and_carries_on(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    hub = RealtimeHub(settings_factory(redis_url="redis://127.0.0.1:1/0"))
+    try:
+        await hub.publish("orders", {"type": "order.created"})
+    finally:
+        await hub.stop()

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import structlog
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from shopkeeper.core.db import utcnow
@@ -78,12 +79,17 @@ class RealtimeHub:
             self._redis = None
 
     async def publish(self, topic: str, message: dict[str, Any]) -> None:
-        """Send `message` to every client subscribed to `topic`, in any process."""
-        if self.distributed:
-            payload = orjson.dumps(message, default=str)
-            await self._redis_client().publish(self.channel_prefix + topic, payload)
-        else:
+        """Send `message` to every client subscribed to `topic`, in any process. Best effort:
+        with Redis down the message is dropped and logged, and the caller carries on (a handler
+        that also changed the database must not roll back for a live notification)."""
+        if not self.distributed:
             self._deliver(topic, message)
+            return
+        payload = orjson.dumps(message, default=str)
+        try:
+            await self._redis_client().publish(self.channel_prefix + topic, payload)
+        except RedisError as exc:
+            log.warning("realtime_publish_failed", topic=topic, error=str(exc))
 
     async def check_redis(self) -> None:
         await self._redis_client().ping()
