@@ -15,6 +15,7 @@ and the reconciliation job both go through it. Its guarantees:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Mapping
@@ -49,7 +50,7 @@ from shopkeeper.payments.models import (
     PaymentStatus,
     Refund,
 )
-from shopkeeper.payments.providers import build_provider
+from shopkeeper.payments.providers import PROVIDER_NAMES, build_provider
 from shopkeeper.payments.providers.base import (
     CallbackEvent,
     CallbackRejected,
@@ -65,6 +66,7 @@ _REDACTED_KEYS = frozenset({"payment_method_details", "payment_method", "card", 
                             "billing_details", "client_secret", "buyer_logon_id", "buyer_id",
                             "payer", "sign"})  # fmt: skip
 _MAX_AUDIT_BODY = 4000
+_MAX_EVENT_KEY = 200
 _PAYABLE_FROM = (PaymentStatus.PENDING, PaymentStatus.FAILED)
 
 log = structlog.get_logger(__name__)
@@ -82,8 +84,10 @@ async def receive_callback(
     try:
         provider = build_provider(provider_name, settings)
     except ProviderNotConfigured:
+        # Anyone can post to any path: only known names become metric labels.
+        label = provider_name if provider_name in PROVIDER_NAMES else "unknown"
         await _audit_rejection(db, provider_name[:20], "not-configured", "", body)
-        CALLBACKS_REJECTED.labels(provider_name[:20], "not-configured").inc()
+        CALLBACKS_REJECTED.labels(label, "not-configured").inc()
         return problem_response(404, "not-found", "Not found", "No such payment provider")
     try:
         event = provider.parse_callback(headers, body, now)
@@ -103,7 +107,10 @@ async def apply_provider_event(
 ) -> str:
     """Apply one verified provider event; returns what happened (also in the audit row)."""
     now = utcnow()
-    session.add(AppliedProviderEvent(provider=provider_name, event_key=event.event_key))
+    event_key = event.event_key
+    if len(event_key) > _MAX_EVENT_KEY:
+        event_key = "sha256:" + hashlib.sha256(event_key.encode()).hexdigest()
+    session.add(AppliedProviderEvent(provider=provider_name, event_key=event_key))
     try:
         await session.flush()
     except IntegrityError:
@@ -149,7 +156,7 @@ async def apply_provider_event(
         update(AppliedProviderEvent)
         .where(
             AppliedProviderEvent.provider == provider_name,
-            AppliedProviderEvent.event_key == event.event_key,
+            AppliedProviderEvent.event_key == event_key,
         )
         .values(payment_id=payment.id)
     )

@@ -33,15 +33,3 @@ def build_provider(name: str, settings: Settings) -> PaymentProvider:
         return WechatPayProvider(settings)
     raise ProviderNotConfigured(f"unknown provider {name!r}")
 
-
-class ProviderRegistry:
-    """Providers built once per process (key parsing is not free), on first use."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._built: dict[str, PaymentProvider] = {}
-
-    def get(self, name: str) -> PaymentProvider:
-        if name not in self._built:
-            self._built[name] = build_provider(name, self._settings)
-        return self._built[name]
