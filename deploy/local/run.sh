@@ -76,7 +76,7 @@ if ! answers "$PGHOST" "$PGPORT"; then
       as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql
     fi
     log "starting PostgreSQL"
-    as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start || true
+    as_root pg_ctlcluster --skip-systemctl-redirect "$(find /etc/postgresql -mindepth 1 -maxdepth 1 -printf "%f\n" | sort -V | tail -1)" main start || true
     for _ in $(seq 1 30); do answers "$PGHOST" "$PGPORT" && break; sleep 1; done
   fi
   answers "$PGHOST" "$PGPORT" || die "PostgreSQL does not answer at $PGHOST:$PGPORT"
