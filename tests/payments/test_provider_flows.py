@@ -153,9 +153,25 @@ async def test_wechatpay_native_notification_pays_and_refund_goes_through(
     assert (await payment_of(client, customer_headers, payment["id"]))["status"] == "succeeded"
     assert await order_status(client, customer_headers, order["id"]) == "paid"
 
-    refund = await client.post(
-        f"/api/v1/payments/{payment['id']}/refunds", headers=refund_headers(staff_headers), json={}
-    )
+    fake_wechatpay.refund_status = "PROCESSING"  # confirmed later by REFUND.SUCCESS
+    try:
+        refund = await client.post(
+            f"/api/v1/payments/{payment['id']}/refunds",
+            headers=refund_headers(staff_headers),
+            json={},
+        )
+    finally:
+        fake_wechatpay.refund_status = "SUCCESS"
     assert refund.status_code == 201, refund.text
-    assert refund.json()["provider_reference"] in fake_wechatpay.refunds
+    assert refund.json()["status"] == "pending"
+    provider_refund = fake_wechatpay.refunds[refund.json()["provider_reference"]]
+    assert (await payment_of(client, staff_headers, payment["id"]))["status"] == "succeeded"
+
+    resource = {"mchid": "1900000109", "out_trade_no": payment["provider_reference"],
+                "out_refund_no": provider_refund["out_refund_no"], "refund_status": "SUCCESS",
+                "amount": {"refund": order["total"]["amount"], "total": order["total"]["amount"],
+                           "payer_refund": order["total"]["amount"], "payer_total": 1}}  # fmt: skip
+    headers, body = fake_wechatpay.notification(resource, event_type="REFUND.SUCCESS")
+    assert (await deliver(client, "wechatpay", headers, body)).status_code == 204
     assert (await payment_of(client, staff_headers, payment["id"]))["status"] == "refunded"
+    assert await order_status(client, customer_headers, order["id"]) == "refunded"

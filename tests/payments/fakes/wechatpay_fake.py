@@ -35,6 +35,7 @@ class FakeWechatPay:
         self._merchant_public = load_public_key(merchant_keys.public_pem)
         self.transactions: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
+        self.refund_status = "SUCCESS"
         self.server = FakeServer(self.route)
 
     @property
@@ -101,7 +102,7 @@ class FakeWechatPay:
                 "refund_id": "5030" + secrets.token_hex(10),
                 "out_refund_no": body["out_refund_no"],
                 "out_trade_no": trade["out_trade_no"],
-                "status": "SUCCESS",
+                "status": self.refund_status,
                 "amount": {
                     "refund": amount["refund"],
                     "total": amount["total"],
