@@ -131,7 +131,7 @@ async def payable_order(
     unless it is `pending_payment` with its reservation still running."""
     order = await get_order(session, order_id=order_id, principal=principal)
     if order.status != OrderStatus.PENDING_PAYMENT:
-        raise OrderNotPayable(f"Order {order.number} is {order.status}", status=order.status)
+        raise OrderNotPayable(f"Order {order.number} is {order.status}", order_status=order.status)
     if order.expires_at <= utcnow():
         raise OrderNotPayable(f"The reservation of order {order.number} has run out")
     return order
