@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import pytest
 
 from shopkeeper.core.runtime import Runtime
+from shopkeeper.inventory import service
 from tests.inventory.conftest import create_product
+from tests.support.events import drain_events
 
 API = "/api/v1"
 
@@ -129,3 +133,24 @@ async def test_bad_stock_input_is_a_clear_problem_and_changes_nothing(
 
     stock = (await client.get(f"{API}/stock/CAP-1", headers=staff_headers)).json()
     assert [(level["warehouse"], level["on_hand"]) for level in stock["warehouses"]] == [("W1", 5)]
+
+
+async def test_stock_changes_reach_cached_product_pages(
+    client: httpx.AsyncClient, runtime: Runtime, staff_headers: dict[str, str]
+) -> None:
+    product_id = await create_product(runtime, "LAMP-1")
+    await client.post(
+        f"{API}/warehouses", json={"code": "W1", "name": "One"}, headers=staff_headers
+    )
+    page = f"{API}/products/{product_id}"
+    assert (await client.get(page)).json()["variants"][0]["available"] == 0  # now cached
+
+    await client.put(f"{API}/stock/LAMP-1/W1", json={"on_hand": 6}, headers=staff_headers)
+    await drain_events(runtime)  # StockChanged -> the catalog drops the cached page
+    assert (await client.get(page)).json()["variants"][0]["available"] == 6
+
+    async with runtime.db.session() as session:
+        await service.reserve_stock(session, reference=uuid.uuid4(), lines=[("LAMP-1", 4)])
+        await session.commit()
+    await drain_events(runtime)
+    assert (await client.get(page)).json()["variants"][0]["available"] == 2
