@@ -80,16 +80,21 @@ class Problem(BaseModel):
     detail: str
 
 
+RESERVED_MEMBERS = frozenset({"type", "title", "status", "detail", "instance"})
+
+
 def problem_response(
     status: int,
     slug: str,
     title: str,
     detail: str,
     headers: dict[str, str] | None = None,
+    /,
     **extensions: Any,
 ) -> Response:
-    body = {"type": PROBLEM_TYPE_BASE + slug, "title": title, "status": status, "detail": detail}
-    body.update(extensions)
+    # Positional-only, so an extension may be called anything; the standard members always win.
+    body = {key: value for key, value in extensions.items() if key not in RESERVED_MEMBERS}
+    body.update(type=PROBLEM_TYPE_BASE + slug, title=title, status=status, detail=detail)
     return Response(dumps(body), status, headers=headers, media_type=PROBLEM_CONTENT_TYPE)
 
 
