@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Callable
 
@@ -13,20 +14,32 @@ from shopkeeper.admin.views import ReadOnlyView
 from shopkeeper.app import create_app
 from shopkeeper.core.ratelimit import RateLimiter
 from shopkeeper.core.runtime import Runtime
-from shopkeeper.core.security import hash_token
+from shopkeeper.core.security import hash_password, hash_token
 from shopkeeper.core.settings import Settings
-from shopkeeper.users import service
 from shopkeeper.users.models import RefreshToken, User
 from tests.conftest import TEST_SECRET, register_and_login
 
 STAFF_PASSWORD = "staff-password-1"
 
 
-async def make_staff(runtime: Runtime) -> str:
-    email = f"admin-{secrets.token_hex(4)}@example.com"
+@functools.cache
+def password_hash(password: str) -> str:
+    # argon2 is slow by design; one hash per password keeps these tests fast.
+    return hash_password(password)
+
+
+async def add_user(
+    runtime: Runtime, *, staff: bool, password: str = STAFF_PASSWORD, email: str | None = None
+) -> str:
+    email = email or f"{'admin' if staff else 'shopper'}-{secrets.token_hex(4)}@example.com"
     async with runtime.db.session() as session:
-        await service.register_user(session, email=email, password=STAFF_PASSWORD, is_staff=True)
+        session.add(User(email=email, password_hash=password_hash(password), is_staff=staff))
+        await session.commit()
     return email
+
+
+async def make_staff(runtime: Runtime) -> str:
+    return await add_user(runtime, staff=True)
 
 
 async def admin_login(client: httpx.AsyncClient, email: str, password: str) -> httpx.Response:
@@ -45,9 +58,8 @@ async def test_admin_sends_anonymous_visitors_to_the_login_page(
     assert 'name="password"' in login_page.text
 
 
-async def test_customer_cannot_log_in(client: httpx.AsyncClient) -> None:
-    email = f"shopper-{secrets.token_hex(4)}@example.com"
-    await register_and_login(client, email, "customer-pass-1")
+async def test_customer_cannot_log_in(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    email = await add_user(runtime, staff=False, password="customer-pass-1")
 
     response = await admin_login(client, email, "customer-pass-1")
 
@@ -120,8 +132,7 @@ async def test_staff_edits_a_user_but_not_the_password_hash(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
     await admin_login(client, await make_staff(runtime), STAFF_PASSWORD)
-    email = f"renamed-{secrets.token_hex(4)}@example.com"
-    await register_and_login(client, email)
+    email = await add_user(runtime, staff=False)
     async with runtime.db.session() as session:
         user = await session.scalar(select(User).where(User.email == email))
     assert user is not None
