@@ -15,6 +15,7 @@ import pytest
 import websockets
 
 from tests.conftest import (
+    IN_CI,
     ServerProcess,
     free_port,
     make_settings,
@@ -42,7 +43,10 @@ async def edge(
     if backend != "sqlite":
         pytest.skip("the proxy's behaviour does not depend on the database; run once")
     if shutil.which("nginx") is None:
-        pytest.skip("nginx is not installed (apt-get install nginx, or deploy/local/run.sh)")
+        message = "nginx is not installed (apt-get install nginx, or deploy/local/run.sh)"
+        if IN_CI:
+            pytest.fail(message + "; .ci/run installs it")
+        pytest.skip(message)
     root = tmp_path_factory.mktemp("edge")
     app_port, http_port = free_port(), free_port()
     settings = make_settings(database_url, root, log_level="INFO")
