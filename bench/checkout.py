@@ -5,10 +5,15 @@ creates the catalog (SKUs with ample stock) over the API as a staff user, insert
 directly (argon2 logins are not what is measured) and fills one 3-line cart per customer. Then
 it measures, at the same concurrency:
 
-- the bare endpoint `GET /health/live` (the ceiling of the stack on this machine), and
+- the bare ASGI endpoint of the catalog bench (`bench/bare.py`, same gunicorn + uvicorn setup),
+- `GET /health/live` of shopkeeper (routing and middleware, no database), and
 - `POST /orders` with an Idempotency-Key, each on its own cart (the number that matters).
 
-Run:  .venv/bin/python bench/checkout.py --orders 3000 --concurrency 64 --workers 2
+With wrk installed (default when found) the load comes from wrk and a Lua script that gives
+every request its own customer, cart and key; `--client httpx` uses a Python client instead,
+which on 2 CPUs caps every figure at a few hundred requests per second.
+
+Run:  .venv/bin/python bench/checkout.py --orders 3000 --concurrency 32 --workers 2
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ import argparse
 import asyncio
 import os
 import random
+import re
 import secrets
+import shutil
 import signal
 import socket
 import statistics
@@ -133,7 +140,20 @@ async def main(args: argparse.Namespace) -> None:
     )
     cli = [sys.executable, "-m", "shopkeeper.cli"]
     server: subprocess.Popen[bytes] | None = None
+    bare_server: subprocess.Popen[bytes] | None = None
+    wrk = shutil.which("wrk")
+    if args.client is None:
+        args.client = "wrk" if wrk else "httpx"
+    bare_port = free_port()
     try:
+        if args.client == "wrk":
+            bare_server = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "bench.bare:app",
+                 "--worker-class", "uvicorn.workers.UvicornWorker",
+                 "--workers", str(args.workers), "--bind", f"127.0.0.1:{bare_port}"],
+                cwd=Path(__file__).resolve().parent.parent,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
         subprocess.run([*cli, "migrate"], env=env, check=True, capture_output=True)
         staff_email, staff_password = "bench-staff@example.com", secrets.token_urlsafe(16)
         subprocess.run(
@@ -169,23 +189,31 @@ async def main(args: argparse.Namespace) -> None:
             )
             print(f"prepared {len(skus)} SKUs and {len(carts)} 3-line carts", file=sys.stderr)
 
-            bare = await run_load(
-                args.orders, args.concurrency, lambda _index: http.get("/health/live")
-            )
-
-            def place(index: int) -> Awaitable[httpx.Response]:
-                return http.post(
-                    "/api/v1/orders",
-                    headers={**buyers[index], "Idempotency-Key": str(uuid.uuid4())},
-                    json={"cart_id": carts[index], "shipping_address": ADDRESS},
+            if args.client == "wrk":
+                assert wrk is not None
+                results = await wrk_scenarios(
+                    args, wrk, base_url, f"http://127.0.0.1:{bare_port}", buyers, carts, var_dir
+                )
+            else:
+                bare = await run_load(
+                    args.orders, args.concurrency, lambda _index: http.get("/health/live")
                 )
 
-            orders = await run_load(args.orders, args.concurrency, place)
-        report(args, bare, orders)
+                def place(index: int) -> Awaitable[httpx.Response]:
+                    return http.post(
+                        "/api/v1/orders",
+                        headers={**buyers[index], "Idempotency-Key": str(uuid.uuid4())},
+                        json={"cart_id": carts[index], "shipping_address": ADDRESS},
+                    )
+
+                orders = await run_load(args.orders, args.concurrency, place)
+                results = [("GET /health/live (shopkeeper)", bare), ("POST /orders", orders)]
+        report(args, results)
     finally:
-        if server is not None and server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
+        for process in (server, bare_server):
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(timeout=30)
         async with admin.connect() as connection:
             await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         await admin.dispose()
@@ -269,18 +297,134 @@ async def fill_cart(http: httpx.AsyncClient, buyer: dict[str, str], skus: list[s
     return cart_id
 
 
-def report(args: argparse.Namespace, bare: dict[str, Any], orders: dict[str, Any]) -> None:
+WRK_SCRIPT = r"""
+local lines = {}
+for line in io.lines(os.getenv("CHECKOUT_FILE")) do lines[#lines + 1] = line end
+local threads = {}
+local count = 0
+function setup(thread)
+  count = count + 1
+  thread:set("tid", count)
+  table.insert(threads, thread)
+end
+function init(args)
+  nthreads = tonumber(os.getenv("WRK_THREADS"))
+  index = tid
+  created, failed, spare = 0, 0, 0
+end
+function request()
+  if index > #lines then
+    return wrk.format("GET", "/health/live")
+  end
+  local token, cart = lines[index]:match("(%S+) (%S+)")
+  index = index + nthreads
+  local body = '{"cart_id":"' .. cart .. '","shipping_address":{"name":"Bench Buyer",'
+    .. '"line1":"1 Load Street","city":"Springfield","postal_code":"12345","country":"US"}}'
+  return wrk.format("POST", "/api/v1/orders", {
+    ["Authorization"] = "Bearer " .. token,
+    ["Content-Type"] = "application/json",
+    ["Idempotency-Key"] = cart,
+  }, body)
+end
+function response(status, headers, body)
+  if status == 201 then created = created + 1
+  elseif status == 200 then spare = spare + 1
+  else failed = failed + 1 end
+end
+function done(summary, latency, requests)
+  local c, f, s = 0, 0, 0
+  for _, thread in ipairs(threads) do
+    c = c + thread:get("created"); f = f + thread:get("failed"); s = s + thread:get("spare")
+  end
+  io.write(string.format("CHECKOUT created=%d failed=%d spare=%d\n", c, f, s))
+end
+"""
+
+
+def wrk_load(
+    wrk: str,
+    url: str,
+    seconds: int,
+    concurrency: int,
+    env: dict[str, str] | None = None,
+    script: Path | None = None,
+) -> tuple[dict[str, Any], str]:
+    threads = 2
+    argv = [wrk, f"-t{threads}", f"-c{concurrency}", f"-d{seconds}s", "--latency"]
+    if script is not None:
+        argv += ["-s", str(script)]
+    argv.append(url)
+    run_env = {**os.environ, **(env or {}), "WRK_THREADS": str(threads)}
+    output = subprocess.run(argv, capture_output=True, text=True, check=True, env=run_env).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    return {
+        "rate": rate,
+        "p50_ms": wrk_ms(output, "50"),
+        "p99_ms": wrk_ms(output, "99"),
+        "statuses": {},
+        "seconds": seconds,
+    }, output
+
+
+def wrk_ms(output: str, which: str) -> float:
+    match = re.search(rf"^\s+{which}%\s+([\d.]+)(us|ms|s)", output, re.MULTILINE)
+    if not match:
+        return float("nan")
+    number, unit = float(match.group(1)), match.group(2)
+    return number / 1000 if unit == "us" else number * 1000 if unit == "s" else number
+
+
+async def wrk_scenarios(
+    args: argparse.Namespace,
+    wrk: str,
+    base_url: str,
+    bare_url: str,
+    buyers: list[dict[str, str]],
+    carts: list[str],
+    var_dir: Path,
+) -> list[tuple[str, dict[str, Any]]]:
+    checkout_file = var_dir / "checkouts.txt"
+    checkout_file.write_text(
+        "".join(
+            f"{buyer['Authorization'].split()[1]} {cart}\n"
+            for buyer, cart in zip(buyers, carts, strict=True)
+        )
+    )
+    script = var_dir / "checkout.lua"
+    script.write_text(WRK_SCRIPT)
+    bare, _ = wrk_load(wrk, bare_url + "/", args.seconds, args.concurrency)
+    live, _ = wrk_load(wrk, base_url + "/health/live", args.seconds, args.concurrency)
+    orders, output = wrk_load(
+        wrk, base_url, args.seconds, args.concurrency, {"CHECKOUT_FILE": str(checkout_file)}, script
+    )
+    counts = dict(
+        (key, int(value)) for key, value in re.findall(r"(created|failed|spare)=(\d+)", output)
+    )
+    if counts.get("spare"):
+        raise RuntimeError(f"carts ran out during the run ({counts}); raise --orders")
+    orders["rate"] = counts.get("created", 0) / args.seconds
+    orders["statuses"] = {201: counts.get("created", 0), "other": counts.get("failed", 0)}
+    return [
+        ("bare ASGI endpoint (bench/bare.py)", bare),
+        ("GET /health/live (shopkeeper, no DB)", live),
+        ("POST /orders (3 lines)", orders),
+    ]
+
+
+def report(args: argparse.Namespace, results: list[tuple[str, dict[str, Any]]]) -> None:
+    orders = results[-1][1]
     errors = sum(n for status, n in orders["statuses"].items() if status != 201)
     print(
-        f"\ncheckout bench: PostgreSQL, serve --workers {args.workers}, "
-        f"concurrency {args.concurrency}, {args.orders} orders of 3 lines over {args.skus} SKUs\n"
+        f"\ncheckout bench: PostgreSQL, serve --workers {args.workers}, client {args.client}, "
+        f"concurrency {args.concurrency}, 3-line carts over {args.skus} SKUs, "
+        f"load average before {os.getloadavg()[0]:.1f}\n"
     )
     print("| scenario | rate (req/s) | p50 ms | p99 ms | statuses |")
     print("|---|---:|---:|---:|---|")
-    for label, result in (("GET /health/live (bare)", bare), ("POST /orders", orders)):
+    for label, result in results:
         print(
             f"| {label} | {result['rate']:.0f} | {result['p50_ms']:.1f} | "
-            f"{result['p99_ms']:.1f} | {result['statuses']} |"
+            f"{result['p99_ms']:.1f} | {result['statuses'] or ''} |"
         )
     print(f"\norders/s: {orders['rate']:.0f}; errors: {errors}")
 
@@ -294,6 +438,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--pool-size", type=int, default=8)
     parser.add_argument("--postgres-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432")
     parser.add_argument("--var-dir", default="var/bench")
+    parser.add_argument("--client", choices=["wrk", "httpx"], default=None)
+    parser.add_argument("--seconds", type=int, default=8, help="wrk: duration of each scenario")
     return parser.parse_args()
 
 

@@ -1,9 +1,9 @@
 """Checkout: a cart becomes an order holding reserved stock, in one unit of work.
 
-Reserve every line (all or nothing; inventory locks stock rows in a fixed order so overlapping
-carts cannot deadlock), snapshot names and prices into order lines, number the order, and write
-it with its first transition, the `OrderPlaced` event and the cart's checked-out mark. Either
-all of it commits or none of it does.
+Snapshot names and prices into order lines, number the order, write it with its first
+transition, the `OrderPlaced` event and the cart's checked-out mark, and reserve every line
+(all or nothing; inventory locks stock rows in a fixed order so overlapping carts cannot
+deadlock). Either all of it commits or none of it does.
 """
 
 from __future__ import annotations
@@ -71,15 +71,6 @@ async def place_order(
     recipient = await _recipient(session, principal=principal, email=email)
 
     order_id = new_id()
-    near = _coordinates(shipping_address)
-    await inventory_service.reserve_stock(
-        session,
-        reference=order_id,
-        lines=[(line.sku, line.quantity) for line in snapshot.lines],
-        near=near,
-        settings=settings,
-    )
-
     now = utcnow()
     subtotal = sum(line.unit_price.amount * line.quantity for line in snapshot.lines)
     shipping = settings.shipping_flat_rate
@@ -141,6 +132,16 @@ async def place_order(
     await session.flush()
     if before_commit is not None:
         await before_commit(order)
+    # Last, so the stock rows stay locked only for the reservation and the commit: checkouts
+    # sharing a popular SKU queue behind each other for that long, not for the whole checkout.
+    # A shortage rolls everything above back.
+    await inventory_service.reserve_stock(
+        session,
+        reference=order_id,
+        lines=[(line.sku, line.quantity) for line in snapshot.lines],
+        near=_coordinates(shipping_address),
+        settings=settings,
+    )
     await session.commit()
     ORDERS_CREATED.inc()
     return order
