@@ -435,12 +435,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--skus", type=int, default=300)
-    parser.add_argument("--pool-size", type=int, default=8)
+    parser.add_argument(
+        "--pool-size",
+        type=int,
+        default=None,
+        help="connections per worker; default the per-worker concurrency, since overflow "
+        "connections are opened and closed per request",
+    )
     parser.add_argument("--postgres-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432")
     parser.add_argument("--var-dir", default="var/bench")
     parser.add_argument("--client", choices=["wrk", "httpx"], default=None)
     parser.add_argument("--seconds", type=int, default=8, help="wrk: duration of each scenario")
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.pool_size is None:
+        args.pool_size = -(-args.concurrency // args.workers) + 4
+    return args
 
 
 if __name__ == "__main__":
