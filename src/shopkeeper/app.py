@@ -19,7 +19,7 @@ from shopkeeper.core.observability import (
     RequestContextMiddleware,
     configure_logging,
 )
-from shopkeeper.core.response_cache import ResponseCacheMiddleware
+from shopkeeper.core.response_cache import CachedReadsApp
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings, get_settings
 from shopkeeper.inventory.api import router as inventory_router
@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             if owned:
                 await active.close()
 
-    app = FastAPI(
+    app = CachedReadsApp(
         title="shopkeeper",
         version=__version__,
         summary="E-commerce backend: catalog, inventory, carts, checkout, orders, payments.",
@@ -73,11 +73,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     mount_admin(app, settings)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
-    # Outermost: a cached public read is answered before anything else runs (see the module).
-    app.add_middleware(
-        ResponseCacheMiddleware,
-        prefixes=(f"{API_PREFIX}/products", f"{API_PREFIX}/categories"),
-    )
+    # A cached public read is answered before anything else runs (see core.response_cache).
+    app.cached_prefixes = (f"{API_PREFIX}/products", f"{API_PREFIX}/categories")
     return app
 
 

@@ -8,12 +8,11 @@ routing, dependency injection or validation; invalidation (core.cache) removes t
 
 from __future__ import annotations
 
-from collections.abc import Collection
-
+from fastapi import FastAPI
 from prometheus_client import Counter
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from shopkeeper.core.cache import Cache, CacheEntry, Loader
 
@@ -59,43 +58,50 @@ async def cached_json_response(cache: Cache, request: Request, load: Loader) -> 
     return entry_response(entry, request.headers.get("if-none-match"))
 
 
-class ResponseCacheMiddleware:
-    def __init__(self, app: ASGIApp, prefixes: Collection[str]) -> None:
-        self.app = app
-        self.prefixes = tuple(prefixes)
+class CachedReadsApp(FastAPI):
+    """The FastAPI application with one fast path in front of everything else: a public GET
+    whose bytes are in this process's L1 is answered before Starlette builds a request, runs
+    its middleware stack or routes. Everything else takes the ordinary way."""
+
+    cached_prefixes: tuple[str, ...] = ()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
-            scope["type"] != "http"
-            or scope["method"] not in ("GET", "HEAD")
-            or not scope["path"].startswith(self.prefixes)
+            scope["type"] == "http"
+            and scope["method"] in ("GET", "HEAD")
+            and scope["path"].startswith(self.cached_prefixes)
         ):
-            await self.app(scope, receive, send)
-            return
-        runtime = getattr(scope["app"].state, "runtime", None) if "app" in scope else None
-        entry = runtime.cache.peek(response_cache_key(scope)) if runtime is not None else None
-        if entry is None:
-            await self.app(scope, receive, send)
-            return
-        if_none_match = None
-        for name, value in scope["headers"]:
-            if name == b"if-none-match":
-                if_none_match = value.decode("latin-1")
-                break
-        etag = entry.etag.encode()
-        if etag_matches(if_none_match, entry.etag):
-            headers = [(b"etag", etag), (b"cache-control", _CACHE_CONTROL)]
-            await send({"type": "http.response.start", "status": 304, "headers": headers})
-            await send({"type": "http.response.body", "body": b""})
-            _HIT_304.inc()
-            return
-        headers = [
-            (b"content-type", _JSON),
-            (b"content-length", str(len(entry.body)).encode()),
-            (b"etag", etag),
-            (b"cache-control", _CACHE_CONTROL),
-        ]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        body = b"" if scope["method"] == "HEAD" else entry.body
-        await send({"type": "http.response.body", "body": body})
-        _HIT_200.inc()
+            runtime = getattr(self.state, "runtime", None)
+            if runtime is not None and await answer_from_cache(runtime.cache, scope, send):
+                return
+        await super().__call__(scope, receive, send)
+
+
+async def answer_from_cache(cache: Cache, scope: Scope, send: Send) -> bool:
+    """Send the cached response for this GET/HEAD if L1 holds it; False when it does not."""
+    entry = cache.peek(response_cache_key(scope))
+    if entry is None:
+        return False
+    if_none_match = None
+    for name, value in scope["headers"]:
+        if name == b"if-none-match":
+            if_none_match = value.decode("latin-1")
+            break
+    etag = entry.etag.encode()
+    if etag_matches(if_none_match, entry.etag):
+        headers = [(b"etag", etag), (b"cache-control", _CACHE_CONTROL)]
+        await send({"type": "http.response.start", "status": 304, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+        _HIT_304.inc()
+        return True
+    headers = [
+        (b"content-type", _JSON),
+        (b"content-length", str(len(entry.body)).encode()),
+        (b"etag", etag),
+        (b"cache-control", _CACHE_CONTROL),
+    ]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    body = b"" if scope["method"] == "HEAD" else entry.body
+    await send({"type": "http.response.body", "body": body})
+    _HIT_200.inc()
+    return True
