@@ -32,4 +32,3 @@ def build_provider(name: str, settings: Settings) -> PaymentProvider:
 
         return WechatPayProvider(settings)
     raise ProviderNotConfigured(f"unknown provider {name!r}")
-
