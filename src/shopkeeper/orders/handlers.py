@@ -28,30 +28,22 @@ def order_topic(order_id: uuid.UUID | str) -> str:
 
 @handles(OrderPlaced)
 async def send_order_confirmation(ctx: HandlerContext, payload: dict[str, Any]) -> None:
-    order = await ctx.session.scalar(
-        select(Order)
-        .where(Order.id == uuid.UUID(payload["order_id"]))
-        .options(selectinload(Order.lines))
-    )
-    if order is None:
-        return
-    await ctx.runtime.mailer.send(
-        to=order.email, template="order_confirmation", context=_mail_context(order)
-    )
+    await _mail_about_order(ctx, uuid.UUID(payload["order_id"]), "order_confirmation")
 
 
 @handles(OrderShipped)
 async def send_shipping_notice(ctx: HandlerContext, payload: dict[str, Any]) -> None:
+    await _mail_about_order(ctx, uuid.UUID(payload["order_id"]), "order_shipped")
+
+
+async def _mail_about_order(ctx: HandlerContext, order_id: uuid.UUID, template: str) -> None:
     order = await ctx.session.scalar(
-        select(Order)
-        .where(Order.id == uuid.UUID(payload["order_id"]))
-        .options(selectinload(Order.lines))
+        select(Order).where(Order.id == order_id).options(selectinload(Order.lines))
     )
-    if order is None:
-        return
-    await ctx.runtime.mailer.send(
-        to=order.email, template="order_shipped", context=_mail_context(order)
-    )
+    if order is not None:
+        await ctx.runtime.mailer.send(
+            to=order.email, template=template, context=_mail_context(order)
+        )
 
 
 @handles(OrderPlaced)
