@@ -125,11 +125,16 @@ def _decode_cursor(cursor: str) -> uuid.UUID:
 
 
 async def payable_order(
-    session: AsyncSession, *, order_id: uuid.UUID, principal: Principal
+    session: AsyncSession,
+    *,
+    order_id: uuid.UUID,
+    principal: Principal | None,
+    cart_token: str | None = None,
 ) -> Order:
-    """The order if `principal` may pay it now: 404 if not visible, 409 `order-not-payable`
-    unless it is `pending_payment` with its reservation still running."""
-    order = await get_order(session, order_id=order_id, principal=principal)
+    """The order if the caller (a user, or a guest holding the order's cart token) may pay it
+    now: 404 if not visible, 409 `order-not-payable` unless it is `pending_payment` with its
+    reservation still running."""
+    order = await get_order(session, order_id=order_id, principal=principal, cart_token=cart_token)
     if order.status != OrderStatus.PENDING_PAYMENT:
         raise OrderNotPayable(f"Order {order.number} is {order.status}", order_status=order.status)
     if order.expires_at <= utcnow():

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response, status
 from starlette.responses import JSONResponse
 
 from shopkeeper.core.db import Session
-from shopkeeper.core.errors import problem_responses
+from shopkeeper.core.errors import Unauthorized, problem_responses
 from shopkeeper.core.idempotency import (
     IdempotencyClaim,
     IdempotencyKeyHeader,
@@ -18,7 +18,8 @@ from shopkeeper.core.idempotency import (
     run_idempotent,
 )
 from shopkeeper.core.runtime import AppRuntime
-from shopkeeper.core.security import CurrentUser, StaffUser
+from shopkeeper.core.security import OptionalUser, StaffUser
+from shopkeeper.orders.api import CartToken
 from shopkeeper.payments import callbacks, sandbox, service
 from shopkeeper.payments.schemas import (
     CreatePaymentRequest,
@@ -32,6 +33,12 @@ router = APIRouter(tags=["payments"])
 
 _IDEMPOTENCY_400 = "`idempotency-key-required`, `invalid-idempotency-key`"
 _IDEMPOTENCY_422 = "`validation-error`; `idempotency-key-reused` (same key, different request)"
+_NO_CALLER_401 = "`unauthorized`: neither a bearer token nor the guest's `X-Cart-Token`"
+
+
+def _require_caller(principal: OptionalUser, cart_token: str | None) -> None:
+    if principal is None and not cart_token:
+        raise Unauthorized("Sign in, or send the guest cart's X-Cart-Token")
 
 
 @router.post(
@@ -46,7 +53,9 @@ _IDEMPOTENCY_422 = "`validation-error`; `idempotency-key-reused` (same key, diff
         422,
         502,
         s400=_IDEMPOTENCY_400,
-        s404="`order-not-found`: no such order, or not yours",
+        s401=_NO_CALLER_401,
+        s404="`order-not-found`: no such order, or not yours (guests: not placed with this "
+        "`X-Cart-Token`)",
         s409="`order-not-payable`, `payment-in-progress` (extension `payment_id`), "
         "`provider-unavailable`, `idempotency-key-in-progress`",
         s422=_IDEMPOTENCY_422,
@@ -59,17 +68,20 @@ async def create_payment(
     request: Request,
     session: Session,
     runtime: AppRuntime,
-    principal: CurrentUser,
+    principal: OptionalUser,
     idempotency_key: IdempotencyKeyHeader,
+    cart_token: CartToken = None,
 ) -> Response:
     """Start paying an order; `action` tells the client what to do next (redirect, confirm
-    with Stripe.js, show a QR code). Amount and currency are the order's."""
+    with Stripe.js, show a QR code). Amount and currency are the order's. A guest pays with the
+    `X-Cart-Token` the order was placed with."""
 
     async def operation(_claim: IdempotencyClaim) -> Response:
         payment = await service.create_payment(
             session,
             order_id=order_id,
             principal=principal,
+            cart_token=cart_token,
             provider_name=body.provider,
             settings=runtime.settings,
         )
@@ -84,7 +96,7 @@ async def create_payment(
     return await run_idempotent(
         runtime.db,
         session=session,
-        scope=idempotency_scope(principal),
+        scope=idempotency_scope(principal, cart_token),
         key=idempotency_key,
         fingerprint=request_fingerprint(request.method, request.url.path, body.model_dump()),
         operation=operation,
@@ -94,13 +106,23 @@ async def create_payment(
 @router.get(
     "/payments/{payment_id}",
     response_model=PaymentOut,
-    responses=problem_responses(401, 404, 422, s404="`payment-not-found`"),
+    responses=problem_responses(
+        401,
+        404,
+        422,
+        s401=_NO_CALLER_401,
+        s404="`payment-not-found` (or not yours)",
+    ),
 )
 async def get_payment(
-    payment_id: uuid.UUID, session: Session, principal: CurrentUser
+    payment_id: uuid.UUID, session: Session, principal: OptionalUser, cart_token: CartToken = None
 ) -> PaymentOut:
-    """A payment of one of the caller's orders (staff: any)."""
-    payment = await service.get_payment(session, payment_id=payment_id, principal=principal)
+    """A payment of one of the caller's orders (staff: any; a guest: the orders of its
+    `X-Cart-Token`)."""
+    _require_caller(principal, cart_token)
+    payment = await service.get_payment(
+        session, payment_id=payment_id, principal=principal, cart_token=cart_token
+    )
     return PaymentOut.of(payment)
 
 
@@ -186,7 +208,8 @@ async def receive_webhook(provider: str, request: Request, runtime: AppRuntime) 
         404,
         409,
         422,
-        s404="`payment-not-found`, `sandbox-disabled`",
+        s401=_NO_CALLER_401,
+        s404="`payment-not-found` (or not yours), `sandbox-disabled`",
         s409="`not-a-sandbox-payment`, `conflict` (the payment is no longer pending)",
     ),
 )
@@ -195,15 +218,18 @@ async def sandbox_outcome(
     outcome: Literal["succeed", "fail"],
     session: Session,
     runtime: AppRuntime,
-    principal: CurrentUser,
+    principal: OptionalUser,
     body: SandboxOutcomeRequest | None = None,
+    cart_token: CartToken = None,
 ) -> dict[str, bool]:
     """Make the sandbox provider deliver a signed callback (plus `duplicates` copies) to our
     webhook, retrying until acknowledged, like a real provider after the buyer pays."""
+    _require_caller(principal, cart_token)
     await sandbox.request_sandbox_outcome(
         session,
         payment_id=payment_id,
         principal=principal,
+        cart_token=cart_token,
         outcome=outcome,
         duplicates=body.duplicates if body else 0,
         settings=runtime.settings,

@@ -35,15 +35,18 @@ async def request_sandbox_outcome(
     session: AsyncSession,
     *,
     payment_id: uuid.UUID,
-    principal: Principal,
+    principal: Principal | None,
     outcome: Literal["succeed", "fail"],
     duplicates: int,
     settings: Settings,
+    cart_token: str | None = None,
 ) -> None:
     """Have the sandbox deliver a signed callback (plus `duplicates` copies) in the background."""
     if not settings.sandbox_enabled:
         raise SandboxDisabled("Set SHOPKEEPER_SANDBOX_ENABLED=true to use the sandbox")
-    payment = await service.get_payment(session, payment_id=payment_id, principal=principal)
+    payment = await service.get_payment(
+        session, payment_id=payment_id, principal=principal, cart_token=cart_token
+    )
     if payment.provider != "sandbox":
         raise NotASandboxPayment(f"Payment {payment.id} uses {payment.provider}")
     if payment.status != PaymentStatus.PENDING:

@@ -79,13 +79,17 @@ async def create_payment(
     session: AsyncSession,
     *,
     order_id: uuid.UUID,
-    principal: Principal,
+    principal: Principal | None,
     provider_name: str,
     settings: Settings,
+    cart_token: str | None = None,
 ) -> Payment:
-    """Start paying an order with a provider: amount and currency come from the order."""
+    """Start paying an order with a provider: amount and currency come from the order. The
+    payer is its owner, staff, or the guest holding the cart token the order was placed with."""
     provider = provider_for(provider_name, settings)
-    order = await orders_service.payable_order(session, order_id=order_id, principal=principal)
+    order = await orders_service.payable_order(
+        session, order_id=order_id, principal=principal, cart_token=cart_token
+    )
     payment = Payment(
         id=new_id(),
         order_id=order.id,
@@ -148,14 +152,21 @@ async def create_payment(
 
 
 async def get_payment(
-    session: AsyncSession, *, payment_id: uuid.UUID, principal: Principal
+    session: AsyncSession,
+    *,
+    payment_id: uuid.UUID,
+    principal: Principal | None,
+    cart_token: str | None = None,
 ) -> Payment:
-    """The payment if its order is visible to `principal` (owner or staff); 404 otherwise."""
+    """The payment if its order is visible to the caller (owner, staff, or the guest holding
+    the order's cart token); 404 otherwise."""
     payment = await session.get(Payment, payment_id, populate_existing=True)
     if payment is None:
         raise PaymentNotFound(f"No payment {payment_id}")
     try:
-        await orders_service.get_order(session, order_id=payment.order_id, principal=principal)
+        await orders_service.get_order(
+            session, order_id=payment.order_id, principal=principal, cart_token=cart_token
+        )
     except NotFound as exc:
         raise PaymentNotFound(f"No payment {payment_id}") from exc
     return payment
