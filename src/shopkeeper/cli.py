@@ -129,8 +129,15 @@ def create_user(
     console.print(f"[green]created {'staff ' if staff else ''}user {body.email}[/green]")
 
 
+MetricsPort = Annotated[
+    int | None,
+    typer.Option(min=1, max=65535, help="Serve metrics here; default SHOPKEEPER_METRICS_PORT"),
+]
+MetricsHost = Annotated[str, typer.Option(help="Interface of the metrics endpoint")]
+
+
 @app.command()
-def worker() -> None:
+def worker(metrics_port: MetricsPort = None, metrics_host: MetricsHost = "127.0.0.1") -> None:
     """Consume background jobs (event handlers, e-mail) from RabbitMQ; also relays the outbox.
     Stops on SIGTERM/SIGINT after the jobs in hand finish."""
     from shopkeeper.core.outbox import background, load_handlers
@@ -146,11 +153,12 @@ def worker() -> None:
         async with background(runtime, relay=True, periodic=False, consume=True):
             await stop.wait()
 
+    _serve_metrics(metrics_host, metrics_port or settings.metrics_port)
     _run_until_signalled(settings, run, "worker")
 
 
 @app.command()
-def scheduler() -> None:
+def scheduler(metrics_port: MetricsPort = None, metrics_host: MetricsHost = "127.0.0.1") -> None:
     """Run `@periodic` jobs. Any number may run: each job runs once per period among them."""
     from shopkeeper.core.outbox import background, load_handlers
 
@@ -162,7 +170,22 @@ def scheduler() -> None:
         async with background(runtime, relay=False, periodic=True, consume=False):
             await stop.wait()
 
+    _serve_metrics(metrics_host, metrics_port or settings.metrics_port)
     _run_until_signalled(settings, run, "scheduler")
+
+
+def _serve_metrics(host: str, port: int | None) -> None:
+    """Before the process starts work, so a port already taken fails the start, not a scrape."""
+    if port is None:
+        return
+    from shopkeeper.core.observability import start_metrics_server
+
+    try:
+        start_metrics_server(host, port)
+    except OSError as exc:
+        console.print(f"[red]cannot serve metrics on {host}:{port}: {exc.strerror}[/red]")
+        raise typer.Exit(2) from exc
+    console.print(f"metrics on http://{host}:{port}/metrics")
 
 
 def _run_until_signalled(

@@ -155,3 +155,40 @@ def test_the_dashboard_covers_the_business_counters() -> None:
         "shopkeeper_callbacks_rejected_total",
     ):
         assert metric in dashboard
+
+
+def _option(args: list[str], name: str) -> str:
+    return args[args.index(name) + 1]
+
+
+def test_prometheus_scrapes_the_port_worker_and_scheduler_serve_metrics_on() -> None:
+    import typer.core
+    import typer.main
+
+    group = typer.main.get_command(cli_app)
+    assert isinstance(group, typer.core.TyperGroup)
+    commands = group.commands
+    services = compose()["services"]
+    prometheus = yaml.safe_load((DEPLOY / "prometheus/prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in prometheus["scrape_configs"]}
+    pods = {doc["metadata"]["name"]: doc for doc in k8s_documents() if doc["kind"] == "Deployment"}
+    for name in ("worker", "scheduler"):
+        options = {param.opts[0] for param in commands[name].params}
+        assert {"--metrics-port", "--metrics-host"} <= options
+
+        command = services[name]["command"]
+        port = int(_option(command, "--metrics-port"))
+        assert _option(command, "--metrics-host") == "0.0.0.0"  # default 127.0.0.1: unreachable
+        assert str(port) in services[name]["expose"]
+        assert "ports" not in services[name]
+        [discovery] = jobs[f"shopkeeper-{name}"]["dns_sd_configs"]
+        assert (discovery["names"], discovery["port"]) == ([name], port)
+
+        template = pods[f"shopkeeper-{name}"]["spec"]["template"]
+        [container] = template["spec"]["containers"]
+        port = int(_option(container["args"], "--metrics-port"))
+        assert _option(container["args"], "--metrics-host") == "0.0.0.0"
+        assert [p["containerPort"] for p in container["ports"]] == [port]
+        annotations = template["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert annotations["prometheus.io/port"] == str(port)

@@ -9,14 +9,17 @@ import sys
 import time
 import uuid
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 import structlog
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Histogram,
     generate_latest,
+    start_http_server,
 )
 from prometheus_client import multiprocess as prometheus_multiprocess
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -69,6 +72,18 @@ def metrics_payload() -> tuple[bytes, str]:
         prometheus_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
+
+
+def start_metrics_server(host: str, port: int) -> WSGIServer:
+    """Serve `/metrics` from a daemon thread, for processes without an HTTP app of their own
+    (`worker`, `scheduler`). Merges the files of PROMETHEUS_MULTIPROC_DIR when it is set, like
+    `metrics_payload`, since counters then live in those files rather than in this process."""
+    registry: CollectorRegistry = REGISTRY
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        prometheus_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    server, _ = start_http_server(port, addr=host, registry=registry)
+    return server
 
 
 class RequestContextMiddleware:

@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     """A mail claimed for sending this long ago whose sender never finished is sent again."""
     scheduler_tick_seconds: float = 1.0
     worker_concurrency: int = 20
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """Where `worker` and `scheduler` serve Prometheus metrics; unset: they serve none (`serve`
+    has its own `/metrics`)."""
     realtime_heartbeat_seconds: float = 20.0
     realtime_client_queue_size: int = 100
 
