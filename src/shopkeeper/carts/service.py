@@ -9,16 +9,16 @@ from __future__ import annotations
 import hmac
 import uuid
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, case, delete, func, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopkeeper.carts.models import MAX_LINE_QUANTITY, Cart, CartItem, CartStatus
 from shopkeeper.carts.pricing import PricedVariant, price_variants
-from shopkeeper.core.db import is_postgres, utcnow
+from shopkeeper.core.db import affected_rows, is_postgres, utcnow
 from shopkeeper.core.errors import Conflict, InvalidInput, NotFound
 from shopkeeper.core.money import Money
 from shopkeeper.core.security import Principal, hash_token, new_opaque_token
@@ -253,7 +253,7 @@ async def remove_item(
         .where(CartItem.cart_id == cart.id, CartItem.sku == sku)
         .execution_options(synchronize_session=False)
     )
-    if _rowcount(result) == 0:
+    if affected_rows(result) == 0:
         raise CartItemNotFound(f"{sku} is not in this cart", sku=sku)
     await _touch(session, cart.id)
     await session.commit()
@@ -294,7 +294,7 @@ async def merge_guest_cart(session: AsyncSession, *, user_id: uuid.UUID, cart_to
             # The user opened a cart meanwhile (another tab): merge into that one instead.
             await session.rollback()
             return await merge_guest_cart(session, user_id=user_id, cart_token=cart_token)
-        return _rowcount(adopted) == 1
+        return affected_rows(adopted) == 1
     # Claiming the guest cart first makes a concurrent second merge match nothing.
     claimed = await session.execute(
         update(Cart)
@@ -302,7 +302,7 @@ async def merge_guest_cart(session: AsyncSession, *, user_id: uuid.UUID, cart_to
         .values(status=CartStatus.MERGED.value)
         .execution_options(synchronize_session=False)
     )
-    if _rowcount(claimed) != 1:
+    if affected_rows(claimed) != 1:
         await session.rollback()
         return False
     items = (
@@ -381,7 +381,7 @@ async def mark_checked_out(session: AsyncSession, *, cart_id: uuid.UUID) -> None
         .values(status=CartStatus.CHECKED_OUT.value)
         .execution_options(synchronize_session=False)
     )
-    if _rowcount(result) != 1:
+    if affected_rows(result) != 1:
         raise CartClosed("This cart was already checked out")
 
 
@@ -498,7 +498,3 @@ async def _touch(session: AsyncSession, cart_id: uuid.UUID) -> None:
 def _insert(session: AsyncSession) -> Any:
     dialect = postgresql if is_postgres(session) else sqlite
     return dialect.insert(CartItem)
-
-
-def _rowcount(result: Any) -> int:
-    return int(cast(CursorResult[Any], result).rowcount)

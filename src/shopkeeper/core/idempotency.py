@@ -34,6 +34,7 @@ from shopkeeper.core.db import (
     Database,
     JSONDocument,
     UTCDateTime,
+    affected_rows,
     is_postgres,
     new_id,
     utcnow,
@@ -182,7 +183,7 @@ class IdempotencyClaim:
                 completed_at=utcnow(),
             )
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if affected_rows(result) != 1:
             raise IdempotencyKeyInProgress("Another request took over this Idempotency-Key")
         self.saved = stored
         return response
@@ -283,7 +284,7 @@ async def _claim(
                     .values(locked_at=now)
                 )
                 await session.commit()
-                if taken.rowcount == 1:  # type: ignore[attr-defined]
+                if affected_rows(taken) == 1:
                     return IdempotencyClaim(record_id=existing.id, locked_at=now)
             raise IdempotencyKeyInProgress(
                 "A request with this Idempotency-Key is still running; retry shortly"
@@ -325,4 +326,4 @@ async def purge_idempotency_keys(db: Database, *, now: datetime | None = None) -
             delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff)
         )
         await session.commit()
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return affected_rows(result)

@@ -30,7 +30,7 @@ from taskiq_aio_pika import AioPikaBroker
 from taskiq_aio_pika.exchange import Exchange
 from taskiq_aio_pika.queue import Queue, QueueType
 
-from shopkeeper.core.db import Base, UTCDateTime, utcnow
+from shopkeeper.core.db import Base, UTCDateTime, affected_rows, utcnow
 from shopkeeper.core.settings import Settings
 
 if TYPE_CHECKING:
@@ -294,7 +294,7 @@ async def claim_run(runtime: Runtime, job: PeriodicJob, holder: str) -> bool:
             .where(JobLease.name == job.name, JobLease.next_run_at <= now)
             .values(next_run_at=next_run, holder=holder)
         )
-        if claimed.rowcount == 1:  # type: ignore[attr-defined]
+        if affected_rows(claimed) == 1:
             await session.commit()
             return True
         if await session.get(JobLease, job.name) is not None:

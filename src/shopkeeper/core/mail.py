@@ -29,7 +29,7 @@ from sqlalchemy import String, Text, Uuid, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shopkeeper.core.db import Base, Database, UTCDateTime, new_id, utcnow
+from shopkeeper.core.db import Base, Database, UTCDateTime, affected_rows, new_id, utcnow
 from shopkeeper.core.events import HandlerContext, handles, record_event
 from shopkeeper.core.outbox import current_handler_session
 from shopkeeper.core.settings import Settings
@@ -147,7 +147,7 @@ class Mailer:
                 .values(status="sending", claimed_at=now, attempts=OutboundMail.attempts + 1)
             )
             await session.commit()
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            if affected_rows(claimed) != 1:
                 mail = await session.get(OutboundMail, mail_id)
                 if mail is None or mail.status == "sent":
                     return False

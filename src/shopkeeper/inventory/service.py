@@ -11,15 +11,15 @@ import uuid
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, Insert, func, select, update
+from sqlalchemy import Insert, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopkeeper.catalog.models import Variant
-from shopkeeper.core.db import is_postgres
+from shopkeeper.core.db import affected_rows, is_postgres
 from shopkeeper.core.errors import Conflict, InvalidInput, NotFound
 from shopkeeper.core.events import record_event
 from shopkeeper.core.settings import Settings
@@ -179,7 +179,7 @@ async def reserve_stock(
             .values(reserved=StockLevel.reserved + quantity)
             .execution_options(synchronize_session=False)
         )
-        if _rowcount(result) != 1:
+        if affected_rows(result) != 1:
             # Unreachable under the row locks; if it ever happens the caller's rollback undoes
             # the lines already reserved, so the reservation stays all or nothing.
             raise InsufficientStock(f"{sku} was taken concurrently", sku=sku)
@@ -266,10 +266,6 @@ def _low_threshold(settings: Settings | None) -> int:
         return settings.stock_low_threshold
     default: int = Settings.model_fields["stock_low_threshold"].default
     return default
-
-
-def _rowcount(result: Any) -> int:
-    return int(cast(CursorResult[Any], result).rowcount)
 
 
 # --- staff use cases (own unit of work) ---------------------------------------------------------

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from shopkeeper.core.db import Database, utcnow
+from shopkeeper.core.db import Database, affected_rows, utcnow
 from shopkeeper.core.errors import problem_response
 from shopkeeper.core.events import record_event
 from shopkeeper.core.money import parse_decimal_amount
@@ -140,7 +140,7 @@ async def apply_provider_event(
             .where(Payment.id == payment.id, Payment.status == PaymentStatus.PENDING)
             .values(status=PaymentStatus.FAILED, updated_at=now)
         )
-        if failed.rowcount == 1:  # type: ignore[attr-defined]
+        if affected_rows(failed) == 1:
             record_event(
                 session,
                 PaymentFailed(
@@ -182,7 +182,7 @@ async def _apply_success(
             .where(Payment.id == payment.id, Payment.status.in_(_PAYABLE_FROM))
             .values(status=PaymentStatus.NEEDS_REVIEW, updated_at=now)
         )
-        if review.rowcount != 1:  # type: ignore[attr-defined]
+        if affected_rows(review) != 1:
             return f"kept-{payment.status}"
         record_event(
             session,
@@ -203,7 +203,7 @@ async def _apply_success(
         .where(Payment.id == payment.id, Payment.status.in_(_PAYABLE_FROM))
         .values(status=PaymentStatus.SUCCEEDED, succeeded_at=now, updated_at=now)
     )
-    if captured.rowcount != 1:  # type: ignore[attr-defined]
+    if affected_rows(captured) != 1:
         return f"kept-{payment.status}"
     if await orders_service.mark_paid(session, order_id=payment.order_id, at=now):
         await session.execute(

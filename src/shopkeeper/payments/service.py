@@ -15,7 +15,7 @@ from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shopkeeper.core.db import new_id, utcnow
+from shopkeeper.core.db import affected_rows, new_id, utcnow
 from shopkeeper.core.errors import Conflict, DomainError, NotFound
 from shopkeeper.core.events import record_event
 from shopkeeper.core.security import Principal
@@ -219,7 +219,7 @@ async def refund_payment(
         .where(Payment.id == payment_id, Payment.status.in_(REFUNDABLE_STATUSES), guard)
         .values(refunded_amount=Payment.refunded_amount + amount, updated_at=utcnow())
     )
-    if reserved.rowcount != 1:  # type: ignore[attr-defined]
+    if affected_rows(reserved) != 1:
         captured = payment.amount  # read before the rollback expires the row
         await session.rollback()
         raise RefundExceedsCaptured(
@@ -287,7 +287,7 @@ async def complete_refund(session: AsyncSession, *, refund_id: uuid.UUID, at: da
         .where(Refund.id == refund_id, Refund.status == RefundStatus.PENDING)
         .values(status=RefundStatus.SUCCEEDED, completed_at=at)
     )
-    if done.rowcount != 1:  # type: ignore[attr-defined]
+    if affected_rows(done) != 1:
         return False
     refund = await session.get(Refund, refund_id, populate_existing=True)
     assert refund is not None

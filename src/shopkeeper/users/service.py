@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shopkeeper.core.db import utcnow
+from shopkeeper.core.db import affected_rows, utcnow
 from shopkeeper.core.errors import Conflict, NotFound, Unauthorized
 from shopkeeper.core.events import record_event
 from shopkeeper.core.ratelimit import RateLimiter
@@ -144,7 +144,7 @@ async def rotate_refresh_token(
         )
         .values(spent_at=now)
     )
-    if spent.rowcount != 1:  # type: ignore[attr-defined]
+    if affected_rows(spent) != 1:
         await _revoke_family(session, token.family_id)
         await session.commit()
         raise RefreshTokenReused("This refresh token was already used; sign in again")
