@@ -318,7 +318,7 @@ def wrk_run(
         argv.append(base + target)
     print(f"-> {name}", flush=True)
     output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    rps = requests_per_second(output)
     errors = 0
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if non_2xx:
@@ -418,3 +418,10 @@ def _memory_total() -> str:
 
 if __name__ == "__main__":
     main()
+
+
+def requests_per_second(wrk_output: str) -> float:
+    found = re.search(r"Requests/sec:\s+([\d.]+)", wrk_output)
+    if found is None:
+        raise RuntimeError("wrk printed no Requests/sec line:\n" + wrk_output[-2000:])
+    return float(found.group(1))

@@ -356,7 +356,7 @@ def wrk_load(
     argv.append(url)
     run_env = {**os.environ, **(env or {}), "WRK_THREADS": str(threads)}
     output = subprocess.run(argv, capture_output=True, text=True, check=True, env=run_env).stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    rate = requests_per_second(output)
     return {
         "rate": rate,
         "p50_ms": wrk_ms(output, "50"),
@@ -454,3 +454,10 @@ def parse_args() -> argparse.Namespace:
 
 if __name__ == "__main__":
     asyncio.run(main(parse_args()))
+
+
+def requests_per_second(wrk_output: str) -> float:
+    found = re.search(r"Requests/sec:\s+([\d.]+)", wrk_output)
+    if found is None:
+        raise RuntimeError("wrk printed no Requests/sec line:\n" + wrk_output[-2000:])
+    return float(found.group(1))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
@@ -107,7 +107,7 @@ async def test_oversize_body_is_413_and_changes_nothing(client: httpx.AsyncClien
 
 
 async def test_streamed_oversize_body_is_413(client: httpx.AsyncClient) -> None:
-    async def chunks():  # type: ignore[no-untyped-def]
+    async def chunks() -> AsyncIterator[bytes]:
         for _ in range(20):
             yield b"x" * 65536
 

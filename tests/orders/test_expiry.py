@@ -132,7 +132,8 @@ async def test_expiry_racing_payments_never_loses_one(
         assert [expired_a, paid, expired_b].count(True) == 1, (expired_a, paid, expired_b)
         status = "paid" if paid else "expired"
         async with runtime.db.session() as session:
-            assert (await session.get(Order, order_id)).status == status  # type: ignore[union-attr]
+            order = await session.get(Order, order_id)
+            assert order is not None and order.status == status
         assert await transitions_to(runtime, str(order_id), status) == 1
         paid_count += paid
     stock = await stock_of(client, staff_headers, sku)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import func, select, update
+from taskiq import InMemoryBroker
 
 from shopkeeper.core.db import utcnow
 from shopkeeper.core.events import OutboxEvent, ProcessedEvent
@@ -102,7 +103,9 @@ async def test_jobs_lost_after_publishing_are_published_again(
 
     try:
         assert await redeliver_stalled(runtime) == 1
-        await runtime.jobs.broker.wait_all()  # type: ignore[attr-defined]
+        broker = runtime.jobs.broker
+        assert isinstance(broker, InMemoryBroker)
+        await broker.wait_all()
         await drain_events(runtime)
         assert await redeliver_stalled(runtime) == 0
     finally:

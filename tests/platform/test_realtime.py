@@ -6,11 +6,11 @@ import asyncio
 import json
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
-from starlette.websockets import WebSocketState
+from starlette.websockets import WebSocket, WebSocketState
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -101,7 +101,7 @@ async def test_a_client_that_does_not_read_is_dropped_not_buffered(
 ) -> None:
     hub = RealtimeHub(settings_factory(realtime_client_queue_size=3))
     peer = UnreadingClient()
-    serving = asyncio.create_task(hub.serve(peer, ["orders"]))  # type: ignore[arg-type]
+    serving = asyncio.create_task(hub.serve(cast(WebSocket, peer), ["orders"]))
     while hub.subscriber_count("orders") == 0:
         await asyncio.sleep(0)
 
@@ -118,7 +118,7 @@ async def test_an_idle_client_receives_heartbeats(
 ) -> None:
     hub = RealtimeHub(settings_factory(realtime_heartbeat_seconds=0.01))
     peer = UnreadingClient()
-    serving = asyncio.create_task(hub.serve(peer, ["orders"]))  # type: ignore[arg-type]
+    serving = asyncio.create_task(hub.serve(cast(WebSocket, peer), ["orders"]))
     while not peer.sent:
         await asyncio.sleep(0.01)
     serving.cancel()

@@ -104,9 +104,10 @@ async def test_forged_and_malformed_access_tokens_are_rejected(
     claims["staff"] = True
     forged_with_other_key = jwt.encode(claims, "another-secret-key-" + "y" * 32, algorithm="HS256")
     alg_none = f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}."
+    assert settings.secret_key is not None
     expired = jwt.encode(
         {**claims, "exp": datetime.now(UTC) - timedelta(seconds=5)},
-        settings.secret_key.get_secret_value(),  # type: ignore[union-attr]
+        settings.secret_key.get_secret_value(),
         algorithm="HS256",
     )
     header, _payload, signature = tokens["access_token"].split(".")

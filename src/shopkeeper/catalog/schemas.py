@@ -14,6 +14,7 @@ Slug = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 ]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ProductName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 Sku = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^\S+$")
 ]
@@ -48,7 +49,7 @@ class VariantIn(BaseModel):
 class ProductIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+    name: ProductName
     slug: Slug | None = None
     description: Annotated[str, Field(max_length=20_000)] = ""
     category_id: uuid.UUID | None = None
@@ -61,9 +62,8 @@ class ProductPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)] = (
-        None  # type: ignore[assignment]
-    )
+    name: ProductName | None = None
+    """An explicit null is refused by the service (422); absent means unchanged."""
     slug: Slug | None = None
     description: Annotated[str, Field(max_length=20_000)] | None = None
     category_id: uuid.UUID | None = None

@@ -67,22 +67,24 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
 
 def metrics_payload() -> tuple[bytes, str]:
     """All workers' metrics when gunicorn runs several (multiprocess mode), else this process's."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        prometheus_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(), CONTENT_TYPE_LATEST
+    return generate_latest(_process_registry()), CONTENT_TYPE_LATEST
+
+
+def _process_registry() -> CollectorRegistry:
+    """This process's registry, or one merging every worker's files in multiprocess mode."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    registry = CollectorRegistry()
+    # prometheus_client ships this constructor without annotations.
+    prometheus_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
 
 
 def start_metrics_server(host: str, port: int) -> WSGIServer:
     """Serve `/metrics` from a daemon thread, for processes without an HTTP app of their own
     (`worker`, `scheduler`). Merges the files of PROMETHEUS_MULTIPROC_DIR when it is set, like
     `metrics_payload`, since counters then live in those files rather than in this process."""
-    registry: CollectorRegistry = REGISTRY
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        prometheus_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    server, _ = start_http_server(port, addr=host, registry=registry)
+    server, _ = start_http_server(port, addr=host, registry=_process_registry())
     return server
 
 

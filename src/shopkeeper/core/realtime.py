@@ -114,6 +114,7 @@ class RealtimeHub:
                 await asyncio.sleep(1)
             finally:
                 with contextlib.suppress(Exception):
+                    # redis-py leaves PubSub.aclose unannotated.
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     def _deliver(self, topic: str, message: dict[str, Any]) -> None:
