@@ -41,6 +41,7 @@ import httpx
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from shopkeeper.carts.models import Cart, CartItem
 from shopkeeper.core.db import new_id, utcnow
 from shopkeeper.core.security import create_access_token, hash_password
 from shopkeeper.core.settings import Settings
@@ -180,12 +181,8 @@ async def main(args: argparse.Namespace) -> None:
             ).json()["access_token"]
             staff = {"Authorization": f"Bearer {token}"}
             skus = await create_catalog(http, staff, args.skus, stock=args.orders * 3)
-            buyers = await create_buyers(database_url, settings, args.orders)
-            chooser = random.Random(7)
-            carts: list[str] = await in_batches(
-                args.orders,
-                args.concurrency,
-                lambda index: fill_cart(http, buyers[index], chooser.sample(skus, 3)),
+            buyers, carts = await create_buyers_and_carts(
+                database_url, settings, args.orders, skus, random.Random(7)
             )
             print(f"prepared {len(skus)} SKUs and {len(carts)} 3-line carts", file=sys.stderr)
 
@@ -258,10 +255,15 @@ async def create_catalog(
     return skus
 
 
-async def create_buyers(database_url: str, settings: Settings, count: int) -> list[dict[str, str]]:
+async def create_buyers_and_carts(
+    database_url: str, settings: Settings, count: int, skus: list[str], chooser: random.Random
+) -> tuple[list[dict[str, str]], list[str]]:
+    """Customers and one open 3-line cart each, inserted directly: neither argon2 logins nor
+    cart filling is what this bench measures (both have their own tests)."""
     engine = create_async_engine(database_url)
     password_hash = hash_password(secrets.token_urlsafe(12))
-    rows = [
+    now = utcnow()
+    users = [
         {
             "id": new_id(),
             "email": f"buyer-{index}@bench.example.com",
@@ -269,32 +271,33 @@ async def create_buyers(database_url: str, settings: Settings, count: int) -> li
             "full_name": None,
             "is_staff": False,
             "is_active": True,
-            "created_at": utcnow(),
+            "created_at": now,
         }
         for index in range(count)
     ]
+    carts = [
+        {"id": new_id(), "user_id": user["id"], "status": "open", "created_at": now,
+         "updated_at": now}
+        for user in users
+    ]  # fmt: skip
+    items = [
+        {"cart_id": cart["id"], "sku": sku, "quantity": 1, "created_at": now}
+        for cart in carts
+        for sku in chooser.sample(skus, 3)
+    ]
     async with engine.begin() as connection:
-        await connection.execute(insert(User), rows)
+        await connection.execute(insert(User), users)
+        await connection.execute(insert(Cart), carts)
+        await connection.execute(insert(CartItem), items)
     await engine.dispose()
-    return [
+    tokens = [
         {
             "Authorization": "Bearer "
-            + create_access_token(settings=settings, user_id=row["id"], is_staff=False)
+            + create_access_token(settings=settings, user_id=user["id"], is_staff=False)
         }
-        for row in rows
+        for user in users
     ]
-
-
-async def fill_cart(http: httpx.AsyncClient, buyer: dict[str, str], skus: list[str]) -> str:
-    cart = await http.post("/api/v1/carts", headers=buyer)
-    cart.raise_for_status()
-    cart_id = str(cart.json()["id"])
-    for sku in skus:
-        added = await http.post(
-            f"/api/v1/carts/{cart_id}/items", headers=buyer, json={"sku": sku, "quantity": 1}
-        )
-        added.raise_for_status()
-    return cart_id
+    return tokens, [str(cart["id"]) for cart in carts]
 
 
 WRK_SCRIPT = r"""
@@ -364,6 +367,13 @@ def wrk_load(
         "statuses": {},
         "seconds": seconds,
     }, output
+
+
+def requests_per_second(wrk_output: str) -> float:
+    found = re.search(r"Requests/sec:\s+([\d.]+)", wrk_output)
+    if found is None:
+        raise RuntimeError("wrk printed no Requests/sec line:\n" + wrk_output[-2000:])
+    return float(found.group(1))
 
 
 def wrk_ms(output: str, which: str) -> float:
@@ -454,10 +464,3 @@ def parse_args() -> argparse.Namespace:
 
 if __name__ == "__main__":
     asyncio.run(main(parse_args()))
-
-
-def requests_per_second(wrk_output: str) -> float:
-    found = re.search(r"Requests/sec:\s+([\d.]+)", wrk_output)
-    if found is None:
-        raise RuntimeError("wrk printed no Requests/sec line:\n" + wrk_output[-2000:])
-    return float(found.group(1))
