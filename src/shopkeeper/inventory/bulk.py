@@ -1,0 +1,156 @@
+"""Setting many stock levels at once (seeding, imports): `set_stock_level`'s rules, with
+multi-row statements instead of a few round trips per SKU."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Insert, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shopkeeper.catalog.models import Variant
+from shopkeeper.core.db import affected_rows, is_postgres, utcnow
+from shopkeeper.core.errors import InvalidInput
+from shopkeeper.core.events import record_event
+from shopkeeper.inventory.events import StockChanged
+from shopkeeper.inventory.models import StockLevel, Warehouse
+from shopkeeper.inventory.service import (
+    MAX_QUANTITY,
+    StockBelowReserved,
+    UnknownSku,
+    WarehouseNotFound,
+)
+
+# Five bound parameters a row: far below the 32,767 that asyncpg and SQLite allow a statement.
+ROWS_PER_STATEMENT = 2000
+
+
+async def set_stock_levels(
+    session: AsyncSession,
+    levels: Sequence[tuple[str, str, int]],
+    *,
+    rows_per_statement: int = ROWS_PER_STATEMENT,
+) -> int:
+    """Set on_hand for every (sku, warehouse_code, on_hand), creating missing stock rows, and
+    commit. Returns how many rows were set.
+
+    All or nothing: an unknown SKU or warehouse, a quantity outside 0..MAX_QUANTITY, a
+    (sku, warehouse) given twice, or an on_hand below what that row has reserved for orders
+    raises (UnknownSku, WarehouseNotFound, InvalidInput, StockBelowReserved) and nothing is
+    written. One `StockChanged` event names every SKU of the call, so a caller with a very
+    large input calls once per few thousand rows, as `shopkeeper seed` does.
+    """
+    if not levels:
+        return 0
+    seen: set[tuple[str, str]] = set()
+    for sku, code, on_hand in levels:
+        if not 0 <= on_hand <= MAX_QUANTITY:
+            raise InvalidInput(
+                f"on_hand of {sku} in {code} must be between 0 and {MAX_QUANTITY}",
+                sku=sku,
+                warehouse=code,
+            )
+        if (sku, code) in seen:
+            raise InvalidInput(f"{sku} in {code} is given twice", sku=sku, warehouse=code)
+        seen.add((sku, code))
+    warehouses = await _warehouse_ids(session, {code for _, code, _ in levels})
+    codes = {warehouse_id: code for code, warehouse_id in warehouses.items()}
+    rows = sorted((sku, warehouses[code], on_hand) for sku, code, on_hand in levels)
+    skus = sorted({sku for sku, _, _ in rows})
+
+    for start in range(0, len(rows), rows_per_statement):
+        chunk = rows[start : start + rows_per_statement]
+        await _ensure_known_skus(session, sorted({sku for sku, _, _ in chunk}))
+        await _refuse_below_reserved(session, chunk, codes)
+        result = await session.execute(_upsert(session, chunk))
+        if affected_rows(result) != len(chunk):
+            # Only a stock row created by someone else after the check above gets here (existing
+            # rows are locked); find it so the error says which one.
+            await _refuse_below_reserved(session, chunk, codes)
+            raise StockBelowReserved("Stock was reserved while it was being set; try again")
+    record_event(session, StockChanged(skus=skus))
+    await session.commit()
+    return len(rows)
+
+
+async def _warehouse_ids(session: AsyncSession, codes: set[str]) -> dict[str, uuid.UUID]:
+    found = dict(
+        (
+            await session.execute(
+                select(Warehouse.code, Warehouse.id).where(Warehouse.code.in_(codes))
+            )
+        )
+        .tuples()
+        .all()
+    )
+    for code in sorted(codes - found.keys()):
+        raise WarehouseNotFound(f"No warehouse with code {code!r}", code=code)
+    return found
+
+
+async def _ensure_known_skus(session: AsyncSession, skus: list[str]) -> None:
+    # As in `set_stock_level`: the foreign key would refuse the row too, but not say which SKU.
+    known = set(await session.scalars(select(Variant.sku).where(Variant.sku.in_(skus))))
+    for sku in skus:
+        if sku not in known:
+            raise UnknownSku(f"No catalog variant has SKU {sku!r}", sku=sku)
+
+
+async def _refuse_below_reserved(
+    session: AsyncSession,
+    chunk: Sequence[tuple[str, uuid.UUID, int]],
+    codes: dict[uuid.UUID, str],
+) -> None:
+    """Raise StockBelowReserved for the first row whose new on_hand is below its reserved.
+
+    On PostgreSQL the existing rows are locked here, ordered by (sku, warehouse) in the
+    database's own collation exactly as `reserve_stock` locks them, so a bulk set and a
+    checkout queue instead of deadlocking, and no reservation can grow between this check and
+    the upsert. (SQLite transactions here hold the database's write lock from BEGIN.)"""
+    wanted = {(sku, warehouse_id): on_hand for sku, warehouse_id, on_hand in chunk}
+    query = (
+        select(StockLevel.sku, StockLevel.warehouse_id, StockLevel.reserved)
+        .where(tuple_(StockLevel.sku, StockLevel.warehouse_id).in_(list(wanted)))
+        .order_by(StockLevel.sku, StockLevel.warehouse_id)
+    )
+    if is_postgres(session):
+        query = query.with_for_update()
+    for sku, warehouse_id, reserved in (await session.execute(query)).tuples():
+        on_hand = wanted[(sku, warehouse_id)]
+        if reserved > on_hand:
+            code = codes[warehouse_id]
+            raise StockBelowReserved(
+                f"{reserved} units of {sku} in {code} are reserved for orders; "
+                f"on_hand cannot go below that (asked for {on_hand}); nothing was changed",
+                sku=sku,
+                warehouse=code,
+                reserved=reserved,
+                on_hand=on_hand,
+            )
+
+
+def _upsert(session: AsyncSession, chunk: Sequence[tuple[str, uuid.UUID, int]]) -> Insert:
+    now = utcnow()
+    values: list[dict[str, Any]] = [
+        {
+            "sku": sku,
+            "warehouse_id": warehouse_id,
+            "on_hand": on_hand,
+            "reserved": 0,
+            "updated_at": now,
+        }
+        for sku, warehouse_id, on_hand in chunk
+    ]
+    dialect = postgresql if is_postgres(session) else sqlite
+    statement = dialect.insert(StockLevel).values(values)
+    # The WHERE keeps the guarantee even for a row the check did not see; a skipped row shows
+    # up as a short row count.
+    upsert: Insert = statement.on_conflict_do_update(
+        index_elements=[StockLevel.sku, StockLevel.warehouse_id],
+        set_={"on_hand": statement.excluded.on_hand, "updated_at": statement.excluded.updated_at},
+        where=StockLevel.reserved <= statement.excluded.on_hand,
+    )
+    return upsert
