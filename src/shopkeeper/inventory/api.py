@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Path, Query, status
 
 from shopkeeper.core.db import Session
 from shopkeeper.core.errors import problem_responses
 from shopkeeper.core.security import StaffUser
-from shopkeeper.inventory import service
+from shopkeeper.inventory import geo, service
 from shopkeeper.inventory.schemas import (
     StockLevelIn,
     StockLevelOut,
     StockOut,
     WarehouseIn,
+    WarehouseNearOut,
     WarehouseOut,
+    parse_near,
 )
 
 router = APIRouter(tags=["inventory"])
@@ -38,6 +40,28 @@ async def create_warehouse(body: WarehouseIn, _staff: StaffUser, session: Sessio
         longitude=body.longitude,
     )
     return WarehouseOut.model_validate(warehouse)
+
+
+@router.get(
+    "/warehouses",
+    response_model=list[WarehouseNearOut],
+    responses=problem_responses(401, 403, 422, s422="`validation-error`: a malformed `near`"),
+)
+async def list_warehouses(
+    _staff: StaffUser,
+    session: Session,
+    near: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="`latitude,longitude` in degrees: nearest first, with `distance_km`",
+            examples=["48.8566,2.3522"],
+        ),
+    ] = None,
+) -> list[WarehouseNearOut]:
+    point = None if near is None else parse_near(near)
+    listed = await geo.warehouses_by_distance(session, near=point)
+    return [WarehouseNearOut.of(entry) for entry in listed]
 
 
 @router.put(

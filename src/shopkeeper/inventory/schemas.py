@@ -8,6 +8,8 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from shopkeeper.core.errors import InvalidInput
+from shopkeeper.inventory.geo import WarehouseDistance
 from shopkeeper.inventory.service import MAX_QUANTITY, SkuStock, StockLevelView
 
 WarehouseCode = Annotated[
@@ -39,6 +41,36 @@ class WarehouseOut(BaseModel):
     latitude: float | None
     longitude: float | None
     created_at: datetime
+
+
+class WarehouseNearOut(WarehouseOut):
+    distance_km: float | None
+    """From `near`: PostGIS on the WGS84 spheroid when installed, else the haversine formula.
+    None without `near` or without the warehouse's coordinates."""
+
+    @classmethod
+    def of(cls, entry: WarehouseDistance) -> WarehouseNearOut:
+        listed = WarehouseOut.model_validate(entry.warehouse)
+        return cls(**listed.model_dump(), distance_km=entry.distance_km)
+
+
+def parse_near(value: str) -> tuple[float, float]:
+    """`"48.8566,2.3522"` -> (latitude, longitude), as a 422 problem when malformed."""
+    parts = value.split(",")
+    try:
+        latitude, longitude = (float(part) for part in parts)
+    except ValueError:
+        raise _bad_near("near must be `latitude,longitude` in decimal degrees") from None
+    # Negated ranges, so the NaN that float() accepts fails them too.
+    if not (-90 <= latitude <= 90):
+        raise _bad_near("latitude must be between -90 and 90")
+    if not (-180 <= longitude <= 180):
+        raise _bad_near("longitude must be between -180 and 180")
+    return latitude, longitude
+
+
+def _bad_near(message: str) -> InvalidInput:
+    return InvalidInput(message, errors=[{"loc": ["query", "near"], "msg": message}])
 
 
 class StockLevelIn(BaseModel):
