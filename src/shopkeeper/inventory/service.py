@@ -25,6 +25,7 @@ from shopkeeper.core.events import record_event
 from shopkeeper.core.settings import Settings
 from shopkeeper.inventory.allocation import Source, plan_line
 from shopkeeper.inventory.events import StockChanged, StockLow
+from shopkeeper.inventory.geo import warehouse_distances_km
 from shopkeeper.inventory.models import AllocationState, StockAllocation, StockLevel, Warehouse
 
 # Ceiling for any one quantity: far above a real shop's stock, far below int32 overflow.
@@ -140,8 +141,6 @@ async def reserve_stock(
             StockLevel.warehouse_id,
             StockLevel.on_hand - StockLevel.reserved,
             Warehouse.code,
-            Warehouse.latitude,
-            Warehouse.longitude,
         )
         .join(Warehouse, Warehouse.id == StockLevel.warehouse_id)
         .where(StockLevel.sku.in_(skus))
@@ -150,14 +149,19 @@ async def reserve_stock(
     if is_postgres(session):
         query = query.with_for_update(of=StockLevel)
     sources: dict[str, list[Source]] = defaultdict(list)
-    for sku, warehouse_id, available, code, latitude, longitude in (
-        await session.execute(query)
-    ).tuples():
-        sources[sku].append(Source(warehouse_id, code, int(available), latitude, longitude))
+    for sku, warehouse_id, available, code in (await session.execute(query)).tuples():
+        sources[sku].append(Source(warehouse_id, code, int(available)))
+    distances = (
+        await warehouse_distances_km(
+            session, near, {source.warehouse_id for line in sources.values() for source in line}
+        )
+        if near is not None
+        else {}
+    )
 
     plans: list[tuple[str, uuid.UUID, int]] = []
     for sku in skus:
-        plan = plan_line(sources[sku], wanted[sku], near)
+        plan = plan_line(sources[sku], wanted[sku], distances)
         if plan is None:
             available = sum(source.available for source in sources[sku])
             raise InsufficientStock(
