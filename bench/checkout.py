@@ -189,7 +189,14 @@ async def main(args: argparse.Namespace) -> None:
             if args.client == "wrk":
                 assert wrk is not None
                 results = await wrk_scenarios(
-                    args, wrk, base_url, f"http://127.0.0.1:{bare_port}", buyers, carts, var_dir
+                    args,
+                    wrk,
+                    base_url,
+                    f"http://127.0.0.1:{bare_port}",
+                    buyers,
+                    carts,
+                    var_dir,
+                    server.pid,
                 )
             else:
                 bare = await run_load(
@@ -392,6 +399,7 @@ async def wrk_scenarios(
     buyers: list[dict[str, str]],
     carts: list[str],
     var_dir: Path,
+    server_pid: int,
 ) -> list[tuple[str, dict[str, Any]]]:
     checkout_file = var_dir / "checkouts.txt"
     checkout_file.write_text(
@@ -404,9 +412,13 @@ async def wrk_scenarios(
     script.write_text(WRK_SCRIPT)
     bare, _ = wrk_load(wrk, bare_url + "/", args.seconds, args.concurrency)
     live, _ = wrk_load(wrk, base_url + "/health/live", args.seconds, args.concurrency)
+    app_pids = process_tree(server_pid)
+    app_before, db_before = cpu_seconds(app_pids), cpu_seconds(postgres_pids())
     orders, output = wrk_load(
         wrk, base_url, args.seconds, args.concurrency, {"CHECKOUT_FILE": str(checkout_file)}, script
     )
+    app_cpu = cpu_seconds(app_pids) - app_before
+    db_cpu = cpu_seconds(postgres_pids()) - db_before
     counts = dict(
         (key, int(value)) for key, value in re.findall(r"(created|failed|spare)=(\d+)", output)
     )
@@ -414,6 +426,11 @@ async def wrk_scenarios(
         raise RuntimeError(f"carts ran out during the run ({counts}); raise --orders")
     orders["rate"] = counts.get("created", 0) / args.seconds
     orders["statuses"] = {201: counts.get("created", 0), "other": counts.get("failed", 0)}
+    created = max(1, counts.get("created", 0))
+    orders["cpu_ms_per_order"] = {
+        "shopkeeper processes": 1000 * app_cpu / created,
+        "PostgreSQL (all backends)": 1000 * db_cpu / created,
+    }
     return [
         ("bare ASGI endpoint (bench/bare.py)", bare),
         ("GET /health/live (shopkeeper, no DB)", live),
@@ -437,6 +454,44 @@ def report(args: argparse.Namespace, results: list[tuple[str, dict[str, Any]]]) 
             f"{result['p99_ms']:.1f} | {result['statuses'] or ''} |"
         )
     print(f"\norders/s: {orders['rate']:.0f}; errors: {errors}")
+    for who, milliseconds in orders.get("cpu_ms_per_order", {}).items():
+        print(f"CPU per order, {who}: {milliseconds:.1f} ms")
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (the gunicorn master and its workers), from /proc."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            pending.extend(int(child) for child in task.read_text().split())
+    return found
+
+
+def postgres_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of `pids` (processes that exited meanwhile count as zero)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
 
 
 def parse_args() -> argparse.Namespace:

@@ -1,4 +1,4 @@
-"""checkout_snapshot / mark_checked_out: what the orders domain gets from a cart."""
+"""checkout_snapshot: what the orders domain gets from a cart, which it closes."""
 
 from __future__ import annotations
 
@@ -44,11 +44,8 @@ async def test_snapshot_prices_lines_and_a_cart_checks_out_once(
             ("MUG-1", 3, Money(amount=1000, currency="USD"))
         ]
         assert snapshot.subtotal == Money(amount=3000, currency="USD")
-        await service.mark_checked_out(session, cart_id=new.cart.id)
         await session.commit()
     async with runtime.db.session() as session:
-        with pytest.raises(service.CartClosed):
-            await service.mark_checked_out(session, cart_id=new.cart.id)
         with pytest.raises(service.CartClosed):
             await service.checkout_snapshot(
                 session, cart_id=new.cart.id, principal=principal, cart_token=None

@@ -17,8 +17,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopkeeper.carts.models import MAX_LINE_QUANTITY, Cart, CartItem, CartStatus
-from shopkeeper.carts.pricing import PricedVariant, price_variants
-from shopkeeper.core.db import affected_rows, is_postgres, utcnow
+from shopkeeper.carts.pricing import PricedVariant, line_name, price_variants
+from shopkeeper.catalog.models import Product, Variant
+from shopkeeper.core.db import affected_rows, is_postgres, table_of, utcnow
 from shopkeeper.core.errors import Conflict, InvalidInput, NotFound
 from shopkeeper.core.money import Money
 from shopkeeper.core.security import Principal, hash_token, new_opaque_token
@@ -337,52 +338,73 @@ async def checkout_snapshot(
     cart_token: str | None,
     settings: Settings | None = None,
 ) -> CartSnapshot:
-    """The cart priced now, for an order. Does not commit.
+    """Close the cart for checkout and return it priced now, in the caller's transaction (which
+    commits the order with it, or rolls both back).
 
-    On PostgreSQL the cart row stays locked until the caller's transaction ends, so a second
-    checkout of the same cart waits and then finds it closed, and lines cannot change under
-    the order being written. 404 if the cart is not the caller's; 409 `cart-closed`,
-    `cart-empty`, or `item-unavailable` (extension `sku`) for a line whose product is archived.
+    The closing UPDATE is also the lock: a second checkout of the same cart waits for the first
+    transaction and then finds the cart closed, and lines cannot change under the order being
+    written. 404 if the cart is not the caller's; 409 `cart-closed`, `cart-empty`, or
+    `item-unavailable` (extension `sku`) for a line whose product is archived.
     """
-    cart = await _owned_cart(session, cart_id, principal, cart_token, lock=True)
-    if cart.status != CartStatus.OPEN.value:
+    closed = (
+        await session.execute(
+            update(table_of(Cart))
+            .where(Cart.id == cart_id, Cart.status == CartStatus.OPEN.value)
+            .values(status=CartStatus.CHECKED_OUT.value)
+            .returning(Cart.user_id, Cart.token_hash)
+        )
+    ).first()
+    if closed is None:
+        # Not open, or not there: tell the owner it is closed, anyone else that it isn't theirs.
+        await _owned_cart(session, cart_id, principal, cart_token)
         raise CartClosed("This cart was already checked out")
-    items = await _items(session, cart.id)
-    if not items:
-        raise CartEmpty("The cart has no items")
-    variants = await price_variants(session, [sku for sku, _ in items])
+    if not _owns(closed.user_id, closed.token_hash, principal, cart_token):
+        raise CartNotFound()
+    rows = await session.execute(
+        select(
+            CartItem.sku,
+            CartItem.quantity,
+            Variant.product_id,
+            Product.name,
+            Variant.name,
+            Variant.price,
+            Variant.currency,
+            Product.archived_at,
+        )
+        .join(Variant, Variant.sku == CartItem.sku)
+        .join(Product, Product.id == Variant.product_id)
+        .where(CartItem.cart_id == cart_id)
+        .order_by(CartItem.created_at, CartItem.sku)
+    )
     lines: list[CartSnapshotLine] = []
-    for sku, quantity in items:
-        variant = variants.get(sku)
-        if variant is None or variant.archived:
+    for (
+        sku,
+        quantity,
+        product_id,
+        product_name,
+        variant_name,
+        price,
+        currency,
+        archived_at,
+    ) in rows.tuples():
+        if archived_at is not None:
             raise ItemUnavailable(f"{sku} is no longer sold; remove it from the cart", sku=sku)
         lines.append(
             CartSnapshotLine(
                 sku=sku,
-                product_id=variant.product_id,
-                name=variant.name,
+                product_id=product_id,
+                name=line_name(product_name, variant_name),
                 quantity=quantity,
-                unit_price=variant.price,
+                unit_price=Money(amount=price, currency=currency),
             )
         )
+    if not lines:
+        raise CartEmpty("The cart has no items")
     currency = lines[0].unit_price.currency
     subtotal = Money.zero(currency)
     for line in lines:
         subtotal = subtotal + line.total
-    return CartSnapshot(cart_id=cart.id, user_id=cart.user_id, lines=lines, subtotal=subtotal)
-
-
-async def mark_checked_out(session: AsyncSession, *, cart_id: uuid.UUID) -> None:
-    """Close the cart in the caller's transaction. 409 `cart-closed` if it is not open any more,
-    which makes the second of two racing checkouts of one cart roll back."""
-    result = await session.execute(
-        update(Cart)
-        .where(Cart.id == cart_id, Cart.status == CartStatus.OPEN.value)
-        .values(status=CartStatus.CHECKED_OUT.value)
-        .execution_options(synchronize_session=False)
-    )
-    if affected_rows(result) != 1:
-        raise CartClosed("This cart was already checked out")
+    return CartSnapshot(cart_id=cart_id, user_id=closed.user_id, lines=lines, subtotal=subtotal)
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -409,10 +431,19 @@ async def _owned_cart(
 
 
 def _is_owner(cart: Cart, principal: Principal | None, cart_token: str | None) -> bool:
-    if principal is not None and cart.user_id == principal.user_id:
+    return _owns(cart.user_id, cart.token_hash, principal, cart_token)
+
+
+def _owns(
+    user_id: uuid.UUID | None,
+    token_hash: str | None,
+    principal: Principal | None,
+    cart_token: str | None,
+) -> bool:
+    if principal is not None and user_id == principal.user_id:
         return True
-    if cart_token and cart.token_hash:
-        return hmac.compare_digest(hash_token(cart_token), cart.token_hash)
+    if cart_token and token_hash:
+        return hmac.compare_digest(hash_token(cart_token), token_hash)
     return False
 
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request
-from sqlalchemy import JSON, DateTime, MetaData, event
+from sqlalchemy import JSON, DateTime, MetaData, Table, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import CursorResult, Dialect, Result
 from sqlalchemy.ext.asyncio import (
@@ -153,6 +153,12 @@ def affected_rows(result: Result[Any]) -> int:
     """Rows an UPDATE or DELETE changed: how a conditional update tells who won a race.
     `session.execute` is typed as returning a plain `Result`; DML gives a `CursorResult`."""
     return int(cast(CursorResult[Any], result).rowcount)
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's Table, for Core statements that skip the unit of work on hot paths (the
+    mapped `__table__` is typed as a plain FromClause)."""
+    return cast(Table, model.__table__)
 
 
 def dialect_name(session: AsyncSession) -> str:

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import ForeignKey, Index, String, Uuid
+from sqlalchemy import ForeignKey, Index, String, Uuid, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shopkeeper.core.db import Base, JSONDocument, UTCDateTime, new_id, utcnow
+from shopkeeper.core.db import Base, JSONDocument, UTCDateTime, new_id, table_of, utcnow
 
 if TYPE_CHECKING:
     from shopkeeper.core.runtime import Runtime
@@ -66,13 +66,28 @@ def _jsonable(value: Any) -> Any:
 
 def record_event(session: AsyncSession, event: object) -> OutboxEvent:
     """Add `event` (a frozen dataclass) to the session's transaction; the caller commits."""
-    if not dataclasses.is_dataclass(event) or isinstance(event, type):
-        raise TypeError("events are dataclass instances")
-    row = OutboxEvent(
-        id=new_id(), name=event_name(event), payload=_jsonable(dataclasses.asdict(event))
-    )
+    row = OutboxEvent(**_event_values(event))
     session.add(row)
     return row
+
+
+async def insert_events(session: AsyncSession, events: Sequence[object]) -> None:
+    """Write `events` in the session's transaction with one INSERT, bypassing the unit of work:
+    for hot paths (checkout) that write several events and no other ORM objects."""
+    if events:
+        now = utcnow()
+        rows = [{**_event_values(event), "created_at": now} for event in events]
+        await session.execute(insert(table_of(OutboxEvent)), rows)
+
+
+def _event_values(event: object) -> dict[str, Any]:
+    if not dataclasses.is_dataclass(event) or isinstance(event, type):
+        raise TypeError("events are dataclass instances")
+    return {
+        "id": new_id(),
+        "name": event_name(event),
+        "payload": _jsonable(dataclasses.asdict(event)),
+    }
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

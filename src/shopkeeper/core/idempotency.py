@@ -23,10 +23,24 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, Header
-from sqlalchemy import Index, Integer, String, Text, Uuid, delete, select, text, update
+from sqlalchemy import (
+    Index,
+    Integer,
+    String,
+    Text,
+    Uuid,
+    delete,
+    func,
+    literal,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
 from starlette.responses import Response
 
 from shopkeeper.core.db import (
@@ -98,7 +112,7 @@ class IdempotencyKeyInProgress(Conflict):
     slug, title = "idempotency-key-in-progress", "A request with this Idempotency-Key is running"
 
 
-def require_idempotency_key(
+async def require_idempotency_key(
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -230,6 +244,165 @@ async def run_idempotent(
     if claim.saved is None:
         await _store(db, claim, response)
     return response
+
+
+async def run_idempotent_in_transaction(
+    session: AsyncSession,
+    *,
+    scope: str,
+    key: str,
+    fingerprint: str,
+    operation: Operation,
+) -> Response:
+    """`run_idempotent` for an operation that is one transaction of `session` and saves its
+    answer with `IdempotencyClaim.save` before committing (checkout).
+
+    The claim is written in that same transaction instead of one of its own: nothing about it
+    can outlive a crash, and it costs one statement instead of a second transaction. While the
+    transaction runs, a concurrent retry is told `idempotency-key-in-progress`: on PostgreSQL
+    the claim also takes a transaction-scoped advisory lock on the key, which the retry fails to
+    get (without it the retry would wait on the unique index). SQLite runs one writer at a time,
+    so there a retry waits for the first request and then replays its answer.
+    """
+    claimed = await _claim_in_transaction(session, scope=scope, key=key, fingerprint=fingerprint)
+    if not isinstance(claimed, IdempotencyClaim):
+        await session.rollback()
+        if claimed is None:
+            raise IdempotencyKeyInProgress(
+                "A request with this Idempotency-Key is still running; retry shortly"
+            )
+        return claimed.to_response(replayed=True)
+    try:
+        response = await operation(claimed)
+    except DomainError as exc:
+        await session.rollback()
+        if exc.status == 429 or exc.status >= 500 or isinstance(exc, IdempotencyKeyInProgress):
+            raise
+        response = problem_response(
+            exc.status, exc.slug, exc.title, exc.detail, exc.headers or None, **exc.extensions
+        )
+        # The claim went with the rollback; record the refusal so retries replay it. A retry
+        # that slipped in meanwhile answered (and stored) the same refusal: first one wins.
+        await _insert_completed(session, scope, key, fingerprint, StoredResponse.of(response))
+        return response
+    except BaseException:
+        await session.rollback()
+        raise
+    if claimed.saved is None:
+        raise RuntimeError("the operation committed without saving its answer")
+    return response
+
+
+async def _claim_in_transaction(
+    session: AsyncSession, *, scope: str, key: str, fingerprint: str
+) -> IdempotencyClaim | StoredResponse | None:
+    """The claim (this request runs the operation), the stored answer to replay, or None when
+    another request holds the key right now. 422 `idempotency-key-reused` for another body."""
+    now = utcnow()
+    record_id = new_id()
+    row = {
+        "id": record_id,
+        "scope": scope,
+        "key": key,
+        "fingerprint": fingerprint,
+        "status": IN_PROGRESS,
+        "locked_at": now,
+        "created_at": now,
+    }
+    insert_claim = _insert_ignoring_conflict(session)
+    if is_postgres(session):
+        # INSERT ... SELECT ... WHERE pg_try_advisory_xact_lock(n): the row goes in only when
+        # this transaction holds the key's lock.
+        types: dict[str, TypeEngine[Any]] = {
+            "id": Uuid(),
+            "locked_at": UTCDateTime(),
+            "created_at": UTCDateTime(),
+        }
+        source = select(
+            *(literal(value, types.get(name) or String()) for name, value in row.items())
+        ).where(func.pg_try_advisory_xact_lock(_lock_number(scope, key)))
+        insert_claim = insert_claim.from_select(list(row), source)
+    else:
+        insert_claim = insert_claim.values(row)
+    claimed = await session.scalar(insert_claim.returning(IdempotencyKey.id))
+    if claimed is not None:
+        return IdempotencyClaim(record_id=record_id, locked_at=now)
+    existing = (
+        await session.execute(
+            select(
+                IdempotencyKey.id,
+                IdempotencyKey.fingerprint,
+                IdempotencyKey.status,
+                IdempotencyKey.locked_at,
+                IdempotencyKey.response_status,
+                IdempotencyKey.response_headers,
+                IdempotencyKey.response_body,
+            ).where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
+        )
+    ).first()
+    if existing is None:
+        return None
+    if existing.fingerprint != fingerprint:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was used with a different request; use a new key"
+        )
+    if existing.status == IN_PROGRESS and existing.locked_at < now - STALE_CLAIM_AFTER:
+        # A claim committed on its own by `run_idempotent` (e.g. a process of the previous
+        # release during a rolling upgrade) whose process died: take it over, conditionally.
+        taken = await session.execute(
+            update(IdempotencyKey)
+            .where(
+                IdempotencyKey.id == existing.id,
+                IdempotencyKey.status == IN_PROGRESS,
+                IdempotencyKey.locked_at == existing.locked_at,
+            )
+            .values(locked_at=now)
+        )
+        return (
+            IdempotencyClaim(record_id=existing.id, locked_at=now) if affected_rows(taken) else None
+        )
+    if existing.status != COMPLETED or existing.response_status is None:
+        return None
+    return StoredResponse(
+        existing.response_status,
+        dict(existing.response_headers or {}),
+        (existing.response_body or "").encode(),
+    )
+
+
+async def _insert_completed(
+    session: AsyncSession, scope: str, key: str, fingerprint: str, stored: StoredResponse
+) -> None:
+    now = utcnow()
+    await session.execute(
+        _insert_ignoring_conflict(session).values(
+            id=new_id(),
+            scope=scope,
+            key=key,
+            fingerprint=fingerprint,
+            status=COMPLETED,
+            locked_at=now,
+            response_status=stored.status_code,
+            response_headers=stored.headers,
+            response_body=stored.body.decode(),
+            created_at=now,
+            completed_at=now,
+        )
+    )
+    await session.commit()
+
+
+def _insert_ignoring_conflict(session: AsyncSession) -> Any:
+    dialect = postgresql if is_postgres(session) else sqlite
+    return dialect.insert(IdempotencyKey).on_conflict_do_nothing(
+        index_elements=[IdempotencyKey.scope, IdempotencyKey.key]
+    )
+
+
+def _lock_number(scope: str, key: str) -> int:
+    """The advisory lock for (scope, key): 64 bits of its hash, as PostgreSQL's signed bigint."""
+    digest = hashlib.sha256(f"{scope}\0{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 async def _claim(

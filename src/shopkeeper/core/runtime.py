@@ -84,12 +84,14 @@ class Runtime:
         await self.db.dispose()
 
 
-def get_runtime(request: Request) -> Runtime:
+# Dependencies are `async def` even when they never await: FastAPI runs a plain `def`
+# dependency in its thread pool, a thread hop per request for a one-line lookup.
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def client_address(request: Request) -> str:
+async def client_address(request: Request) -> str:
     """The caller's address; behind nginx uvicorn's proxy-headers support has already put the
     forwarded address here."""
     return request.client.host if request.client else "unknown"

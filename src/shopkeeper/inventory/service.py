@@ -13,15 +13,15 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Insert, func, select, update
+from sqlalchemy import Insert, Integer, String, Uuid, column, func, insert, select, update, values
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopkeeper.catalog.models import Variant
-from shopkeeper.core.db import affected_rows, is_postgres
+from shopkeeper.core.db import affected_rows, is_postgres, new_id, table_of, utcnow
 from shopkeeper.core.errors import Conflict, InvalidInput, NotFound
-from shopkeeper.core.events import record_event
+from shopkeeper.core.events import insert_events, record_event
 from shopkeeper.core.settings import Settings
 from shopkeeper.inventory.allocation import Source, plan_line
 from shopkeeper.inventory.events import StockChanged, StockLow
@@ -122,10 +122,13 @@ async def reserve_stock(
     lines: Sequence[tuple[str, int]],
     near: tuple[float, float] | None = None,
     settings: Settings | None = None,
+    events: list[object] | None = None,
 ) -> None:
     """Reserve every line for `reference`, or nothing: InsufficientStock is raised before any
     row is written. Runs in the caller's transaction and does not commit. Pass `settings` for
-    the shop's `stock_low_threshold` (the settings default otherwise).
+    the shop's `stock_low_threshold` (the settings default otherwise). The `StockChanged` (and
+    any `StockLow`) events are written at once, or appended to `events` for a caller that
+    writes all of its events in one statement.
 
     Every stock row of every SKU involved is locked in one statement, ordered by (sku,
     warehouse), so two checkouts of overlapping carts queue instead of deadlocking. The
@@ -172,36 +175,77 @@ async def reserve_stock(
             )
         plans.extend((sku, warehouse_id, quantity) for warehouse_id, quantity in plan)
 
-    for sku, warehouse_id, quantity in sorted(plans):
+    plans.sort()
+    await _reserve_rows(session, plans)
+    now = utcnow()
+    await session.execute(
+        insert(table_of(StockAllocation)),
+        [
+            {
+                "id": new_id(),
+                "reference": reference,
+                "sku": sku,
+                "warehouse_id": warehouse_id,
+                "quantity": quantity,
+                "state": AllocationState.RESERVED.value,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for sku, warehouse_id, quantity in plans
+        ],
+    )
+
+    threshold = _low_threshold(settings)
+    happened: list[object] = []
+    for sku in skus:
+        before = sum(source.available for source in sources[sku])
+        after = before - wanted[sku]
+        # Only the reservation that crosses the threshold alerts, not every one below it.
+        if after <= threshold < before:
+            happened.append(StockLow(sku=sku, available=after))
+    happened.append(StockChanged(skus=skus))
+    if events is not None:
+        events.extend(happened)
+    else:
+        await insert_events(session, happened)
+
+
+async def _reserve_rows(session: AsyncSession, plans: Sequence[tuple[str, uuid.UUID, int]]) -> None:
+    """Add each plan's quantity to its stock row's `reserved`, in lock order. The updates are
+    conditional on the units still being there: unreachable under the row locks, but if it ever
+    happens the caller's rollback undoes the lines already reserved (all or nothing)."""
+    if is_postgres(session):
+        # One statement for every row: UPDATE ... FROM (VALUES ...), counted.
+        wanted = values(
+            column("sku", String),
+            column("warehouse_id", Uuid),
+            column("quantity", Integer),
+            name="wanted",
+        ).data(list(plans))
         result = await session.execute(
-            update(StockLevel)
+            update(table_of(StockLevel))
+            .where(
+                StockLevel.sku == wanted.c.sku,
+                StockLevel.warehouse_id == wanted.c.warehouse_id,
+                StockLevel.on_hand - StockLevel.reserved >= wanted.c.quantity,
+            )
+            .values(reserved=StockLevel.reserved + wanted.c.quantity)
+        )
+        if affected_rows(result) != len(plans):
+            raise InsufficientStock("Stock was taken concurrently")
+        return
+    for sku, warehouse_id, quantity in plans:
+        result = await session.execute(
+            update(table_of(StockLevel))
             .where(
                 StockLevel.sku == sku,
                 StockLevel.warehouse_id == warehouse_id,
                 StockLevel.on_hand - StockLevel.reserved >= quantity,
             )
             .values(reserved=StockLevel.reserved + quantity)
-            .execution_options(synchronize_session=False)
         )
         if affected_rows(result) != 1:
-            # Unreachable under the row locks; if it ever happens the caller's rollback undoes
-            # the lines already reserved, so the reservation stays all or nothing.
             raise InsufficientStock(f"{sku} was taken concurrently", sku=sku)
-        session.add(
-            StockAllocation(
-                reference=reference, sku=sku, warehouse_id=warehouse_id, quantity=quantity
-            )
-        )
-
-    threshold = _low_threshold(settings)
-    for sku in skus:
-        before = sum(source.available for source in sources[sku])
-        after = before - wanted[sku]
-        # Only the reservation that crosses the threshold alerts, not every one below it.
-        if after <= threshold < before:
-            record_event(session, StockLow(sku=sku, available=after))
-    record_event(session, StockChanged(skus=skus))
-    await session.flush()
 
 
 async def release_stock(session: AsyncSession, *, reference: uuid.UUID) -> bool:

@@ -16,7 +16,7 @@ from shopkeeper.core.idempotency import (
     IdempotencyKeyHeader,
     idempotency_scope,
     request_fingerprint,
-    run_idempotent,
+    run_idempotent_in_transaction,
 )
 from shopkeeper.core.realtime import CLOSE_FORBIDDEN, authenticate_websocket, close_websocket
 from shopkeeper.core.runtime import AppRuntime, Runtime
@@ -98,9 +98,8 @@ async def place_order(
         assert claim.saved is not None
         return claim.saved.to_response(replayed=False)
 
-    return await run_idempotent(
-        runtime.db,
-        session=session,
+    return await run_idempotent_in_transaction(
+        session,
         scope=idempotency_scope(principal, cart_token),
         key=idempotency_key,
         fingerprint=request_fingerprint(request.method, request.url.path, payload),

@@ -1,9 +1,9 @@
 """Checkout: a cart becomes an order holding reserved stock, in one unit of work.
 
-Snapshot names and prices into order lines, number the order, write it with its first
-transition, the `OrderPlaced` event and the cart's checked-out mark, and reserve every line
-(all or nothing; inventory locks stock rows in a fixed order so overlapping carts cannot
-deadlock). Either all of it commits or none of it does.
+Close the cart and snapshot its names and prices into order lines, number the order, write
+it with its first transition and the `OrderPlaced` event, and reserve every line (all or
+nothing; inventory locks stock rows in a fixed order so overlapping carts cannot deadlock).
+Either all of it commits or none of it does.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from sqlalchemy import insert, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopkeeper.carts import service as carts_service
-from shopkeeper.core.db import is_postgres, new_id, utcnow
+from shopkeeper.core.db import is_postgres, new_id, table_of, utcnow
 from shopkeeper.core.errors import Conflict, InvalidInput
-from shopkeeper.core.events import record_event
+from shopkeeper.core.events import insert_events
 from shopkeeper.core.observability import ORDERS_CREATED
 from shopkeeper.core.security import Principal
 from shopkeeper.core.settings import Settings
@@ -70,53 +70,67 @@ async def place_order(
             )
     recipient = await _recipient(session, principal=principal, email=email)
 
+    # Rows go in as plain INSERTs (no unit of work): checkout is the hottest write path and
+    # writes nothing it reads back. The Order built from the same values answers the request.
     order_id = new_id()
     now = utcnow()
     subtotal = sum(line.unit_price.amount * line.quantity for line in snapshot.lines)
     shipping = settings.shipping_flat_rate
-    order = Order(
-        id=order_id,
-        number=await _next_order_number(session),
-        status=OrderStatus.PENDING_PAYMENT,
-        user_id=principal.user_id if principal is not None else None,
-        guest_token_hash=guest_token_hash(cart_token) if principal is None and cart_token else None,
-        cart_id=cart_id,
-        email=recipient,
-        currency=settings.currency,
-        subtotal_amount=subtotal,
-        shipping_amount=shipping,
-        total_amount=subtotal + shipping,
-        shipping_address=shipping_address,
-        created_at=now,
-        updated_at=now,
-        expires_at=now + timedelta(seconds=settings.reservation_ttl_seconds),
-    )
-    order.lines = [
-        OrderLine(
-            id=new_id(),
-            order_id=order_id,
-            position=position,
-            sku=line.sku,
-            product_id=line.product_id,
-            name=line.name,
-            quantity=line.quantity,
-            unit_price_amount=line.unit_price.amount,
-            total_amount=line.unit_price.amount * line.quantity,
-        )
+    order_values: dict[str, Any] = {
+        "id": order_id,
+        "number": await _next_order_number(session),
+        "status": OrderStatus.PENDING_PAYMENT.value,
+        "user_id": principal.user_id if principal is not None else None,
+        "guest_token_hash": (
+            guest_token_hash(cart_token) if principal is None and cart_token else None
+        ),
+        "cart_id": cart_id,
+        "email": recipient,
+        "currency": settings.currency,
+        "subtotal_amount": subtotal,
+        "shipping_amount": shipping,
+        "total_amount": subtotal + shipping,
+        "shipping_address": shipping_address,
+        "tracking_number": None,
+        "created_at": now,
+        "updated_at": now,
+        "expires_at": now + timedelta(seconds=settings.reservation_ttl_seconds),
+        "paid_at": None,
+        "shipped_at": None,
+        "delivered_at": None,
+        "cancelled_at": None,
+    }
+    line_values: list[dict[str, Any]] = [
+        {
+            "id": new_id(),
+            "order_id": order_id,
+            "position": position,
+            "sku": line.sku,
+            "product_id": line.product_id,
+            "name": line.name,
+            "quantity": line.quantity,
+            "unit_price_amount": line.unit_price.amount,
+            "total_amount": line.unit_price.amount * line.quantity,
+        }
         for position, line in enumerate(snapshot.lines)
     ]
-    session.add(order)
-    session.add(
-        OrderTransition(
+    await session.execute(insert(table_of(Order)).values(order_values))
+    await session.execute(insert(table_of(OrderLine)), line_values)
+    await session.execute(
+        insert(table_of(OrderTransition)).values(
+            id=new_id(),
             order_id=order_id,
             from_status=None,
-            to_status=OrderStatus.PENDING_PAYMENT,
+            to_status=OrderStatus.PENDING_PAYMENT.value,
             at=now,
             actor=actor_of(principal),
         )
     )
-    record_event(
-        session,
+    order = Order(**order_values)
+    order.lines = [OrderLine(**values) for values in line_values]
+    if before_commit is not None:
+        await before_commit(order)
+    events: list[object] = [
         OrderPlaced(
             order_id=order_id,
             number=order.number,
@@ -126,12 +140,8 @@ async def place_order(
             currency=order.currency,
             skus=tuple(line.sku for line in snapshot.lines),
             at=now,
-        ),
-    )
-    await carts_service.mark_checked_out(session, cart_id=cart_id)
-    await session.flush()
-    if before_commit is not None:
-        await before_commit(order)
+        )
+    ]
     # Last, so the stock rows stay locked only for the reservation and the commit: checkouts
     # sharing a popular SKU queue behind each other for that long, not for the whole checkout.
     # A shortage rolls everything above back.
@@ -141,7 +151,9 @@ async def place_order(
         lines=[(line.sku, line.quantity) for line in snapshot.lines],
         near=_coordinates(shipping_address),
         settings=settings,
+        events=events,
     )
+    await insert_events(session, events)
     await session.commit()
     ORDERS_CREATED.inc()
     return order
@@ -157,8 +169,7 @@ async def _recipient(
             "A guest checkout needs an e-mail for the confirmation",
             errors=[{"loc": ["body", "email"], "msg": "required for guest checkout"}],
         )
-    user = await users_service.get_user(session, user_id=principal.user_id)
-    return user.email
+    return await users_service.active_email(session, user_id=principal.user_id)
 
 
 def _coordinates(address: dict[str, Any]) -> tuple[float, float] | None:

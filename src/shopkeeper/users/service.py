@@ -94,6 +94,16 @@ async def get_user(session: AsyncSession, *, user_id: uuid.UUID) -> User:
     return user
 
 
+async def active_email(session: AsyncSession, *, user_id: uuid.UUID) -> str:
+    """The e-mail of an active user (404 otherwise), without loading the whole account."""
+    email = await session.scalar(
+        select(User.email).where(User.id == user_id, User.is_active.is_(True))
+    )
+    if email is None:
+        raise UserNotFound()
+    return email
+
+
 async def authenticate(
     session: AsyncSession,
     *,
