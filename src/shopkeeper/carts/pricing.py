@@ -56,7 +56,5 @@ async def price_variants(session: AsyncSession, skus: Collection[str]) -> dict[s
             price=Money(amount=price, currency=currency),
             archived=archived_at is not None,
         )
-        for sku, product_id, product_name, variant_name, price, currency, archived_at in (
-            rows.tuples()
-        )
+        for sku, product_id, product_name, variant_name, price, currency, archived_at in (rows)
     }

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import bindparam, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,6 +27,32 @@ from shopkeeper.core.settings import Settings
 from shopkeeper.inventory.service import InsufficientStock, available_by_sku
 
 MAX_LINES = 100
+
+# Checkout's statements, built once over table columns (see inventory.service for why).
+_carts, _items_table = table_of(Cart), table_of(CartItem)
+_variants, _products = table_of(Variant), table_of(Product)
+_CLOSE_CART = (
+    update(_carts)
+    .where(_carts.c.id == bindparam("cart_id"), _carts.c.status == CartStatus.OPEN.value)
+    .values(status=CartStatus.CHECKED_OUT.value, updated_at=bindparam("now"))
+    .returning(_carts.c.user_id, _carts.c.token_hash)
+)
+_PRICED_ITEMS = (
+    select(
+        _items_table.c.sku,
+        _items_table.c.quantity,
+        _variants.c.product_id,
+        _products.c.name,
+        _variants.c.name.label("variant_name"),
+        _variants.c.price,
+        _variants.c.currency,
+        _products.c.archived_at,
+    )
+    .join(_variants, _variants.c.sku == _items_table.c.sku)
+    .join(_products, _products.c.id == _variants.c.product_id)
+    .where(_items_table.c.cart_id == bindparam("cart_id"))
+    .order_by(_items_table.c.created_at, _items_table.c.sku)
+)
 
 
 class CartNotFound(NotFound):
@@ -306,11 +332,9 @@ async def merge_guest_cart(session: AsyncSession, *, user_id: uuid.UUID, cart_to
     if affected_rows(claimed) != 1:
         await session.rollback()
         return False
-    items = (
-        await session.execute(
-            select(CartItem.sku, CartItem.quantity).where(CartItem.cart_id == guest.id)
-        )
-    ).tuples()
+    items = await session.execute(
+        select(CartItem.sku, CartItem.quantity).where(CartItem.cart_id == guest.id)
+    )
     for sku, quantity in items:
         insert = _insert(session).values(cart_id=target.id, sku=sku, quantity=quantity)
         summed = CartItem.quantity + insert.excluded.quantity
@@ -346,36 +370,14 @@ async def checkout_snapshot(
     written. 404 if the cart is not the caller's; 409 `cart-closed`, `cart-empty`, or
     `item-unavailable` (extension `sku`) for a line whose product is archived.
     """
-    closed = (
-        await session.execute(
-            update(table_of(Cart))
-            .where(Cart.id == cart_id, Cart.status == CartStatus.OPEN.value)
-            .values(status=CartStatus.CHECKED_OUT.value)
-            .returning(Cart.user_id, Cart.token_hash)
-        )
-    ).first()
+    closed = (await session.execute(_CLOSE_CART, {"cart_id": cart_id, "now": utcnow()})).first()
     if closed is None:
         # Not open, or not there: tell the owner it is closed, anyone else that it isn't theirs.
         await _owned_cart(session, cart_id, principal, cart_token)
         raise CartClosed("This cart was already checked out")
     if not _owns(closed.user_id, closed.token_hash, principal, cart_token):
         raise CartNotFound()
-    rows = await session.execute(
-        select(
-            CartItem.sku,
-            CartItem.quantity,
-            Variant.product_id,
-            Product.name,
-            Variant.name,
-            Variant.price,
-            Variant.currency,
-            Product.archived_at,
-        )
-        .join(Variant, Variant.sku == CartItem.sku)
-        .join(Product, Product.id == Variant.product_id)
-        .where(CartItem.cart_id == cart_id)
-        .order_by(CartItem.created_at, CartItem.sku)
-    )
+    rows = await session.execute(_PRICED_ITEMS, {"cart_id": cart_id})
     lines: list[CartSnapshotLine] = []
     for (
         sku,
@@ -386,7 +388,7 @@ async def checkout_snapshot(
         price,
         currency,
         archived_at,
-    ) in rows.tuples():
+    ) in rows:
         if archived_at is not None:
             raise ItemUnavailable(f"{sku} is no longer sold; remove it from the cart", sku=sku)
         lines.append(
@@ -482,7 +484,7 @@ async def _items(session: AsyncSession, cart_id: uuid.UUID) -> list[tuple[str, i
         .where(CartItem.cart_id == cart_id)
         .order_by(CartItem.created_at, CartItem.sku)
     )
-    return list(rows.tuples())
+    return list(rows)
 
 
 async def _view(session: AsyncSession, cart: Cart, settings: Settings) -> CartView:

@@ -95,7 +95,10 @@ class Database:
             options.update(
                 pool_size=settings.database_pool_size,
                 max_overflow=settings.database_pool_size,
-                pool_pre_ping=True,
+                pool_pre_ping=settings.database_pool_pre_ping,
+                # The most recently used connection first: its prepared statements are warm,
+                # and idle connections beyond the load can time out.
+                pool_use_lifo=True,
                 pool_recycle=1800,
             )
         self.engine: AsyncEngine = create_async_engine(self.url, **options)

@@ -77,7 +77,10 @@ async def insert_events(session: AsyncSession, events: Sequence[object]) -> None
     if events:
         now = utcnow()
         rows = [{**_event_values(event), "created_at": now} for event in events]
-        await session.execute(insert(table_of(OutboxEvent)), rows)
+        await session.execute(_INSERT_EVENT, rows)
+
+
+_INSERT_EVENT = insert(table_of(OutboxEvent))
 
 
 def _event_values(event: object) -> dict[str, Any]:

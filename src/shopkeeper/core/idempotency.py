@@ -51,6 +51,7 @@ from shopkeeper.core.db import (
     affected_rows,
     is_postgres,
     new_id,
+    table_of,
     utcnow,
 )
 from shopkeeper.core.errors import (
@@ -182,12 +183,13 @@ class IdempotencyClaim:
         409 `idempotency-key-in-progress` if another request took the key over meanwhile,
         so the caller's transaction rolls back instead of doing the work twice."""
         stored = StoredResponse.of(response)
+        keys = table_of(IdempotencyKey)
         result = await session.execute(
-            update(IdempotencyKey)
+            update(keys)
             .where(
-                IdempotencyKey.id == self.record_id,
-                IdempotencyKey.status == IN_PROGRESS,
-                IdempotencyKey.locked_at == self.locked_at,
+                keys.c.id == self.record_id,
+                keys.c.status == IN_PROGRESS,
+                keys.c.locked_at == self.locked_at,
             )
             .values(
                 status=COMPLETED,
@@ -324,7 +326,7 @@ async def _claim_in_transaction(
         insert_claim = insert_claim.from_select(list(row), source)
     else:
         insert_claim = insert_claim.values(row)
-    claimed = await session.scalar(insert_claim.returning(IdempotencyKey.id))
+    claimed = await session.scalar(insert_claim.returning(table_of(IdempotencyKey).c.id))
     if claimed is not None:
         return IdempotencyClaim(record_id=record_id, locked_at=now)
     existing = (
@@ -394,9 +396,8 @@ async def _insert_completed(
 
 def _insert_ignoring_conflict(session: AsyncSession) -> Any:
     dialect = postgresql if is_postgres(session) else sqlite
-    return dialect.insert(IdempotencyKey).on_conflict_do_nothing(
-        index_elements=[IdempotencyKey.scope, IdempotencyKey.key]
-    )
+    keys = table_of(IdempotencyKey)
+    return dialect.insert(keys).on_conflict_do_nothing(index_elements=[keys.c.scope, keys.c.key])
 
 
 def _lock_number(scope: str, key: str) -> int:

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
 
     database_url: str | None = None
     database_pool_size: int = 10
+    database_pool_pre_ping: bool = False
+    """Test each pooled connection before use (three round trips per checkout of a connection).
+    Off: after a database restart the first request per process fails and the pool reconnects."""
     database_echo: bool = False
     redis_url: str | None = None
     redis_namespace: str = "shopkeeper"

@@ -76,13 +76,13 @@ async def warehouse_distances_km(
         rows = await session.execute(
             select(Warehouse.id, _geodesic_metres(schema, near)).where(*located)
         )
-        return {warehouse_id: float(metres) / 1000 for warehouse_id, metres in rows.tuples()}
+        return {warehouse_id: float(metres) / 1000 for warehouse_id, metres in rows}
     rows_with_coordinates = await session.execute(
         select(Warehouse.id, Warehouse.latitude, Warehouse.longitude).where(*located)
     )
     return {
         warehouse_id: haversine_km(near, (latitude, longitude))
-        for warehouse_id, latitude, longitude in rows_with_coordinates.tuples()
+        for warehouse_id, latitude, longitude in rows_with_coordinates
         if latitude is not None and longitude is not None
     }
 

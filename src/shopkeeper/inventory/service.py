@@ -13,13 +13,24 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Insert, Integer, String, Uuid, column, func, insert, select, update, values
+from sqlalchemy import (
+    Insert,
+    Integer,
+    String,
+    Uuid,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopkeeper.catalog.models import Variant
-from shopkeeper.core.db import affected_rows, is_postgres, new_id, table_of, utcnow
+from shopkeeper.core.db import UTCDateTime, affected_rows, is_postgres, new_id, table_of, utcnow
 from shopkeeper.core.errors import Conflict, InvalidInput, NotFound
 from shopkeeper.core.events import insert_events, record_event
 from shopkeeper.core.settings import Settings
@@ -30,6 +41,36 @@ from shopkeeper.inventory.models import AllocationState, StockAllocation, StockL
 
 # Ceiling for any one quantity: far above a real shop's stock, far below int32 overflow.
 MAX_QUANTITY = 1_000_000_000
+
+# The reservation's statements, built once over plain table columns: checkout runs them on
+# every order, and a prebuilt Core statement skips the ORM's per-call compile and cache-key work.
+_stock, _warehouses = table_of(StockLevel), table_of(Warehouse)
+_READ_STOCK = (
+    select(
+        _stock.c.sku,
+        _stock.c.warehouse_id,
+        _stock.c.on_hand - _stock.c.reserved,
+        _warehouses.c.code,
+    )
+    .join(_warehouses, _warehouses.c.id == _stock.c.warehouse_id)
+    .where(_stock.c.sku.in_(bindparam("skus", expanding=True)))
+    .order_by(_stock.c.sku, _stock.c.warehouse_id)
+)
+_LOCK_STOCK = _READ_STOCK.with_for_update(of=_stock)
+_RESERVE_ROWS = text(
+    """
+    UPDATE stock_levels SET reserved = stock_levels.reserved + wanted.quantity, updated_at = :now
+    FROM unnest(:skus, :warehouse_ids, :quantities) AS wanted(sku, warehouse_id, quantity)
+    WHERE stock_levels.sku = wanted.sku AND stock_levels.warehouse_id = wanted.warehouse_id
+      AND stock_levels.on_hand - stock_levels.reserved >= wanted.quantity
+    """
+).bindparams(
+    bindparam("skus", type_=postgresql.ARRAY(String)),
+    bindparam("warehouse_ids", type_=postgresql.ARRAY(Uuid)),
+    bindparam("quantities", type_=postgresql.ARRAY(Integer)),
+    bindparam("now", type_=UTCDateTime()),
+)
+_INSERT_ALLOCATION = insert(table_of(StockAllocation))
 
 
 class InsufficientStock(Conflict):
@@ -95,7 +136,7 @@ async def available_by_sku(session: AsyncSession, skus: Collection[str]) -> dict
         .where(StockLevel.sku.in_(wanted))
         .group_by(StockLevel.sku)
     )
-    found = {sku: int(total or 0) for sku, total in rows.tuples()}
+    found = {sku: int(total or 0) for sku, total in rows}
     return {sku: found.get(sku, 0) for sku in wanted}
 
 
@@ -106,7 +147,7 @@ async def get_stock(session: AsyncSession, *, sku: str) -> SkuStock:
         .where(StockLevel.sku == sku)
         .order_by(Warehouse.code)
     )
-    levels = [StockLevelView(*row) for row in rows.tuples()]
+    levels = [StockLevelView(*row) for row in rows]
     if not levels:
         await _ensure_known_sku(session, sku)
     return SkuStock(sku=sku, warehouses=levels)
@@ -138,21 +179,9 @@ async def reserve_stock(
     if not wanted:
         return
     skus = sorted(wanted)
-    query = (
-        select(
-            StockLevel.sku,
-            StockLevel.warehouse_id,
-            StockLevel.on_hand - StockLevel.reserved,
-            Warehouse.code,
-        )
-        .join(Warehouse, Warehouse.id == StockLevel.warehouse_id)
-        .where(StockLevel.sku.in_(skus))
-        .order_by(StockLevel.sku, StockLevel.warehouse_id)
-    )
-    if is_postgres(session):
-        query = query.with_for_update(of=StockLevel)
+    query = _LOCK_STOCK if is_postgres(session) else _READ_STOCK
     sources: dict[str, list[Source]] = defaultdict(list)
-    for sku, warehouse_id, available, code in (await session.execute(query)).tuples():
+    for sku, warehouse_id, available, code in await session.execute(query, {"skus": skus}):
         sources[sku].append(Source(warehouse_id, code, int(available)))
     distances = (
         await warehouse_distances_km(
@@ -179,7 +208,7 @@ async def reserve_stock(
     await _reserve_rows(session, plans)
     now = utcnow()
     await session.execute(
-        insert(table_of(StockAllocation)),
+        _INSERT_ALLOCATION,
         [
             {
                 "id": new_id(),
@@ -215,21 +244,15 @@ async def _reserve_rows(session: AsyncSession, plans: Sequence[tuple[str, uuid.U
     conditional on the units still being there: unreachable under the row locks, but if it ever
     happens the caller's rollback undoes the lines already reserved (all or nothing)."""
     if is_postgres(session):
-        # One statement for every row: UPDATE ... FROM (VALUES ...), counted.
-        wanted = values(
-            column("sku", String),
-            column("warehouse_id", Uuid),
-            column("quantity", Integer),
-            name="wanted",
-        ).data(list(plans))
+        # One statement for every row, counted.
         result = await session.execute(
-            update(table_of(StockLevel))
-            .where(
-                StockLevel.sku == wanted.c.sku,
-                StockLevel.warehouse_id == wanted.c.warehouse_id,
-                StockLevel.on_hand - StockLevel.reserved >= wanted.c.quantity,
-            )
-            .values(reserved=StockLevel.reserved + wanted.c.quantity)
+            _RESERVE_ROWS,
+            {
+                "skus": [sku for sku, _, _ in plans],
+                "warehouse_ids": [warehouse_id for _, warehouse_id, _ in plans],
+                "quantities": [quantity for _, _, quantity in plans],
+                "now": utcnow(),
+            },
         )
         if affected_rows(result) != len(plans):
             raise InsufficientStock("Stock was taken concurrently")
@@ -295,7 +318,7 @@ async def _settle(
         .execution_options(synchronize_session=False)
     )
     per_row: dict[tuple[str, uuid.UUID], int] = defaultdict(int)
-    for sku, warehouse_id, quantity in result.tuples():
+    for sku, warehouse_id, quantity in result:
         per_row[(sku, warehouse_id)] += quantity
     return sorted(per_row.items())
 

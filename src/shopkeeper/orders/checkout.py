@@ -31,6 +31,11 @@ from shopkeeper.orders.state import OrderStatus
 from shopkeeper.users import service as users_service
 
 ORDER_NUMBER_PREFIX = "SK-"
+# Built once: Core INSERTs with parameters, no per-call statement building.
+_INSERT_ORDER = insert(table_of(Order))
+_INSERT_LINE = insert(table_of(OrderLine))
+_INSERT_TRANSITION = insert(table_of(OrderTransition))
+_NEXT_NUMBER = text("SELECT nextval('order_number_seq')")
 _COUNTER_NAME = "orders"
 
 
@@ -114,17 +119,18 @@ async def place_order(
         }
         for position, line in enumerate(snapshot.lines)
     ]
-    await session.execute(insert(table_of(Order)).values(order_values))
-    await session.execute(insert(table_of(OrderLine)), line_values)
+    await session.execute(_INSERT_ORDER, order_values)
+    await session.execute(_INSERT_LINE, line_values)
     await session.execute(
-        insert(table_of(OrderTransition)).values(
-            id=new_id(),
-            order_id=order_id,
-            from_status=None,
-            to_status=OrderStatus.PENDING_PAYMENT.value,
-            at=now,
-            actor=actor_of(principal),
-        )
+        _INSERT_TRANSITION,
+        {
+            "id": new_id(),
+            "order_id": order_id,
+            "from_status": None,
+            "to_status": OrderStatus.PENDING_PAYMENT.value,
+            "at": now,
+            "actor": actor_of(principal),
+        },
     )
     order = Order(**order_values)
     order.lines = [OrderLine(**values) for values in line_values]
@@ -182,7 +188,7 @@ def _coordinates(address: dict[str, Any]) -> tuple[float, float] | None:
 async def _next_order_number(session: AsyncSession) -> str:
     """`SK-000123`: unique, and gaps are fine (a rolled-back checkout burns its number)."""
     if is_postgres(session):
-        value = await session.scalar(text("SELECT nextval('order_number_seq')"))
+        value = await session.scalar(_NEXT_NUMBER)
     else:
         # SQLite has one writer at a time (BEGIN IMMEDIATE), so this increment cannot race.
         value = await session.scalar(

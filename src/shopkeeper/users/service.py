@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shopkeeper.core.db import affected_rows, utcnow
+from shopkeeper.core.db import affected_rows, table_of, utcnow
 from shopkeeper.core.errors import Conflict, NotFound, Unauthorized
 from shopkeeper.core.events import record_event
 from shopkeeper.core.ratelimit import RateLimiter
@@ -96,8 +96,9 @@ async def get_user(session: AsyncSession, *, user_id: uuid.UUID) -> User:
 
 async def active_email(session: AsyncSession, *, user_id: uuid.UUID) -> str:
     """The e-mail of an active user (404 otherwise), without loading the whole account."""
-    email = await session.scalar(
-        select(User.email).where(User.id == user_id, User.is_active.is_(True))
+    users = table_of(User)
+    email: str | None = await session.scalar(
+        select(users.c.email).where(users.c.id == user_id, users.c.is_active.is_(True))
     )
     if email is None:
         raise UserNotFound()
