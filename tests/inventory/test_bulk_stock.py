@@ -17,7 +17,7 @@ from shopkeeper.inventory.models import StockLevel, Warehouse
 from tests.inventory.conftest import create_product
 
 Levels = dict[tuple[str, str], tuple[int, int]]
-# Small statements, so a few hundred SKUs span several of them.
+# Small chunks, so a few hundred SKUs span several of them.
 ROWS = 150
 
 
@@ -35,7 +35,7 @@ async def skus(runtime: Runtime) -> list[str]:
 
 async def _set(runtime: Runtime, levels: list[tuple[str, str, int]]) -> int:
     async with runtime.db.session() as session:
-        return await set_stock_levels(session, levels, rows_per_statement=ROWS)
+        return await set_stock_levels(session, levels, rows_per_chunk=ROWS)
 
 
 async def _levels(runtime: Runtime) -> Levels:
@@ -100,7 +100,7 @@ async def test_on_hand_below_reserved_refuses_the_whole_call(
     runtime: Runtime, skus: list[str]
 ) -> None:
     await _set(runtime, [(sku, "WH-A", 10) for sku in skus])
-    # The last SKU: its row is in the last statement, after the others have been written.
+    # The last SKU: its row is in the last chunk, after the others have been written.
     await _reserve(runtime, skus[-1], 6)
     before, events = await _levels(runtime), await _stock_events(runtime)
 

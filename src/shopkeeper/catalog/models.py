@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Computed, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Computed, ForeignKey, Index, Integer, PrimaryKeyConstraint, String, Text
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -83,6 +83,30 @@ class Product(Base):
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SearchWord(Base):
+    """The distinct words of product names, for typo correction (PostgreSQL only; filled by a
+    trigger on `products`, see migration 0007). Matching a misspelt query against a few hundred
+    words instead of every product name keeps a typo search as cheap as an ordinary one."""
+
+    __tablename__ = "search_words"
+    __table_args__ = (
+        PrimaryKeyConstraint("key", "word", name="pk_search_words"),
+        # GiST, not GIN: only GiST orders by trigram distance (`<<->`), so the nearest words come
+        # straight from the index.
+        Index(
+            "ix_search_words_key_trgm",
+            "key",
+            postgresql_using="gist",
+            postgresql_ops={"key": "gist_trgm_ops"},
+        ),
+    )
+
+    # The word lower-cased without punctuation ("tshirt"), what a query word is compared to.
+    key: Mapped[str] = mapped_column(String(300))
+    # The word as the name spells it ("t-shirt"), what the corrected search looks for.
+    word: Mapped[str] = mapped_column(String(300))
 
 
 class Variant(Base):
