@@ -78,9 +78,7 @@ async def _warehouse_ids(session: AsyncSession, codes: set[str]) -> dict[str, uu
             await session.execute(
                 select(Warehouse.code, Warehouse.id).where(Warehouse.code.in_(codes))
             )
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     missing = sorted(codes - found.keys())
     if missing:
@@ -120,7 +118,7 @@ async def _refuse_below_reserved(
     )
     if is_postgres(session):
         query = query.with_for_update()
-    for sku, warehouse_id, reserved in (await session.execute(query)).tuples():
+    for sku, warehouse_id, reserved in await session.execute(query):
         on_hand = wanted.get((sku, warehouse_id))
         if on_hand is not None and reserved > on_hand:
             code = codes[warehouse_id]
