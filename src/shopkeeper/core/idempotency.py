@@ -351,18 +351,7 @@ async def _claim_in_transaction(
     if existing.status == IN_PROGRESS and existing.locked_at < now - STALE_CLAIM_AFTER:
         # A claim committed on its own by `run_idempotent` (e.g. a process of the previous
         # release during a rolling upgrade) whose process died: take it over, conditionally.
-        taken = await session.execute(
-            update(IdempotencyKey)
-            .where(
-                IdempotencyKey.id == existing.id,
-                IdempotencyKey.status == IN_PROGRESS,
-                IdempotencyKey.locked_at == existing.locked_at,
-            )
-            .values(locked_at=now)
-        )
-        return (
-            IdempotencyClaim(record_id=existing.id, locked_at=now) if affected_rows(taken) else None
-        )
+        return await _take_over(session, existing.id, existing.locked_at, now)
     if existing.status != COMPLETED or existing.response_status is None:
         return None
     return StoredResponse(
@@ -448,22 +437,31 @@ async def _claim(
                     (existing.response_body or "").encode(),
                 )
             if existing.locked_at < now - STALE_CLAIM_AFTER:
-                taken = await session.execute(
-                    update(IdempotencyKey)
-                    .where(
-                        IdempotencyKey.id == existing.id,
-                        IdempotencyKey.status == IN_PROGRESS,
-                        IdempotencyKey.locked_at == existing.locked_at,
-                    )
-                    .values(locked_at=now)
-                )
+                taken = await _take_over(session, existing.id, existing.locked_at, now)
                 await session.commit()
-                if affected_rows(taken) == 1:
-                    return IdempotencyClaim(record_id=existing.id, locked_at=now)
+                if taken is not None:
+                    return taken
             raise IdempotencyKeyInProgress(
                 "A request with this Idempotency-Key is still running; retry shortly"
             )
     raise IdempotencyKeyInProgress("This Idempotency-Key is busy; retry shortly")
+
+
+async def _take_over(
+    session: AsyncSession, record_id: uuid.UUID, locked_at: datetime, now: datetime
+) -> IdempotencyClaim | None:
+    """Claim a stale in-progress key, unless another retry took it over first (the conditional
+    update decides between two retries that try at once). Does not commit."""
+    taken = await session.execute(
+        update(IdempotencyKey)
+        .where(
+            IdempotencyKey.id == record_id,
+            IdempotencyKey.status == IN_PROGRESS,
+            IdempotencyKey.locked_at == locked_at,
+        )
+        .values(locked_at=now)
+    )
+    return IdempotencyClaim(record_id=record_id, locked_at=now) if affected_rows(taken) else None
 
 
 async def _relax_durability(session: AsyncSession) -> None:
