@@ -37,6 +37,7 @@ SEARCH_TERMS = (
     "shirt", "tshrit", "leather boot", "mug", "cofee", "lamp", "tent", "headphones",
     "merino", "jacket", "stoneware cup", "power bank", "sneker", "wok", "fleece",
 )  # fmt: skip
+SCENARIOS = ("detail", "listing", "uncached-listing", "search")
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    note: str = ""
 
 
 def main() -> None:
@@ -57,9 +59,28 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds per scenario")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--search-connections", type=int, default=8, help="moderate load")
+    parser.add_argument(
+        "--search-connections",
+        type=int,
+        default=8,
+        help="closed-loop search connections (8 saturate a 2-CPU machine)",
+    )
+    parser.add_argument(
+        "--search-rate",
+        type=float,
+        default=None,
+        help="open-loop search arrivals per second (default: half the closed-loop throughput)",
+    )
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated subset of {', '.join(SCENARIOS)} (the bare endpoint always runs)",
+    )
     parser.add_argument("--no-record", action="store_true", help="do not touch RESULTS.md")
     args = parser.parse_args()
+    unknown = set(args.scenarios.split(",")) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     asyncio.run(run(args))
 
 
@@ -98,45 +119,67 @@ async def run(args: argparse.Namespace) -> None:
             ]
             await warm(shop_url, detail_paths + listing_paths)
 
+            chosen = set(args.scenarios.split(","))
             results.append(wrk_run(wrk, "bare ASGI endpoint (fixed JSON)", bare_url, "/", *common))
-            results.append(
-                wrk_run(
-                    wrk,
-                    "product detail, cached",
-                    shop_url,
-                    paths_script(folder, "detail", detail_paths),
-                    *common,
+            if "detail" in chosen:
+                results.append(
+                    wrk_run(
+                        wrk,
+                        "product detail, cached",
+                        shop_url,
+                        paths_script(folder, "detail", detail_paths),
+                        *common,
+                    )
                 )
-            )
-            results.append(
-                wrk_run(
-                    wrk,
-                    "listing 20/page, cached",
-                    shop_url,
-                    paths_script(folder, "list", listing_paths),
-                    *common,
+            if "listing" in chosen:
+                results.append(
+                    wrk_run(
+                        wrk,
+                        "listing 20/page, cached",
+                        shop_url,
+                        paths_script(folder, "list", listing_paths),
+                        *common,
+                    )
                 )
-            )
-            results.append(
-                wrk_run(
-                    wrk,
-                    "listing ~20/page by category and sort, uncached",
-                    shop_url,
-                    uncached_listing_script(folder, categories),
-                    *common,
+            if "uncached-listing" in chosen:
+                results.append(
+                    wrk_run(
+                        wrk,
+                        "listing ~20/page by category and sort, uncached",
+                        shop_url,
+                        uncached_listing_script(folder, categories),
+                        *common,
+                    )
                 )
-            )
-            results.append(
-                wrk_run(
+            if "search" in chosen:
+                saturated = wrk_run(
                     wrk,
-                    "search, uncached, moderate load",
+                    f"search, uncached, {args.search_connections} connections closed loop "
+                    "(saturated)",
                     shop_url,
                     search_script(folder),
                     args.threads,
                     args.search_connections,
                     args.duration,
                 )
-            )
+                results.append(saturated)
+                # Moderate load: arrivals at half (and a quarter) of what the machine sustains
+                # with 8 busy connections, unless --search-rate fixes one rate.
+                rates = (
+                    [args.search_rate]
+                    if args.search_rate
+                    else [round(saturated.rps * share) for share in (0.5, 0.25)]
+                )
+                for rate in rates:
+                    share = f"{rate / saturated.rps:.0%} of the saturated throughput"
+                    results.append(
+                        await open_loop_search(
+                            shop_url,
+                            rate,
+                            args.duration,
+                            f"search, uncached, open loop at {rate:,.0f} req/s ({share})",
+                        )
+                    )
             results.append(wrk_run(wrk, "bare ASGI endpoint (again)", bare_url, "/", *common))
         memory = worker_peak_memory(shop.pid)
     finally:
@@ -276,17 +319,42 @@ def paths_script(folder: Path, name: str, paths: list[str]) -> Path:
     return script
 
 
+# wrk's Lua states start from the same random seed in every run and every thread: a
+# "throwaway" random parameter would repeat earlier runs' URLs and be answered from Redis (L2).
+# Each request gets a run token, the thread's number and a counter instead.
+UNIQUE_LUA = """
+token = "{token}"
+threads = 0
+setup = function(thread)
+  thread:set("id", threads)
+  threads = threads + 1
+end
+counter = 0
+unique = function()
+  counter = counter + 1
+  return token .. "-" .. id .. "-" .. counter
+end
+init = function(args)
+  math.randomseed(os.time() + id)
+end
+"""
+
+
+def _unique_lua() -> str:
+    return UNIQUE_LUA.format(token=secrets.token_hex(6))
+
+
 def uncached_listing_script(folder: Path, categories: list[str]) -> Path:
     quoted = ", ".join(f'"{slug}"' for slug in categories)
     script = folder / "uncached.lua"
     script.write_text(
-        f"cats = {{{quoted}}}\n"
+        _unique_lua() + f"cats = {{{quoted}}}\n"
         "sorts = {'price', '-price', 'name', '-created_at'}\n"
         "request = function()\n"
-        "  -- a random page size and a throwaway parameter make every URL new: no cache hit\n"
+        "  -- a never-repeated parameter makes every URL new: no cache hit\n"
         "  local path = '/api/v1/products?category=' .. cats[math.random(#cats)] ..\n"
         "    '&sort=' .. sorts[math.random(#sorts)] .. '&limit=' .. math.random(15, 25) ..\n"
-        "    '&x=' .. math.random(1, 1000000000)\n"
+        "    '&x=' .. unique()\n"
         "  return wrk.format('GET', path)\n"
         "end\n"
     )
@@ -297,11 +365,11 @@ def search_script(folder: Path) -> Path:
     quoted = ", ".join(f'"{term.replace(" ", "%20")}"' for term in SEARCH_TERMS)
     script = folder / "search.lua"
     script.write_text(
-        f"terms = {{{quoted}}}\n"
+        _unique_lua() + f"terms = {{{quoted}}}\n"
         "request = function()\n"
-        "  -- a distinct limit per request makes a distinct URL: no cache hit, the database works\n"
+        "  -- a never-repeated parameter makes every URL new: no cache hit, the database works\n"
         "  local path = '/api/v1/products?q=' .. terms[math.random(#terms)] ..\n"
-        "    '&limit=' .. math.random(10, 30) .. '&x=' .. math.random(1, 1000000000)\n"
+        "    '&limit=' .. math.random(10, 30) .. '&x=' .. unique()\n"
         "  return wrk.format('GET', path)\n"
         "end\n"
     )
@@ -332,6 +400,110 @@ def wrk_run(
     return Result(
         name, rps, to_ms(percentile(output, "50")), to_ms(percentile(output, "99")), errors
     )
+
+
+def requests_per_second(wrk_output: str) -> float:
+    found = re.search(r"Requests/sec:\s+([\d.]+)", wrk_output)
+    if found is None:
+        raise RuntimeError("wrk printed no Requests/sec line:\n" + wrk_output[-2000:])
+    return float(found.group(1))
+
+
+# --- open loop ------------------------------------------------------------------------------
+
+
+async def open_loop_search(base: str, rate: float, seconds: int, name: str) -> Result:
+    """Search requests arriving at `rate` per second (Poisson), whatever the server's pace.
+
+    wrk keeps a fixed number of connections busy (a closed loop): on a saturated machine it
+    measures queueing, and a slow server slows the arrivals. Here arrivals follow a schedule,
+    each request goes out on an idle keep-alive connection (a new one when none is idle), and
+    latency counts from the scheduled time, so a stalled server is not excused by a client
+    that waited for it (no coordinated omission). The client is a few lines of asyncio on raw
+    sockets, lighter than wrk per request; it shares the machine's CPUs like wrk does.
+    """
+    host, port = base.removeprefix("http://").split(":")
+    rng = random.Random(2)
+    token = secrets.token_hex(6)  # URLs of earlier runs may still be in Redis
+    sent = 0
+    loop = asyncio.get_running_loop()
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    latencies: list[float] = []
+    by_term: dict[str, list[float]] = {term: [] for term in SEARCH_TERMS}
+    errors = 0
+
+    async def one(scheduled: float, term: str) -> None:
+        nonlocal errors, sent
+        sent += 1
+        path = (
+            f"/api/v1/products?q={term.replace(' ', '%20')}&limit={rng.randint(10, 30)}"
+            f"&x={token}-{sent}"
+        )
+        request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+        head = ""
+        # A kept-alive connection the server has closed in the meantime (uvicorn's keep-alive
+        # is 5 s) fails before a byte arrives; that request is sent again on a new connection.
+        for reused in (bool(idle), False):
+            try:
+                if reused:
+                    reader, writer = idle.pop()
+                else:
+                    reader, writer = await asyncio.open_connection(host, int(port))
+                writer.write(request)
+                head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").lower()
+                length = re.search(r"content-length:\s*(\d+)", head)
+                await reader.readexactly(int(length.group(1)) if length else 0)
+                break
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+                if reused and isinstance(exc, asyncio.IncompleteReadError) and not exc.partial:
+                    writer.close()
+                    continue
+                errors += 1
+                return
+        else:
+            errors += 1
+            return
+        elapsed = (loop.time() - scheduled) * 1000
+        if not head.startswith("http/1.1 200"):
+            errors += 1
+        latencies.append(elapsed)
+        by_term[term].append(elapsed)
+        if "connection: close" in head:
+            writer.close()
+        else:
+            idle.append((reader, writer))
+
+    print(f"-> {name}", flush=True)
+    tasks: set[asyncio.Task[None]] = set()
+    started = loop.time() + 0.1
+    scheduled = started
+    while True:
+        scheduled += rng.expovariate(rate)
+        if scheduled >= started + seconds:
+            break
+        await asyncio.sleep(max(0.0, scheduled - loop.time()))
+        task = asyncio.create_task(one(scheduled, rng.choice(SEARCH_TERMS)))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    await asyncio.gather(*tasks)
+    elapsed = loop.time() - started
+    for _, writer in idle:
+        writer.close()
+    p50, p99 = _quantile(latencies, 0.50), _quantile(latencies, 0.99)
+    slowest = sorted(
+        ((term, _quantile(values, 0.99)) for term, values in by_term.items() if values),
+        key=lambda pair: -pair[1],
+    )[:4]
+    note = "slowest terms by p99: " + ", ".join(f"`{t}` {ms:.0f} ms" for t, ms in slowest)
+    print(f"   {len(latencies) / elapsed:,.0f} req/s  p50 {p50:.2f}ms  p99 {p99:.2f}ms  ({note})")
+    return Result(name, len(latencies) / elapsed, p50, p99, errors, note)
+
+
+def _quantile(values: list[float], share: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def percentile(output: str, which: str) -> str:
@@ -380,9 +552,14 @@ def report(
         f"Python {platform.python_version()}",
         f"- command: `python -m bench --products {args.products} --workers {args.workers} "
         f"--duration {args.duration} --connections {args.connections} "
-        f"--search-connections {args.search_connections}`",
-        f"- catalog: {args.products:,} products on PostgreSQL; Redis L2; load generator wrk on the "
-        "same machine (it competes with the servers for the same CPUs)",
+        f"--search-connections {args.search_connections}"
+        + (f" --search-rate {args.search_rate:g}" if args.search_rate else "")
+        + (f" --scenarios {args.scenarios}" if args.scenarios != ",".join(SCENARIOS) else "")
+        + "`",
+        f"- catalog: {args.products:,} products on PostgreSQL; Redis L2; load generators (wrk, and "
+        "an asyncio open-loop client with Poisson arrivals for the search rates) on the same "
+        "machine (they compete with the servers for the same CPUs); every uncached URL is new "
+        "(a run token in the query)",
         f"- 1-minute load average before / after the run: {load[0][0]:.1f} / {load[1][0]:.1f} "
         "(other work on the machine inflates every figure; the ratios are the comparable part)",
         "",
@@ -396,6 +573,10 @@ def report(
             f"| {r.errors} |"
         )
     lines.append("")
+    for r in results:
+        if r.note:
+            lines.append(f"{r.name}: {r.note}")
+            lines.append("")
     lines.append(
         "Peak memory per worker (VmHWM): "
         + (", ".join(f"{mib:.0f} MiB" for _, mib in memory) or "unavailable")
@@ -418,10 +599,3 @@ def _memory_total() -> str:
 
 if __name__ == "__main__":
     main()
-
-
-def requests_per_second(wrk_output: str) -> float:
-    found = re.search(r"Requests/sec:\s+([\d.]+)", wrk_output)
-    if found is None:
-        raise RuntimeError("wrk printed no Requests/sec line:\n" + wrk_output[-2000:])
-    return float(found.group(1))

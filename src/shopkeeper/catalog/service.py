@@ -21,7 +21,7 @@ from shopkeeper.catalog.models import Category, Product, Variant
 from shopkeeper.catalog.schemas import CategoryIn, ProductIn, ProductPatch
 from shopkeeper.catalog.search import ProductQuery, find_products, search_key
 from shopkeeper.core.cache import Cache
-from shopkeeper.core.db import utcnow
+from shopkeeper.core.db import is_postgres, utcnow
 from shopkeeper.core.errors import Conflict, InvalidInput, NotFound
 from shopkeeper.core.jsonutil import dumps
 from shopkeeper.inventory.service import available_by_sku
@@ -247,6 +247,11 @@ async def product_json(session: AsyncSession, *, id_or_slug: str) -> tuple[bytes
 
 async def product_page_json(session: AsyncSession, *, query: ProductQuery) -> bytes:
     """One listing page: three statements whatever the page size (products, variants, stock)."""
+    if is_postgres(session):
+        # Reads only, each statement on its own: no BEGIN and ROLLBACK round trips around them
+        # (2 of 5 per page; on this 2-CPU machine each round trip costs the worker about 0.5 ms
+        # of CPU in the socket write alone, measured with py-spy --native).
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     products, next_cursor = await find_products(session, query)
     items = await render_products(session, products)
     return dumps({"items": items, "next_cursor": next_cursor})
