@@ -6,7 +6,6 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, WebSocket, status
-from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
 from shopkeeper.core.db import Session
@@ -41,10 +40,12 @@ CartToken = Annotated[
 ]
 
 
-def _order_response(order: Order, status_code: int = status.HTTP_200_OK) -> JSONResponse:
-    return JSONResponse(
-        OrderOut.of(order).model_dump(mode="json"),
+def _order_response(order: Order, status_code: int = status.HTTP_200_OK) -> Response:
+    # Serialized by pydantic-core straight to bytes: the stored Idempotency-Key answer is these.
+    return Response(
+        OrderOut.of(order).model_dump_json(),
         status_code=status_code,
+        media_type="application/json",
         headers={"Location": f"/api/v1/orders/{order.id}"}
         if status_code == status.HTTP_201_CREATED
         else None,
