@@ -270,9 +270,10 @@ async def create_buyers_and_carts(
     engine = create_async_engine(database_url)
     password_hash = hash_password(secrets.token_urlsafe(12))
     now = utcnow()
-    users = [
+    user_ids = [new_id() for _ in range(count)]
+    users: list[dict[str, Any]] = [
         {
-            "id": new_id(),
+            "id": user_id,
             "email": f"buyer-{index}@bench.example.com",
             "password_hash": password_hash,
             "full_name": None,
@@ -280,7 +281,7 @@ async def create_buyers_and_carts(
             "is_active": True,
             "created_at": now,
         }
-        for index in range(count)
+        for index, user_id in enumerate(user_ids)
     ]
     carts = [
         {"id": new_id(), "user_id": user["id"], "status": "open", "created_at": now,
@@ -300,9 +301,9 @@ async def create_buyers_and_carts(
     tokens = [
         {
             "Authorization": "Bearer "
-            + create_access_token(settings=settings, user_id=user["id"], is_staff=False)
+            + create_access_token(settings=settings, user_id=user_id, is_staff=False)
         }
-        for user in users
+        for user_id in user_ids
     ]
     return tokens, [str(cart["id"]) for cart in carts]
 
