@@ -175,8 +175,29 @@ async def test_stock_low_is_recorded_when_a_reservation_crosses_the_threshold(
                 select(OutboxEvent.payload).where(OutboxEvent.name == "StockChanged")
             )
         )
-    assert payloads == [{"sku": "SKU-K", "available": threshold - 1}]
+    assert payloads == [{"sku": "SKU-K", "available": threshold - 1, "threshold": threshold}]
     assert {"skus": ["SKU-K"]} in changed
+
+
+async def test_a_skus_own_threshold_decides_when_stock_low_is_raised(
+    runtime: Runtime, stock: StockFactory
+) -> None:
+    shop = runtime.settings.stock_low_threshold
+    await stock("SKU-L", {"W1": shop + 20})  # its own threshold, well above the shop's
+    await stock("SKU-M", {"W1": shop + 20})  # the shop's threshold
+    async with runtime.db.session() as session:
+        await service.set_low_stock_threshold(session, sku="SKU-L", threshold=shop + 15)
+    # Both fall to shop + 14: below SKU-L's own threshold, still above the shop's.
+    await _reserve(runtime, uuid.uuid4(), [("SKU-L", 6), ("SKU-M", 6)])
+    async with runtime.db.session() as session:
+        payloads = list(
+            await session.scalars(select(OutboxEvent.payload).where(OutboxEvent.name == "StockLow"))
+        )
+    assert payloads == [{"sku": "SKU-L", "available": shop + 14, "threshold": shop + 15}]
+
+    async with runtime.db.session() as session:
+        await service.set_low_stock_threshold(session, sku="SKU-L", threshold=None)
+        assert (await service.get_stock(session, sku="SKU-L")).low_stock_threshold is None
 
 
 async def test_quantities_must_be_positive(runtime: Runtime) -> None:

@@ -64,6 +64,7 @@ async def test_a_catalog_sku_without_stock_reads_as_zero(
         "on_hand": 0,
         "reserved": 0,
         "available": 0,
+        "low_stock_threshold": None,
         "warehouses": [],
     }
 
@@ -74,6 +75,7 @@ async def test_a_catalog_sku_without_stock_reads_as_zero(
         ("POST", "/warehouses", {"code": "X", "name": "X"}),
         ("PUT", "/stock/ANY/X", {"on_hand": 1}),
         ("GET", "/stock/ANY", None),
+        ("PUT", "/stock/ANY", {"low_stock_threshold": 3}),
     ],
 )
 async def test_stock_endpoints_are_for_staff_only(
@@ -124,6 +126,10 @@ async def test_bad_stock_input_is_a_clear_problem_and_changes_nothing(
             "validation-error",
         ),
         ("POST", "/warehouses", {"code": "bad code", "name": "N"}, 422, "validation-error"),
+        ("PUT", "/stock/CAP-1", {"low_stock_threshold": -1}, 422, "validation-error"),
+        ("PUT", "/stock/CAP-1", {"low_stock_threshold": "4"}, 422, "validation-error"),
+        ("PUT", "/stock/CAP-1", {}, 422, "validation-error"),
+        ("PUT", "/stock/NOPE", {"low_stock_threshold": 4}, 404, "unknown-sku"),
     ]
     for method, path, body, status, slug in cases:
         response = await client.request(method, API + path, json=body, headers=staff_headers)
@@ -133,6 +139,31 @@ async def test_bad_stock_input_is_a_clear_problem_and_changes_nothing(
 
     stock = (await client.get(f"{API}/stock/CAP-1", headers=staff_headers)).json()
     assert [(level["warehouse"], level["on_hand"]) for level in stock["warehouses"]] == [("W1", 5)]
+    assert stock["low_stock_threshold"] is None
+
+
+async def test_staff_give_a_sku_its_own_low_stock_threshold_and_take_it_back(
+    client: httpx.AsyncClient, runtime: Runtime, staff_headers: dict[str, str]
+) -> None:
+    await create_product(runtime, "LAMP-7")
+    put = await client.put(
+        f"{API}/stock/LAMP-7", json={"low_stock_threshold": 12}, headers=staff_headers
+    )
+    assert put.status_code == 200, put.text
+    assert put.json()["low_stock_threshold"] == 12
+    changed = await client.put(
+        f"{API}/stock/LAMP-7", json={"low_stock_threshold": 0}, headers=staff_headers
+    )
+    assert changed.json()["low_stock_threshold"] == 0
+    read = await client.get(f"{API}/stock/LAMP-7", headers=staff_headers)
+    assert read.json()["low_stock_threshold"] == 0
+
+    reset = await client.put(
+        f"{API}/stock/LAMP-7", json={"low_stock_threshold": None}, headers=staff_headers
+    )
+    assert reset.status_code == 200
+    read = await client.get(f"{API}/stock/LAMP-7", headers=staff_headers)
+    assert read.json()["low_stock_threshold"] is None
 
 
 async def test_stock_changes_reach_cached_product_pages(

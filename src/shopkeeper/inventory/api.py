@@ -14,6 +14,7 @@ from shopkeeper.inventory.schemas import (
     StockLevelIn,
     StockLevelOut,
     StockOut,
+    ThresholdIn,
     WarehouseIn,
     WarehouseNearOut,
     WarehouseOut,
@@ -97,3 +98,19 @@ async def set_stock_level(
 )
 async def get_stock(sku: SkuPath, _staff: StaffUser, session: Session) -> StockOut:
     return StockOut.of(await service.get_stock(session, sku=sku))
+
+
+@router.put(
+    "/stock/{sku}",
+    response_model=StockOut,
+    responses=problem_responses(401, 403, 404, 422, s404="`unknown-sku`"),
+)
+async def set_low_stock_threshold(
+    sku: SkuPath, body: ThresholdIn, _staff: StaffUser, session: Session
+) -> StockOut:
+    """The SKU's own low-stock threshold (`stock.low` on `/api/v1/ws/admin` when a reservation
+    crosses it); `null` returns it to the shop's `SHOPKEEPER_STOCK_LOW_THRESHOLD`."""
+    stock = await service.set_low_stock_threshold(
+        session, sku=sku, threshold=body.low_stock_threshold
+    )
+    return StockOut.of(stock)

@@ -11,6 +11,9 @@ class StockLow:
 
     sku: str
     available: int
+    threshold: int | None = None
+    """The threshold crossed (the SKU's own or the shop's); None in events recorded before
+    thresholds were per SKU."""
 
 
 @dataclass(frozen=True)

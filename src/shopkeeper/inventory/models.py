@@ -62,6 +62,22 @@ class StockLevel(Base):
     )
 
 
+class StockThreshold(Base):
+    """A SKU's own low-stock threshold, where it differs from the shop's
+    (`SHOPKEEPER_STOCK_LOW_THRESHOLD`): a reservation that takes the SKU's available units
+    from above it to at or below it raises `StockLow`."""
+
+    __tablename__ = "stock_thresholds"
+
+    sku: Mapped[str] = mapped_column(
+        String(SKU_MAX_LENGTH), ForeignKey("variants.sku", ondelete="CASCADE"), primary_key=True
+    )
+    low_stock_threshold: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (CheckConstraint("low_stock_threshold >= 0", "threshold_not_negative"),)
+
+
 class AllocationState(enum.StrEnum):
     RESERVED = "reserved"
     RELEASED = "released"

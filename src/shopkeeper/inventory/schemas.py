@@ -79,6 +79,15 @@ class StockLevelIn(BaseModel):
     on_hand: Annotated[int, Field(ge=0, le=MAX_QUANTITY, strict=True)]
 
 
+class ThresholdIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    low_stock_threshold: Annotated[int, Field(ge=0, le=MAX_QUANTITY, strict=True)] | None = Field(
+        description="`StockLow` fires when a reservation takes the SKU's available units to at "
+        "or below this; null returns the SKU to the shop's threshold"
+    )
+
+
 class StockLevelOut(BaseModel):
     sku: str
     warehouse: str
@@ -102,6 +111,10 @@ class StockOut(BaseModel):
     on_hand: int
     reserved: int
     available: int
+    low_stock_threshold: int | None = Field(
+        description="This SKU's own low-stock threshold; null: the shop's "
+        "(`SHOPKEEPER_STOCK_LOW_THRESHOLD`)"
+    )
     warehouses: list[StockLevelOut]
 
     @classmethod
@@ -111,5 +124,6 @@ class StockOut(BaseModel):
             on_hand=stock.on_hand,
             reserved=stock.reserved,
             available=stock.available,
+            low_stock_threshold=stock.low_stock_threshold,
             warehouses=[StockLevelOut.of(level) for level in stock.warehouses],
         )

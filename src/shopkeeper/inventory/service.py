@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Uuid,
     bindparam,
+    delete,
     func,
     insert,
     select,
@@ -37,7 +38,13 @@ from shopkeeper.core.settings import Settings
 from shopkeeper.inventory.allocation import Source, plan_line
 from shopkeeper.inventory.events import StockChanged, StockLow
 from shopkeeper.inventory.geo import warehouse_distances_km
-from shopkeeper.inventory.models import AllocationState, StockAllocation, StockLevel, Warehouse
+from shopkeeper.inventory.models import (
+    AllocationState,
+    StockAllocation,
+    StockLevel,
+    StockThreshold,
+    Warehouse,
+)
 
 # Ceiling for any one quantity: far above a real shop's stock, far below int32 overflow.
 MAX_QUANTITY = 1_000_000_000
@@ -45,14 +52,18 @@ MAX_QUANTITY = 1_000_000_000
 # The reservation's statements, built once over plain table columns: checkout runs them on
 # every order, and a prebuilt Core statement skips the ORM's per-call compile and cache-key work.
 _stock, _warehouses = table_of(StockLevel), table_of(Warehouse)
+_thresholds = table_of(StockThreshold)
 _READ_STOCK = (
     select(
         _stock.c.sku,
         _stock.c.warehouse_id,
         _stock.c.on_hand - _stock.c.reserved,
         _warehouses.c.code,
+        # The SKU's own low-stock threshold rides along: no extra round trip per checkout.
+        _thresholds.c.low_stock_threshold,
     )
     .join(_warehouses, _warehouses.c.id == _stock.c.warehouse_id)
+    .outerjoin(_thresholds, _thresholds.c.sku == _stock.c.sku)
     .where(_stock.c.sku.in_(bindparam("skus", expanding=True)))
     .order_by(_stock.c.sku, _stock.c.warehouse_id)
 )
@@ -109,6 +120,8 @@ class StockLevelView:
 class SkuStock:
     sku: str
     warehouses: list[StockLevelView]
+    low_stock_threshold: int | None = None
+    """The SKU's own low-stock threshold; None: the shop's (`stock_low_threshold`)."""
 
     @property
     def on_hand(self) -> int:
@@ -150,7 +163,10 @@ async def get_stock(session: AsyncSession, *, sku: str) -> SkuStock:
     levels = [StockLevelView(*row) for row in rows]
     if not levels:
         await _ensure_known_sku(session, sku)
-    return SkuStock(sku=sku, warehouses=levels)
+    threshold = await session.scalar(
+        select(StockThreshold.low_stock_threshold).where(StockThreshold.sku == sku)
+    )
+    return SkuStock(sku=sku, warehouses=levels, low_stock_threshold=threshold)
 
 
 # --- reservations (caller's transaction) --------------------------------------------------------
@@ -181,8 +197,13 @@ async def reserve_stock(
     skus = sorted(wanted)
     query = _LOCK_STOCK if is_postgres(session) else _READ_STOCK
     sources: dict[str, list[Source]] = defaultdict(list)
-    for sku, warehouse_id, available, code in await session.execute(query, {"skus": skus}):
+    own_thresholds: dict[str, int] = {}
+    for sku, warehouse_id, available, code, threshold in await session.execute(
+        query, {"skus": skus}
+    ):
         sources[sku].append(Source(warehouse_id, code, int(available)))
+        if threshold is not None:
+            own_thresholds[sku] = threshold
     distances = (
         await warehouse_distances_km(
             session, near, {source.warehouse_id for line in sources.values() for source in line}
@@ -224,14 +245,15 @@ async def reserve_stock(
         ],
     )
 
-    threshold = _low_threshold(settings)
+    shop_threshold = _low_threshold(settings)
     happened: list[object] = []
     for sku in skus:
+        threshold = own_thresholds.get(sku, shop_threshold)
         before = sum(source.available for source in sources[sku])
         after = before - wanted[sku]
         # Only the reservation that crosses the threshold alerts, not every one below it.
         if after <= threshold < before:
-            happened.append(StockLow(sku=sku, available=after))
+            happened.append(StockLow(sku=sku, available=after, threshold=threshold))
     happened.append(StockChanged(skus=skus))
     if events is not None:
         events.extend(happened)
@@ -404,6 +426,29 @@ async def set_stock_level(
     record_event(session, StockChanged(skus=[sku]))
     await session.commit()
     return StockLevelView(sku=sku, warehouse=warehouse_code, on_hand=row[0], reserved=row[1])
+
+
+async def set_low_stock_threshold(
+    session: AsyncSession, *, sku: str, threshold: int | None
+) -> SkuStock:
+    """Give `sku` its own low-stock threshold, or (None) return it to the shop's. Applies from
+    the next reservation: `StockLow` is raised when one takes the SKU's available units from
+    above the threshold to at or below it."""
+    await _ensure_known_sku(session, sku)
+    if threshold is None:
+        await session.execute(delete(StockThreshold).where(StockThreshold.sku == sku))
+    else:
+        insert_threshold = _insert(session, StockThreshold).values(
+            sku=sku, low_stock_threshold=threshold, updated_at=utcnow()
+        )
+        await session.execute(
+            insert_threshold.on_conflict_do_update(
+                index_elements=["sku"],
+                set_={"low_stock_threshold": threshold, "updated_at": utcnow()},
+            )
+        )
+    await session.commit()
+    return await get_stock(session, sku=sku)
 
 
 def _insert(session: AsyncSession, model: type[Any]) -> Any:

@@ -92,7 +92,7 @@ async def announce_stock_low(ctx: HandlerContext, payload: dict[str, Any]) -> No
             "type": "stock.low",
             "sku": payload["sku"],
             "available": payload["available"],
-            "threshold": ctx.runtime.settings.stock_low_threshold,
+            "threshold": payload.get("threshold", ctx.runtime.settings.stock_low_threshold),
         },
     )
 
