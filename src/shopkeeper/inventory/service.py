@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from shopkeeper.catalog.models import Variant
 from shopkeeper.core.db import UTCDateTime, affected_rows, is_postgres, new_id, table_of, utcnow
@@ -137,6 +138,17 @@ class SkuStock:
 
 
 # --- reading -----------------------------------------------------------------------------------
+
+
+def available_of(sku: ColumnElement[str]) -> ColumnElement[int]:
+    """Sellable units of the SKU in `sku` across all warehouses (0 without stock rows), as a
+    correlated sub-select another domain can put in its own statement: the catalog reads a
+    page's variants and their stock in one round trip. One primary-key range scan per SKU."""
+    return (
+        select(func.coalesce(func.sum(_stock.c.on_hand - _stock.c.reserved), 0))
+        .where(_stock.c.sku == sku)
+        .scalar_subquery()
+    )
 
 
 async def available_by_sku(session: AsyncSession, skus: Collection[str]) -> dict[str, int]:
