@@ -277,7 +277,7 @@ async def product_page_json(session: AsyncSession, *, query: ProductQuery) -> by
 
 
 async def render_products(
-    session: AsyncSession, products: Sequence[Product]
+    session: AsyncSession, products: Sequence[Product | Row[Any]]
 ) -> list[dict[str, Any]]:
     if not products:
         return []
@@ -295,9 +295,9 @@ async def _render_one(session: AsyncSession, product: Product) -> dict[str, Any]
 
 
 def product_dict(
-    product: Product, variants: Sequence[Variant | Row[Any]], available: dict[str, int]
+    product: Product | Row[Any], variants: Sequence[Variant | Row[Any]], available: dict[str, int]
 ) -> dict[str, Any]:
-    """The API's Product; `variants` are ORM objects or rows with the same column names."""
+    """The API's Product, from ORM objects or rows with the same column names."""
     return {
         "id": str(product.id),
         "slug": product.slug,
