@@ -6,12 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import select, update
+import pytest
+from sqlalchemy import select, text, update
 
 from shopkeeper.core.db import utcnow
 from shopkeeper.core.idempotency import (
     IdempotencyKey,
     idempotency_scope,
+    key_lock_number,
     purge_idempotency_keys,
     request_fingerprint,
 )
@@ -58,6 +60,35 @@ async def test_a_retry_while_the_first_runs_is_409(
     assert response.status_code == 409
     assert problem_slug(response) == "idempotency-key-in-progress"
     assert (await client.get("/api/v1/orders", headers=customer_headers)).json()["items"] == []
+
+
+async def test_a_checkout_holding_the_key_makes_a_concurrent_retry_409_at_once(
+    backend: str,
+    client: httpx.AsyncClient,
+    staff_headers: dict[str, str],
+    customer_headers: dict[str, str],
+    runtime: Runtime,
+) -> None:
+    """On PostgreSQL a running checkout holds a transaction-scoped advisory lock on its key; a
+    retry that cannot take it answers 409 at once instead of queueing on the unique index."""
+    if backend != "postgresql":
+        pytest.skip("SQLite runs one writer at a time: a retry waits and then replays")
+    sku = await create_sku(client, staff_headers)
+    cart_id = await create_cart(client, customer_headers, [(sku, 1)])
+    principal = decode_access_token(customer_headers["Authorization"].split()[1], runtime.settings)
+    lock = key_lock_number(idempotency_scope(principal), "held")
+    async with runtime.db.engine.connect() as running:  # stands in for the first request
+        await running.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": lock})
+
+        response = await checkout(client, customer_headers, cart_id, key="held")
+
+        assert response.status_code == 409
+        assert problem_slug(response) == "idempotency-key-in-progress"
+        assert (await client.get("/api/v1/orders", headers=customer_headers)).json()["items"] == []
+        await running.rollback()
+
+    # Once the lock is gone the same key runs.
+    assert (await checkout(client, customer_headers, cart_id, key="held")).status_code == 201
 
 
 async def test_a_claim_abandoned_by_a_dead_process_is_taken_over(

@@ -322,7 +322,7 @@ async def _claim_in_transaction(
         }
         source = select(
             *(literal(value, types.get(name) or String()) for name, value in row.items())
-        ).where(func.pg_try_advisory_xact_lock(_lock_number(scope, key)))
+        ).where(func.pg_try_advisory_xact_lock(key_lock_number(scope, key)))
         insert_claim = insert_claim.from_select(list(row), source)
     else:
         insert_claim = insert_claim.values(row)
@@ -389,7 +389,7 @@ def _insert_ignoring_conflict(session: AsyncSession) -> Any:
     return dialect.insert(keys).on_conflict_do_nothing(index_elements=[keys.c.scope, keys.c.key])
 
 
-def _lock_number(scope: str, key: str) -> int:
+def key_lock_number(scope: str, key: str) -> int:
     """The advisory lock for (scope, key): 64 bits of its hash, as PostgreSQL's signed bigint."""
     digest = hashlib.sha256(f"{scope}\0{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
