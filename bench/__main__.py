@@ -226,12 +226,13 @@ def shop_env(args: argparse.Namespace) -> dict[str, str]:
 
 
 async def ensure_catalog(args: argparse.Namespace, env: dict[str, str]) -> None:
-    from sqlalchemy import text
+    from sqlalchemy import make_url, text
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    admin_url = args.database_url.rsplit("/", 1)[0] + "/postgres"
-    name = args.database_url.rsplit("/", 1)[1]
-    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    # make_url, not string splitting: a Unix-socket URL carries `?host=/var/run/postgresql`.
+    url = make_url(args.database_url)
+    name = url.database
+    admin = create_async_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     async with admin.connect() as connection:
         exists = await connection.scalar(
             text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
@@ -551,12 +552,14 @@ def report(
         f"{_memory_total()}, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}",
         f"- command: `python -m bench --products {args.products} --workers {args.workers} "
-        f"--duration {args.duration} --connections {args.connections} "
+        + (f"--database-url '{args.database_url}' " if args.database_url != DEFAULT_DB else "")
+        + f"--duration {args.duration} --connections {args.connections} "
         f"--search-connections {args.search_connections}"
         + (f" --search-rate {args.search_rate:g}" if args.search_rate else "")
         + (f" --scenarios {args.scenarios}" if args.scenarios != ",".join(SCENARIOS) else "")
         + "`",
-        f"- catalog: {args.products:,} products on PostgreSQL; Redis L2; load generators (wrk, and "
+        f"- catalog: {args.products:,} products on PostgreSQL ({_transport(args.database_url)}); "
+        "Redis L2; load generators (wrk, and "
         "an asyncio open-loop client with Poisson arrivals for the search rates) on the same "
         "machine (they compete with the servers for the same CPUs); every uncached URL is new "
         "(a run token in the query)",
@@ -587,6 +590,18 @@ def report(
     if not args.no_record:
         existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
         RESULTS.write_text(existing.rstrip("\n") + "\n\n" + text)
+
+
+def _transport(database_url: str) -> str:
+    """How the servers reach PostgreSQL: a Unix socket skips the TCP loopback's kernel work."""
+    from sqlalchemy import make_url
+
+    url = make_url(database_url)
+    host = url.query.get("host") or url.host or ""
+    socket_dir = host if isinstance(host, str) else host[0]
+    if not url.host and (not socket_dir or socket_dir.startswith("/")):
+        return f"Unix socket {socket_dir or '(libpq default)'}"
+    return f"TCP {url.host}:{url.port or 5432}"
 
 
 def _memory_total() -> str:
