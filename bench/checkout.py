@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import insert, text
+from sqlalchemy import insert, make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shopkeeper.carts.models import Cart, CartItem
@@ -107,12 +107,14 @@ async def in_batches(count: int, size: int, make: Callable[[int], Awaitable[Any]
 
 
 async def main(args: argparse.Namespace) -> None:
-    admin_url = args.postgres_url.rstrip("/") + "/postgres"
+    # Through make_url, so a server URL with a query (`?host=/var/run/postgresql`) keeps it.
+    server_url = make_url(args.postgres_url)
+    admin_url = server_url.set(database="postgres").render_as_string(hide_password=False)
     name = f"shopkeeper_bench_{secrets.token_hex(4)}"
     admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
     async with admin.connect() as connection:
         await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    database_url = args.postgres_url.rstrip("/") + "/" + name
+    database_url = server_url.set(database=name).render_as_string(hide_password=False)
     var_dir = Path(args.var_dir) / name
     var_dir.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(48)

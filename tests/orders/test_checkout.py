@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
+from shopkeeper.carts.models import Cart
 from shopkeeper.core.events import OutboxEvent
 from shopkeeper.core.runtime import Runtime
+from shopkeeper.orders.models import Order
+from shopkeeper.users.models import User
 from tests.orders.conftest import (
     ADDRESS,
     PlaceOrder,
@@ -213,3 +217,25 @@ async def test_guest_checkout_with_cart_token(
     assert stranger.status_code == 404
     anonymous = await client.get(f"/api/v1/orders/{order['id']}")
     assert anonymous.status_code == 401
+
+
+async def test_a_deactivated_account_cannot_check_out_and_its_cart_stays_open(
+    client: httpx.AsyncClient, staff_headers: dict[str, str], runtime: Runtime
+) -> None:
+    sku = await create_sku(client, staff_headers, on_hand=5)
+    buyer = await make_user(runtime)
+    cart_id = await create_cart(client, buyer, [(sku, 1)])
+    me = uuid.UUID((await client.get("/api/v1/users/me", headers=buyer)).json()["id"])
+    async with runtime.db.session() as session:
+        await session.execute(update(User).where(User.id == me).values(is_active=False))
+        await session.commit()
+
+    response = await checkout(client, buyer, cart_id)
+
+    assert response.status_code == 404
+    assert problem_slug(response) == "user-not-found"
+    assert (await stock_of(client, staff_headers, sku))["reserved"] == 0
+    async with runtime.db.session() as session:
+        status = await session.scalar(select(Cart.status).where(Cart.id == uuid.UUID(cart_id)))
+        assert status == "open"
+        assert await session.scalar(select(func.count()).select_from(Order)) == 0

@@ -10,8 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, text, update
 
+from shopkeeper.carts.models import Cart, CartItem
+from shopkeeper.core.db import utcnow
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings
 from shopkeeper.orders.models import Order
@@ -134,3 +136,43 @@ async def test_twenty_concurrent_retries_of_one_key_create_one_order(
     assert late.status_code == 201 and late.headers["idempotent-replayed"] == "true"
     original = next(r for r in created if "idempotent-replayed" not in r.headers)
     assert late.content == original.content
+
+
+async def test_a_line_added_while_checkout_waits_for_the_cart_is_in_the_order(
+    client: httpx.AsyncClient, runtime: Runtime, staff_headers: dict[str, str]
+) -> None:
+    first = await create_sku(client, staff_headers)
+    second = await create_sku(client, staff_headers)
+    [buyer] = await make_users(runtime, 1)
+    cart_id = await create_cart(client, buyer, [(first, 1)])
+
+    async with runtime.db.session() as adding:
+        # What an add-to-cart request does (carts.service.add_item): lock the cart, add, touch.
+        await adding.execute(select(Cart.id).where(Cart.id == cart_id).with_for_update())
+        await adding.execute(insert(CartItem).values(cart_id=cart_id, sku=second, quantity=2))
+        await adding.execute(update(Cart).where(Cart.id == cart_id).values(updated_at=utcnow()))
+        placing = asyncio.create_task(checkout(client, buyer, cart_id))
+        await until_a_session_waits_for_a_lock(runtime)
+        await adding.commit()
+    response = await placing
+
+    assert response.status_code == 201, response.text
+    lines = {line["sku"]: line["quantity"] for line in response.json()["lines"]}
+    assert lines == {first: 1, second: 2}
+    assert (await stock_of(client, staff_headers, second))["reserved"] == 2
+
+
+async def until_a_session_waits_for_a_lock(runtime: Runtime) -> None:
+    async with runtime.db.session() as watcher:
+        for _ in range(500):
+            waiting = await watcher.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+            )
+            if waiting:
+                return
+            await watcher.rollback()  # a fresh snapshot of pg_stat_activity
+            await asyncio.sleep(0.02)
+    raise AssertionError("checkout never waited for the cart's lock")

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import hmac
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, func, select, update
+from sqlalchemy import Select, bindparam, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from shopkeeper.carts.models import MAX_LINE_QUANTITY, Cart, CartItem, CartStatus
 from shopkeeper.carts.pricing import PricedVariant, line_name, price_variants
@@ -53,6 +55,7 @@ _PRICED_ITEMS = (
     .where(_items_table.c.cart_id == bindparam("cart_id"))
     .order_by(_items_table.c.created_at, _items_table.c.sku)
 )
+_PRICED_COLUMNS = len(_PRICED_ITEMS.selected_columns)
 
 
 class CartNotFound(NotFound):
@@ -131,6 +134,8 @@ class CartSnapshot:
     user_id: uuid.UUID | None
     lines: list[CartSnapshotLine]
     subtotal: Money
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """The caller's own columns, read with the lines (see `priced_items_query`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,6 +359,15 @@ async def merge_guest_cart(session: AsyncSession, *, user_id: uuid.UUID, cart_to
 # --- checkout (caller's transaction) ------------------------------------------------------------
 
 
+def priced_items_query(**extra: ColumnElement[Any]) -> Select[Any]:
+    """Checkout's read of a cart's lines, priced now, with columns a caller adds for its own
+    needs (checkout: the buyer's e-mail, the order number). Build it once, at import: an
+    uncorrelated scalar subquery added here is evaluated once per statement, so the extra
+    columns cost no round trip of their own. Their bind parameters go in `checkout_snapshot`'s
+    `params`."""
+    return _PRICED_ITEMS.add_columns(*(column.label(name) for name, column in extra.items()))
+
+
 async def checkout_snapshot(
     session: AsyncSession,
     *,
@@ -361,14 +375,19 @@ async def checkout_snapshot(
     principal: Principal | None,
     cart_token: str | None,
     settings: Settings | None = None,
+    read: Select[Any] = _PRICED_ITEMS,
+    params: Mapping[str, Any] | None = None,
 ) -> CartSnapshot:
     """Close the cart for checkout and return it priced now, in the caller's transaction (which
-    commits the order with it, or rolls both back).
+    commits the order with it, or rolls both back). `read` is `priced_items_query(...)` when
+    the caller wants columns of its own; their values are in the snapshot's `extra`.
 
     The closing UPDATE is also the lock: a second checkout of the same cart waits for the first
     transaction and then finds the cart closed, and lines cannot change under the order being
-    written. 404 if the cart is not the caller's; 409 `cart-closed`, `cart-empty`, or
-    `item-unavailable` (extension `sku`) for a line whose product is archived.
+    written. The lines are read by a second statement, after the lock is held, so a line added
+    by a request that held the lock first is in the order. 404 if the cart is not the caller's;
+    409 `cart-closed`, `cart-empty`, or `item-unavailable` (extension `sku`) for a line whose
+    product is archived.
     """
     closed = (await session.execute(_CLOSE_CART, {"cart_id": cart_id, "now": utcnow()})).first()
     if closed is None:
@@ -377,18 +396,14 @@ async def checkout_snapshot(
         raise CartClosed("This cart was already checked out")
     if not _owns(closed.user_id, closed.token_hash, principal, cart_token):
         raise CartNotFound()
-    rows = await session.execute(_PRICED_ITEMS, {"cart_id": cart_id})
+    result = await session.execute(read, {**(params or {}), "cart_id": cart_id})
+    extra_names = list(result.keys())[_PRICED_COLUMNS:]
     lines: list[CartSnapshotLine] = []
-    for (
-        sku,
-        quantity,
-        product_id,
-        product_name,
-        variant_name,
-        price,
-        currency,
-        archived_at,
-    ) in rows:
+    extra: dict[str, Any] = {}
+    for row in result:
+        sku, quantity, product_id, product_name, variant_name, price, currency, archived_at = row[
+            :_PRICED_COLUMNS
+        ]
         if archived_at is not None:
             raise ItemUnavailable(f"{sku} is no longer sold; remove it from the cart", sku=sku)
         lines.append(
@@ -400,13 +415,17 @@ async def checkout_snapshot(
                 unit_price=Money(amount=price, currency=currency),
             )
         )
+        if not extra:
+            extra = dict(zip(extra_names, row[_PRICED_COLUMNS:], strict=True))
     if not lines:
         raise CartEmpty("The cart has no items")
     currency = lines[0].unit_price.currency
     subtotal = Money.zero(currency)
     for line in lines:
         subtotal = subtotal + line.total
-    return CartSnapshot(cart_id=cart_id, user_id=closed.user_id, lines=lines, subtotal=subtotal)
+    return CartSnapshot(
+        cart_id=cart_id, user_id=closed.user_id, lines=lines, subtotal=subtotal, extra=extra
+    )
 
 
 # --- helpers ------------------------------------------------------------------------------------

@@ -13,11 +13,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import ForeignKey, Index, String, Uuid, insert
+from sqlalchemy import ForeignKey, Index, String, Uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shopkeeper.core.db import Base, JSONDocument, UTCDateTime, new_id, table_of, utcnow
+from shopkeeper.core.writes import WriteBatch
 
 if TYPE_CHECKING:
     from shopkeeper.core.runtime import Runtime
@@ -71,16 +72,15 @@ def record_event(session: AsyncSession, event: object) -> OutboxEvent:
     return row
 
 
-async def insert_events(session: AsyncSession, events: Sequence[object]) -> None:
-    """Write `events` in the session's transaction with one INSERT, bypassing the unit of work:
-    for hot paths (checkout) that write several events and no other ORM objects."""
-    if events:
-        now = utcnow()
-        rows = [{**_event_values(event), "created_at": now} for event in events]
-        await session.execute(_INSERT_EVENT, rows)
-
-
-_INSERT_EVENT = insert(table_of(OutboxEvent))
+def queue_events(writes: WriteBatch, events: Sequence[object]) -> None:
+    """Add `events` to a batch of writes (bypassing the unit of work): for hot paths
+    (checkout) that write several events and no other ORM objects. They commit with the
+    transaction the batch is flushed in, like `record_event`'s."""
+    now = utcnow()
+    writes.insert(
+        table_of(OutboxEvent),
+        [{**_event_values(event), "created_at": now, "attempts": 0} for event in events],
+    )
 
 
 def _event_values(event: object) -> dict[str, Any]:

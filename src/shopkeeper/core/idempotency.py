@@ -29,6 +29,7 @@ from sqlalchemy import (
     String,
     Text,
     Uuid,
+    bindparam,
     delete,
     func,
     literal,
@@ -62,6 +63,7 @@ from shopkeeper.core.errors import (
     problem_response,
 )
 from shopkeeper.core.security import Principal
+from shopkeeper.core.writes import WriteBatch
 
 KEY_MAX_LENGTH = 255
 KEY_RETENTION = timedelta(hours=24)
@@ -182,27 +184,50 @@ class IdempotencyClaim:
         """Store `response` in the caller's unit of work (the caller commits). Raises
         409 `idempotency-key-in-progress` if another request took the key over meanwhile,
         so the caller's transaction rolls back instead of doing the work twice."""
-        stored = StoredResponse.of(response)
-        keys = table_of(IdempotencyKey)
-        result = await session.execute(
-            update(keys)
-            .where(
-                keys.c.id == self.record_id,
-                keys.c.status == IN_PROGRESS,
-                keys.c.locked_at == self.locked_at,
-            )
-            .values(
-                status=COMPLETED,
-                response_status=stored.status_code,
-                response_headers=stored.headers,
-                response_body=stored.body.decode(),
-                completed_at=utcnow(),
-            )
-        )
-        if affected_rows(result) != 1:
-            raise IdempotencyKeyInProgress("Another request took over this Idempotency-Key")
-        self.saved = stored
+        writes = WriteBatch()
+        self.save_in(writes, response)
+        await writes.flush(session)
         return response
+
+    def save_in(self, writes: WriteBatch, response: Response) -> None:
+        """`save`, as one of the caller's batched writes: the check that the key is still this
+        request's happens when the batch is flushed."""
+        stored = StoredResponse.of(response)
+        writes.change(
+            _SAVE_ANSWER,
+            {
+                "answer_status": stored.status_code,
+                "answer_headers": stored.headers,
+                "answer_body": stored.body.decode(),
+                "answer_at": utcnow(),
+                "answer_key_id": self.record_id,
+                "answer_locked_at": self.locked_at,
+            },
+            expected_rows=1,
+            mismatch=lambda: IdempotencyKeyInProgress(
+                "Another request took over this Idempotency-Key"
+            ),
+        )
+        self.saved = stored
+
+
+# Conditional on the claim still being ours (a stale-claim takeover changes `locked_at`).
+_SAVE_ANSWER = text(
+    """
+    UPDATE idempotency_keys
+    SET status = 'completed', response_status = :answer_status,
+        response_headers = :answer_headers, response_body = :answer_body,
+        completed_at = :answer_at
+    WHERE id = :answer_key_id AND status = 'in_progress' AND locked_at = :answer_locked_at
+    """
+).bindparams(
+    bindparam("answer_status", type_=Integer()),
+    bindparam("answer_headers", type_=JSONDocument),
+    bindparam("answer_body", type_=Text()),
+    bindparam("answer_at", type_=UTCDateTime()),
+    bindparam("answer_key_id", type_=Uuid()),
+    bindparam("answer_locked_at", type_=UTCDateTime()),
+)
 
 
 Operation = Callable[[IdempotencyClaim], Awaitable[Response]]

@@ -11,6 +11,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -21,7 +22,6 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
-    insert,
     select,
     text,
     update,
@@ -34,8 +34,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from shopkeeper.catalog.models import Variant
 from shopkeeper.core.db import UTCDateTime, affected_rows, is_postgres, new_id, table_of, utcnow
 from shopkeeper.core.errors import Conflict, InvalidInput, NotFound
-from shopkeeper.core.events import insert_events, record_event
+from shopkeeper.core.events import queue_events, record_event
 from shopkeeper.core.settings import Settings
+from shopkeeper.core.writes import WriteBatch
 from shopkeeper.inventory.allocation import Source, plan_line
 from shopkeeper.inventory.events import StockChanged, StockLow
 from shopkeeper.inventory.geo import warehouse_distances_km
@@ -71,18 +72,19 @@ _READ_STOCK = (
 _LOCK_STOCK = _READ_STOCK.with_for_update(of=_stock)
 _RESERVE_ROWS = text(
     """
-    UPDATE stock_levels SET reserved = stock_levels.reserved + wanted.quantity, updated_at = :now
-    FROM unnest(:skus, :warehouse_ids, :quantities) AS wanted(sku, warehouse_id, quantity)
+    UPDATE stock_levels
+    SET reserved = stock_levels.reserved + wanted.quantity, updated_at = :reserve_at
+    FROM unnest(:reserve_skus, :reserve_warehouse_ids, :reserve_quantities)
+      AS wanted(sku, warehouse_id, quantity)
     WHERE stock_levels.sku = wanted.sku AND stock_levels.warehouse_id = wanted.warehouse_id
       AND stock_levels.on_hand - stock_levels.reserved >= wanted.quantity
     """
 ).bindparams(
-    bindparam("skus", type_=postgresql.ARRAY(String)),
-    bindparam("warehouse_ids", type_=postgresql.ARRAY(Uuid)),
-    bindparam("quantities", type_=postgresql.ARRAY(Integer)),
-    bindparam("now", type_=UTCDateTime()),
+    bindparam("reserve_skus", type_=postgresql.ARRAY(String)),
+    bindparam("reserve_warehouse_ids", type_=postgresql.ARRAY(Uuid)),
+    bindparam("reserve_quantities", type_=postgresql.ARRAY(Integer)),
+    bindparam("reserve_at", type_=UTCDateTime()),
 )
-_INSERT_ALLOCATION = insert(table_of(StockAllocation))
 
 
 class InsufficientStock(Conflict):
@@ -191,13 +193,13 @@ async def reserve_stock(
     lines: Sequence[tuple[str, int]],
     near: tuple[float, float] | None = None,
     settings: Settings | None = None,
-    events: list[object] | None = None,
+    writes: WriteBatch | None = None,
 ) -> None:
     """Reserve every line for `reference`, or nothing: InsufficientStock is raised before any
     row is written. Runs in the caller's transaction and does not commit. Pass `settings` for
-    the shop's `stock_low_threshold` (the settings default otherwise). The `StockChanged` (and
-    any `StockLow`) events are written at once, or appended to `events` for a caller that
-    writes all of its events in one statement.
+    the shop's `stock_low_threshold` (the settings default otherwise). With `writes`, the
+    reservation, its allocations and its `StockChanged` (and any `StockLow`) events join the
+    caller's batch, which the caller flushes; otherwise they are written before returning.
 
     Every stock row of every SKU involved is locked in one statement, ordered by (sku,
     warehouse), so two checkouts of overlapping carts queue instead of deadlocking. The
@@ -238,10 +240,11 @@ async def reserve_stock(
         plans.extend((sku, warehouse_id, quantity) for warehouse_id, quantity in plan)
 
     plans.sort()
-    await _reserve_rows(session, plans)
+    batch = writes if writes is not None else WriteBatch()
     now = utcnow()
-    await session.execute(
-        _INSERT_ALLOCATION,
+    await _reserve_rows(session, batch, plans, now)
+    batch.insert(
+        table_of(StockAllocation),
         [
             {
                 "id": new_id(),
@@ -267,29 +270,33 @@ async def reserve_stock(
         if after <= threshold < before:
             happened.append(StockLow(sku=sku, available=after, threshold=threshold))
     happened.append(StockChanged(skus=skus))
-    if events is not None:
-        events.extend(happened)
-    else:
-        await insert_events(session, happened)
+    queue_events(batch, happened)
+    if writes is None:
+        await batch.flush(session)
 
 
-async def _reserve_rows(session: AsyncSession, plans: Sequence[tuple[str, uuid.UUID, int]]) -> None:
+async def _reserve_rows(
+    session: AsyncSession,
+    writes: WriteBatch,
+    plans: Sequence[tuple[str, uuid.UUID, int]],
+    now: datetime,
+) -> None:
     """Add each plan's quantity to its stock row's `reserved`, in lock order. The updates are
     conditional on the units still being there: unreachable under the row locks, but if it ever
     happens the caller's rollback undoes the lines already reserved (all or nothing)."""
     if is_postgres(session):
-        # One statement for every row, counted.
-        result = await session.execute(
+        # One statement for every row, counted, sent with the rest of the caller's writes.
+        writes.change(
             _RESERVE_ROWS,
             {
-                "skus": [sku for sku, _, _ in plans],
-                "warehouse_ids": [warehouse_id for _, warehouse_id, _ in plans],
-                "quantities": [quantity for _, _, quantity in plans],
-                "now": utcnow(),
+                "reserve_skus": [sku for sku, _, _ in plans],
+                "reserve_warehouse_ids": [warehouse_id for _, warehouse_id, _ in plans],
+                "reserve_quantities": [quantity for _, _, quantity in plans],
+                "reserve_at": now,
             },
+            expected_rows=len(plans),
+            mismatch=lambda: InsufficientStock("Stock was taken concurrently"),
         )
-        if affected_rows(result) != len(plans):
-            raise InsufficientStock("Stock was taken concurrently")
         return
     for sku, warehouse_id, quantity in plans:
         result = await session.execute(
@@ -299,7 +306,7 @@ async def _reserve_rows(session: AsyncSession, plans: Sequence[tuple[str, uuid.U
                 StockLevel.warehouse_id == warehouse_id,
                 StockLevel.on_hand - StockLevel.reserved >= quantity,
             )
-            .values(reserved=StockLevel.reserved + quantity)
+            .values(reserved=StockLevel.reserved + quantity, updated_at=now)
         )
         if affected_rows(result) != 1:
             raise InsufficientStock(f"{sku} was taken concurrently", sku=sku)

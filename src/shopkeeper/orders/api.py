@@ -20,6 +20,7 @@ from shopkeeper.core.idempotency import (
 from shopkeeper.core.realtime import CLOSE_FORBIDDEN, authenticate_websocket, close_websocket
 from shopkeeper.core.runtime import AppRuntime, Runtime
 from shopkeeper.core.security import CurrentUser, OptionalUser, StaffUser
+from shopkeeper.core.writes import WriteBatch
 from shopkeeper.orders import checkout, service
 from shopkeeper.orders.handlers import ADMIN_TOPIC, order_topic
 from shopkeeper.orders.models import Order
@@ -63,7 +64,8 @@ def _order_response(order: Order, status_code: int = status.HTTP_200_OK) -> Resp
         409,
         422,
         s400="`idempotency-key-required`, `invalid-idempotency-key`",
-        s404="`cart-not-found`: no such cart, or not yours",
+        s404="`cart-not-found`: no such cart, or not yours; `user-not-found`: the signed-in "
+        "account is deactivated",
         s409="`insufficient-stock` (extension `sku`; nothing reserved), `cart-empty`, "
         "`cart-closed`, `item-unavailable`, `currency-mismatch`, `idempotency-key-in-progress`",
         s422="`validation-error`; `idempotency-key-reused` (same key, different request)",
@@ -83,8 +85,8 @@ async def place_order(
     payload = body.model_dump(mode="json")
 
     async def operation(claim: IdempotencyClaim) -> Response:
-        async def store_answer(order: Order) -> None:
-            await claim.save(session, _order_response(order, status.HTTP_201_CREATED))
+        def store_answer(order: Order, writes: WriteBatch) -> None:
+            claim.save_in(writes, _order_response(order, status.HTTP_201_CREATED))
 
         await checkout.place_order(
             session,
@@ -94,7 +96,7 @@ async def place_order(
             cart_id=body.cart_id,
             email=payload["email"],
             shipping_address=payload["shipping_address"],
-            before_commit=store_answer,
+            store_answer=store_answer,
         )
         assert claim.saved is not None
         return claim.saved.to_response(replayed=False)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import ScalarSelect, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from shopkeeper.core.db import affected_rows, table_of, utcnow
 from shopkeeper.core.errors import Conflict, NotFound, Unauthorized
@@ -94,15 +95,15 @@ async def get_user(session: AsyncSession, *, user_id: uuid.UUID) -> User:
     return user
 
 
-async def active_email(session: AsyncSession, *, user_id: uuid.UUID) -> str:
-    """The e-mail of an active user (404 otherwise), without loading the whole account."""
+def active_email_of(user_id: uuid.UUID | ColumnElement[uuid.UUID]) -> ScalarSelect[str]:
+    """The e-mail of an active user as a scalar subquery (NULL for none), for a statement
+    that reads it alongside its own rows (checkout)."""
     users = table_of(User)
-    email: str | None = await session.scalar(
-        select(users.c.email).where(users.c.id == user_id, users.c.is_active.is_(True))
+    return (
+        select(users.c.email)
+        .where(users.c.id == user_id, users.c.is_active.is_(True))
+        .scalar_subquery()
     )
-    if email is None:
-        raise UserNotFound()
-    return email
 
 
 async def authenticate(
