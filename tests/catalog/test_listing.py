@@ -194,3 +194,28 @@ async def test_sqlite_full_text_matches_word_prefixes(
     assert await _names(client, "q=espr") == ["Espresso machine"]
     assert await _names(client, "q=fifteen") == ["Espresso machine"]
     assert await _names(client, "q=%22milk%22%20(*") == ["Milk frother"]
+
+
+async def test_listed_products_carry_all_their_variants_as_their_detail_does(
+    client: httpx.AsyncClient, staff_headers: dict[str, str]
+) -> None:
+    # Pages of 2 over products of 3 variants: every page boundary falls between products,
+    # never between one product's variants, and each item reads as the product's detail.
+    created = [
+        await create_product(
+            client,
+            staff_headers,
+            f"Lantern {n}",
+            price=1000 + n,
+            skus=3,
+            variant_attributes=[{"size": "S"}, {"size": "M"}, {"size": "L"}],
+        )
+        for n in range(5)
+    ]
+    for query in ("sort=price&limit=2", "q=lantern&limit=2"):
+        listed = await _walk(client, query)
+        assert sorted(item["name"] for item in listed) == sorted(p["name"] for p in created)
+        for item in listed:
+            detail = (await client.get(f"/api/v1/products/{item['id']}")).json()
+            assert item == detail
+            assert [v["attributes"]["size"] for v in item["variants"]] == ["S", "M", "L"]
