@@ -24,6 +24,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import Depends, Header
 from sqlalchemy import (
+    BigInteger,
     Index,
     Integer,
     String,
@@ -31,8 +32,6 @@ from sqlalchemy import (
     Uuid,
     bindparam,
     delete,
-    func,
-    literal,
     select,
     text,
     update,
@@ -41,7 +40,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
-from sqlalchemy.types import TypeEngine
 from starlette.responses import Response
 
 from shopkeeper.core.db import (
@@ -327,31 +325,18 @@ async def _claim_in_transaction(
     another request holds the key right now. 422 `idempotency-key-reused` for another body."""
     now = utcnow()
     record_id = new_id()
-    row = {
-        "id": record_id,
-        "scope": scope,
-        "key": key,
-        "fingerprint": fingerprint,
-        "status": IN_PROGRESS,
-        "locked_at": now,
-        "created_at": now,
+    params: dict[str, Any] = {
+        "claim_id": record_id,
+        "claim_scope": scope,
+        "claim_key": key,
+        "claim_fingerprint": fingerprint,
+        "claim_at": now,
     }
-    insert_claim = _insert_ignoring_conflict(session)
     if is_postgres(session):
-        # INSERT ... SELECT ... WHERE pg_try_advisory_xact_lock(n): the row goes in only when
-        # this transaction holds the key's lock.
-        types: dict[str, TypeEngine[Any]] = {
-            "id": Uuid(),
-            "locked_at": UTCDateTime(),
-            "created_at": UTCDateTime(),
-        }
-        source = select(
-            *(literal(value, types.get(name) or String()) for name, value in row.items())
-        ).where(func.pg_try_advisory_xact_lock(key_lock_number(scope, key)))
-        insert_claim = insert_claim.from_select(list(row), source)
+        params["claim_lock"] = key_lock_number(scope, key)
+        claimed = await session.scalar(_CLAIM_WITH_LOCK, params)
     else:
-        insert_claim = insert_claim.values(row)
-    claimed = await session.scalar(insert_claim.returning(table_of(IdempotencyKey).c.id))
+        claimed = await session.scalar(_CLAIM, params)
     if claimed is not None:
         return IdempotencyClaim(record_id=record_id, locked_at=now)
     existing = (
@@ -406,6 +391,35 @@ async def _insert_completed(
         )
     )
     await session.commit()
+
+
+_CLAIM_BINDS = (
+    bindparam("claim_id", type_=Uuid()),
+    bindparam("claim_scope", type_=String()),
+    bindparam("claim_key", type_=String()),
+    bindparam("claim_fingerprint", type_=String()),
+    bindparam("claim_at", type_=UTCDateTime()),
+)
+_CLAIM = text(
+    """
+    INSERT INTO idempotency_keys (id, scope, key, fingerprint, status, locked_at, created_at)
+    VALUES (:claim_id, :claim_scope, :claim_key, :claim_fingerprint, 'in_progress', :claim_at,
+            :claim_at)
+    ON CONFLICT (scope, key) DO NOTHING
+    RETURNING id
+    """
+).bindparams(*_CLAIM_BINDS)
+# The row goes in only when this transaction holds the key's advisory lock.
+_CLAIM_WITH_LOCK = text(
+    """
+    INSERT INTO idempotency_keys (id, scope, key, fingerprint, status, locked_at, created_at)
+    SELECT :claim_id, :claim_scope, :claim_key, :claim_fingerprint, 'in_progress', :claim_at,
+           :claim_at
+    WHERE pg_try_advisory_xact_lock(:claim_lock)
+    ON CONFLICT (scope, key) DO NOTHING
+    RETURNING id
+    """
+).bindparams(*_CLAIM_BINDS, bindparam("claim_lock", type_=BigInteger()))
 
 
 def _insert_ignoring_conflict(session: AsyncSession) -> Any:
