@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
-from sqlalchemy import func, select, update
+import pytest
+from sqlalchemy import event, func, select, update
 
 from shopkeeper.carts.models import Cart
 from shopkeeper.core.events import OutboxEvent
@@ -239,3 +241,33 @@ async def test_a_deactivated_account_cannot_check_out_and_its_cart_stays_open(
         status = await session.scalar(select(Cart.status).where(Cart.id == uuid.UUID(cart_id)))
         assert status == "open"
         assert await session.scalar(select(func.count()).select_from(Order)) == 0
+
+
+async def test_a_checkout_on_postgresql_is_four_statements(
+    client: httpx.AsyncClient,
+    staff_headers: dict[str, str],
+    customer_headers: dict[str, str],
+    runtime: Runtime,
+    backend: str,
+) -> None:
+    """The round-trip budget of the hottest write path (docs/orders.md#performance): the
+    Idempotency-Key claim, the cart's close with its priced lines, the stock rows' lock, and
+    every write in one statement (BEGIN and COMMIT are not cursor statements)."""
+    if backend != "postgresql":
+        pytest.skip("SQLite runs the same writes one statement each")
+    skus = [await create_sku(client, staff_headers) for _ in range(3)]
+    cart_id = await create_cart(client, customer_headers, [(sku, 1) for sku in skus])
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    engine = runtime.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        response = await checkout(client, customer_headers, cart_id)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+    assert response.status_code == 201, response.text
+    assert len(statements) == 4, "\n\n".join(statements)

@@ -42,8 +42,8 @@ _COUNTER_NAME = "orders"
 # each an uncorrelated subquery, evaluated once per statement. `SK-000123` is unique, and
 # gaps are fine (a rolled-back checkout burns its number).
 _BUYER_EMAIL = users_service.active_email_of(bindparam("buyer_id", type_=Uuid()))
-_READ_CART = carts_service.priced_items_query(email=_BUYER_EMAIL)
-_READ_CART_AND_NUMBER = carts_service.priced_items_query(
+_READ_CART = carts_service.snapshot_query(email=_BUYER_EMAIL)
+_READ_CART_AND_NUMBER = carts_service.snapshot_query(
     email=_BUYER_EMAIL, number=Sequence("order_number_seq").next_value()
 )
 
@@ -75,7 +75,7 @@ async def place_order(
         principal=principal,
         cart_token=cart_token,
         settings=settings,
-        read=_READ_CART_AND_NUMBER if postgres else _READ_CART,
+        query=_READ_CART_AND_NUMBER if postgres else _READ_CART,
         params={"buyer_id": principal.user_id if principal is not None else None},
     )
     for line in snapshot.lines:
