@@ -79,8 +79,9 @@ class WriteBatch:
         expected_rows: int | None = None,
         mismatch: MismatchError | None = None,
     ) -> None:
-        """A prebuilt UPDATE, DELETE or INSERT without RETURNING. Its bind parameters must be
-        typed and named apart from every other write's in the same batch. With
+        """A prebuilt UPDATE, DELETE or INSERT without RETURNING, built once at import (each
+        statement object is part of a cached shape for the life of the process). Its bind
+        parameters must be typed and named apart from every other write's in the same batch. With
         `expected_rows`, `flush` raises `mismatch()` unless exactly that many rows changed."""
         if expected_rows is not None and mismatch is None:
             raise ValueError("a counted change needs the error to raise on a mismatch")
