@@ -11,6 +11,7 @@ from shopkeeper.carts import service
 from shopkeeper.carts.schemas import CartItemIn, CartItemPatch, CartOut
 from shopkeeper.core.db import Session
 from shopkeeper.core.errors import problem_responses
+from shopkeeper.core.runtime import AppRuntime, ClientAddress
 from shopkeeper.core.security import AppSettings, OptionalUser
 
 router = APIRouter(tags=["carts"])
@@ -37,14 +38,27 @@ _CLOSED = "`cart-closed`: the cart was checked out or merged"
     response_model=CartOut,
     responses={
         200: {"model": CartOut, "description": "The signed-in user's open cart already existed"},
-        **problem_responses(401),
+        **problem_responses(
+            401,
+            429,
+            s429="`rate-limited`: this address opened too many guest carts "
+            "(`SHOPKEEPER_GUEST_CARTS_PER_ADDRESS`); `Retry-After` says when to retry",
+        ),
     },
 )
 async def create_cart(
-    principal: OptionalUser, session: Session, settings: AppSettings, response: Response
+    principal: OptionalUser,
+    session: Session,
+    runtime: AppRuntime,
+    address: ClientAddress,
+    response: Response,
 ) -> CartOut:
     """Without auth: a new guest cart, whose secret comes back in `X-Cart-Token` (only then).
     Signed in: the user's open cart, created (201) or the existing one (200)."""
+    settings = runtime.settings
+    if principal is None:
+        # Every guest cart is a row; a client looping on this endpoint must not fill the table.
+        await runtime.ratelimiter.hit(settings.guest_carts_per_address, "guest-carts", address)
     new = await service.open_cart(session, principal=principal, settings=settings)
     if new.token is not None:
         response.headers[CART_TOKEN_HEADER] = new.token

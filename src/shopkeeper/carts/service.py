@@ -10,6 +10,7 @@ import hmac
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, bindparam, case, delete, func, select, update
@@ -354,6 +355,27 @@ async def merge_guest_cart(session: AsyncSession, *, user_id: uuid.UUID, cart_to
     await _touch(session, target.id)
     await session.commit()
     return True
+
+
+async def purge_carts(session: AsyncSession, *, before: datetime, limit: int) -> int:
+    """Delete up to `limit` carts last touched before `before` that nobody will come back to:
+    guest carts in any state, and users' closed (checked-out or merged) carts. A user's open
+    cart stays however old it is. Their lines go with them (ON DELETE CASCADE); orders keep
+    their own copy. Returns how many were deleted; commits."""
+    doomed = (
+        select(Cart.id)
+        .where(
+            Cart.updated_at < before,
+            (Cart.user_id.is_(None)) | (Cart.status != CartStatus.OPEN.value),
+        )
+        .limit(limit)
+        .scalar_subquery()
+    )
+    result = await session.execute(
+        delete(Cart).where(Cart.id.in_(doomed)).execution_options(synchronize_session=False)
+    )
+    await session.commit()
+    return affected_rows(result)
 
 
 # --- checkout (caller's transaction) ------------------------------------------------------------

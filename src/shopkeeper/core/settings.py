@@ -51,6 +51,12 @@ class Settings(BaseSettings):
 
     login_attempts_per_account: str = "5/minute"
     login_attempts_per_address: str = "20/minute"
+    guest_carts_per_address: str = "60/minute"
+    """How many guest carts one client address may open (a signed-in user has one open cart)."""
+    cart_retention_days: int = 30
+    """The `carts.purge` job deletes guest carts untouched this long and closed (checked-out or
+    merged) carts older than this; a signed-in user's open cart is kept. Orders keep their own
+    copy of every line."""
     max_body_bytes: int = 1024 * 1024
     forwarded_allow_ips: str = "127.0.0.1,::1"
     """Proxies (addresses or CIDRs, comma-separated, `*` for any) whose X-Forwarded-For and
