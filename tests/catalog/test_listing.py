@@ -6,7 +6,12 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import insert
 
+from shopkeeper.catalog.models import Product
+from shopkeeper.catalog.search import search_key
+from shopkeeper.core.db import new_id, utcnow
+from shopkeeper.core.runtime import Runtime
 from tests.catalog.conftest import create_category, create_product
 
 
@@ -219,3 +224,33 @@ async def test_listed_products_carry_all_their_variants_as_their_detail_does(
             detail = (await client.get(f"/api/v1/products/{item['id']}")).json()
             assert item == detail
             assert [v["attributes"]["size"] for v in item["variants"]] == ["S", "M", "L"]
+
+
+async def test_a_product_without_variants_is_listed_with_none(
+    runtime: Runtime, client: httpx.AsyncClient, staff_headers: dict[str, str]
+) -> None:
+    # The API never creates one, but a bulk import (like the seed) can.
+    now = utcnow()
+    async with runtime.db.session() as session:
+        await session.execute(
+            insert(Product),
+            [
+                {
+                    "id": new_id(),
+                    "slug": "bare-lantern",
+                    "name": "Bare Lantern",
+                    "description": "",
+                    "attributes": {},
+                    "min_price": 0,
+                    "search_key": search_key("Bare Lantern"),
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            ],
+        )
+        await session.commit()
+    await create_product(client, staff_headers, "Lantern", skus=2)
+    for query in ("sort=name", "q=lantern"):
+        items = (await client.get(f"/api/v1/products?{query}")).json()["items"]
+        variants = {item["name"]: len(item["variants"]) for item in items}
+        assert variants == {"Bare Lantern": 0, "Lantern": 2}

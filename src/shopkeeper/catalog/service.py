@@ -322,7 +322,7 @@ def product_dict(
 
 
 def _listed_dict(listed: Listed) -> dict[str, Any]:
-    """`product_dict` for a product of a page (its row carries its variants' columns)."""
+    """`product_dict` for a product of a page."""
     product = listed.product
     return {
         "id": str(product.id),
@@ -331,17 +331,7 @@ def _listed_dict(listed: Listed) -> dict[str, Any]:
         "description": product.description,
         "category_id": _str_or_none(product.category_id),
         "attributes": product.attributes,
-        "variants": [
-            {
-                "id": str(row.variant_id),
-                "sku": row.variant_sku,
-                "name": row.variant_name,
-                "price": {"amount": row.variant_price, "currency": row.variant_currency},
-                "attributes": row.variant_attributes,
-                "available": max(0, int(row.variant_available)),
-            }
-            for row in listed.variants
-        ],
+        "variants": listed.variants,
         "created_at": product.created_at,
         "updated_at": product.updated_at,
     }
