@@ -6,9 +6,14 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
+import pytest
 from asgi_lifespan import LifespanManager
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from shopkeeper.app import create_app
+from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings
 
 PROBLEM = "application/problem+json"
@@ -138,3 +143,33 @@ async def test_short_password_and_bad_email_are_422(client: httpx.AsyncClient) -
         "/api/v1/auth/register", json={"email": "not-an-email", "password": "password-1"}
     )
     assert bad_email.status_code == 422
+
+
+async def test_a_lost_database_connection_is_503_with_retry_after_and_the_next_request_works(
+    client: httpx.AsyncClient, runtime: Runtime, backend: str
+) -> None:
+    """After a database restart the pooled connections are dead; without pre-ping the first
+    request to use one learns it. That request is told to retry (503), not "internal error"."""
+    if backend != "postgresql":
+        pytest.skip("an embedded SQLite file has no connection to lose")
+    async with runtime.db.session() as session:
+        await session.execute(text("SELECT 1"))  # the pool holds a live connection
+    admin = create_async_engine(runtime.settings.database_url, poolclass=NullPool)
+    async with admin.connect() as connection:
+        killed = await connection.scalar(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    await admin.dispose()
+    assert killed and killed >= 1
+
+    first = await client.get("/api/v1/products")
+    second = await client.get("/api/v1/products")
+
+    assert first.status_code == 503, first.text
+    assert first.headers["content-type"].startswith("application/problem+json")
+    assert first.json()["type"].endswith("/database-unavailable")
+    assert int(first.headers["retry-after"]) >= 1
+    assert second.status_code == 200, second.text

@@ -8,6 +8,8 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -136,6 +138,24 @@ async def _validation_error(_request: Request, exc: Exception) -> Response:
     )
 
 
+async def _database_error(request: Request, exc: Exception) -> Response:
+    """A connection lost under a request (the database restarted: without pool pre-ping the
+    first request on each dead pooled connection finds out) or no connection free in time:
+    nothing was committed, SQLAlchemy has already replaced the dead pool, and a retry will
+    work, so the client is told to retry instead of "internal error"."""
+    lost = isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if not lost and not isinstance(exc, PoolTimeout):
+        return await _unexpected_error(request, exc)
+    log.warning("database_unavailable", path=request.url.path, error=type(exc).__name__)
+    return problem_response(
+        503,
+        "database-unavailable",
+        "Database unavailable",
+        "The database connection was lost or is busy; nothing was changed, retry shortly",
+        {"Retry-After": "1"},
+    )
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     # The trace goes to the log with the request id; the client sees neither it nor any SQL.
     log.exception("unhandled_error", path=request.url.path, exc_info=exc)
@@ -146,6 +166,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(PoolTimeout, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)
 
 
