@@ -13,7 +13,7 @@ With wrk installed (default when found) the load comes from wrk and a Lua script
 every request its own customer, cart and key; `--client httpx` uses a Python client instead,
 which on 2 CPUs caps every figure at a few hundred requests per second.
 
-Run:  .venv/bin/python bench/checkout.py --orders 3000 --concurrency 32 --workers 2
+Run:  .venv/bin/python bench/checkout.py --orders 5000 --concurrency 32 --workers 2
 """
 
 from __future__ import annotations
@@ -499,7 +499,9 @@ def cpu_seconds(pids: list[int]) -> float:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--orders", type=int, default=1000)
+    parser.add_argument(
+        "--orders", type=int, default=6000, help="carts prepared; must outlast the wrk run"
+    )
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--skus", type=int, default=300)
