@@ -47,6 +47,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         await active.cache.start()
         await _bootstrap_admin(active)
         if owned:
+            try:
+                await active.db.warm_up()
+            except Exception as exc:  # a database that is down now is readiness's to report
+                log.warning("database_warm_up_failed", error=str(exc))
             # What startup built lives as long as the process: frozen, it is left out of the
             # collector's full passes, which otherwise scan ~160,000 startup objects and paused a
             # worker for 125 ms at a time under the search bench (gc.callbacks probe).

@@ -191,3 +191,52 @@ async def test_a_patch_on_one_server_is_visible_at_once_on_another(
         archived = await http.delete(first + path, headers=staff)
         assert archived.status_code == 204
         assert (await http.get(second + path)).status_code == 404
+
+
+async def test_unshared_entries_stay_out_of_redis_and_still_obey_invalidation() -> None:
+    """Search pages are cached per process only (`shared=False`): no Redis round trips for
+    one-off URLs, yet a write anywhere still removes them everywhere."""
+    namespace = f"shopkeeper:cache:test-{uuid.uuid4().hex[:8]}"
+    first = Cache(redis_url=REDIS_URL, namespace=namespace)
+    second = Cache(redis_url=REDIS_URL, namespace=namespace)
+    await first.start()
+    await second.start()
+    loads = 0
+
+    async def load() -> tuple[bytes, set[str]]:
+        nonlocal loads
+        loads += 1
+        return f"version {loads}".encode(), {"lists"}
+
+    client = redis.from_url(REDIS_URL)
+    try:
+        assert (await first.get_or_load("q", load, shared=False)).body == b"version 1"
+        assert (await first.get_or_load("q", load, shared=False)).body == b"version 1"  # L1
+        assert await client.keys(f"{namespace}:entry:*") == []
+        assert (await second.get_or_load("q", load, shared=False)).body == b"version 2"
+        await second.invalidate({"lists"})
+        assert first.peek("q") is None and second.peek("q") is None
+    finally:
+        await client.aclose()
+        await first.close()
+        await second.close()
+
+
+async def test_the_local_cache_keeps_to_its_byte_budget_dropping_the_oldest() -> None:
+    cache = Cache(max_bytes=250)
+
+    def loader(body: bytes) -> Callable[[], Any]:
+        async def load() -> tuple[bytes, set[str]]:
+            return body, {"lists"}
+
+        return load
+
+    for key in ("a", "b", "c"):
+        await cache.get_or_load(key, loader(b"x" * 100))
+
+    assert cache.peek("a") is None
+    assert cache.peek("b") is not None and cache.peek("c") is not None
+    await cache.invalidate({"lists"})
+    await cache.get_or_load("big", loader(b"y" * 200))
+    await cache.get_or_load("small", loader(b"z" * 50))
+    assert cache.peek("big") is not None and cache.peek("small") is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from shopkeeper.app import create_app
+from shopkeeper.core.db import Database
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings
 
@@ -173,3 +175,20 @@ async def test_a_lost_database_connection_is_503_with_retry_after_and_the_next_r
     assert first.json()["type"].endswith("/database-unavailable")
     assert int(first.headers["retry-after"]) >= 1
     assert second.status_code == 200, second.text
+
+
+async def test_a_server_opens_its_database_pool_at_start_up(
+    settings: Settings, backend: str
+) -> None:
+    """So the first burst of traffic does not wait for connections being opened."""
+    database = Database(settings)
+    try:
+        opened = await database.warm_up()
+        pool: Any = database.engine.pool
+        if backend == "postgresql":
+            assert opened == settings.database_pool_size
+            assert pool.checkedin() == settings.database_pool_size
+        else:
+            assert opened == 0
+    finally:
+        await database.dispose()

@@ -137,7 +137,9 @@ async def list_products(
     async def load() -> tuple[bytes, set[str]]:
         return await service.product_page_json(session, query=query), {service.LISTS_TAG}
 
-    return await cached_json_response(runtime.cache, request, load)
+    # Search URLs are a long tail (each visitor's words): this process's L1 keeps the popular
+    # ones, and Redis is spared two round trips per one-off search.
+    return await cached_json_response(runtime.cache, request, load, shared=q is None)
 
 
 @router.get(

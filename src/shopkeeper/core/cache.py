@@ -105,12 +105,15 @@ class Cache:
         redis_url: str | None = None,
         ttl_seconds: float = 300,
         max_entries: int = 20_000,
+        max_bytes: int = 64 * 1024 * 1024,
         namespace: str = "shopkeeper:cache",
         ack_timeout: float = 2.0,
     ) -> None:
         self.redis_url = redis_url
         self.ttl_seconds = ttl_seconds
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._bytes = 0
         self.ack_timeout = ack_timeout
         self._ns = namespace
         self._entries: OrderedDict[str, CacheEntry] = OrderedDict()
@@ -167,7 +170,11 @@ class Cache:
             return None
         return entry
 
-    async def get_or_load(self, key: str, load: Loader) -> CacheEntry:
+    async def get_or_load(self, key: str, load: Loader, *, shared: bool = True) -> CacheEntry:
+        """The entry for `key`: from L1, else L2, else `load()` (stored in both). With
+        `shared=False` L2 is skipped both ways: for long-tailed keys (search URLs) that are
+        rarely read twice, whose two Redis round trips per miss cost more than they save.
+        Invalidation still reaches the entry in every process's L1."""
         entry = self.peek(key)
         if entry is not None:
             return entry
@@ -175,7 +182,8 @@ class Cache:
             await self.start()
         local_epoch = self._epoch
         shared_epoch = "0"
-        if self._redis is not None:
+        redis = self._redis if shared else None
+        if redis is not None:
             try:
                 found = await self._scripts["get"](
                     keys=[self._key(key)], args=[self._epoch_key, self._gen_prefix]
@@ -191,7 +199,7 @@ class Cache:
                 log.warning("cache_l2_unavailable", error=str(exc))
         body, tags = await load()
         entry = self._make_entry(body, etag_for(body), tags)
-        if self._redis is not None:
+        if redis is not None:
             try:
                 await self._scripts["set"](
                     keys=[self._key(key)],
@@ -253,6 +261,7 @@ class Cache:
         self._epoch += 1
         self._entries.clear()
         self._by_tag.clear()
+        self._bytes = 0
 
     # --- internals ------------------------------------------------------------------------------
 
@@ -290,15 +299,18 @@ class Cache:
             return
         self._drop(key)
         self._entries[key] = entry
+        self._bytes += len(entry.body)
         for tag in entry.tags:
             self._by_tag.setdefault(tag, set()).add(key)
-        while len(self._entries) > self.max_entries:
+        # Oldest first, until both bounds hold: entries vary from bytes to hundreds of KiB.
+        while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
             self._drop(next(iter(self._entries)))
 
     def _drop(self, key: str) -> None:
         entry = self._entries.pop(key, None)
         if entry is None:
             return
+        self._bytes -= len(entry.body)
         for tag in entry.tags:
             keys = self._by_tag.get(tag)
             if keys is not None:

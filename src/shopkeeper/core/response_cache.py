@@ -52,9 +52,12 @@ def entry_response(entry: CacheEntry, if_none_match: str | None) -> Response:
     return Response(entry.body, media_type="application/json", headers=headers)
 
 
-async def cached_json_response(cache: Cache, request: Request, load: Loader) -> Response:
-    """Answer a public read from the cache, loading (and caching) it on a miss."""
-    entry = await cache.get_or_load(response_cache_key(request.scope), load)
+async def cached_json_response(
+    cache: Cache, request: Request, load: Loader, *, shared: bool = True
+) -> Response:
+    """Answer a public read from the cache, loading (and caching) it on a miss; `shared=False`
+    keeps it out of Redis (see `Cache.get_or_load`)."""
+    entry = await cache.get_or_load(response_cache_key(request.scope), load, shared=shared)
     return entry_response(entry, request.headers.get("if-none-match"))
 
 

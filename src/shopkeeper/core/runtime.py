@@ -40,6 +40,7 @@ class Runtime:
         self.cache = Cache(
             redis_url=self.settings.redis_url,
             ttl_seconds=self.settings.cache_ttl_seconds,
+            max_bytes=self.settings.cache_max_bytes,
             namespace=cache_namespace(self.db.url),
         )
         if self.settings.redis_url is not None:

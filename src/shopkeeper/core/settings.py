@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     cache_ttl_seconds: int = 300
+    cache_max_bytes: int = 64 * 1024 * 1024
+    """Bound on the response bytes one process keeps in its L1 cache (oldest dropped first)."""
 
     smtp_host: str | None = None
     smtp_port: int = 25
