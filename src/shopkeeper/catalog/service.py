@@ -298,14 +298,9 @@ def product_dict(
     product: Product | Row[Any], variants: Sequence[Variant | Row[Any]], available: dict[str, int]
 ) -> dict[str, Any]:
     """The API's Product, from ORM objects or rows with the same column names."""
-    return {
-        "id": str(product.id),
-        "slug": product.slug,
-        "name": product.name,
-        "description": product.description,
-        "category_id": _str_or_none(product.category_id),
-        "attributes": product.attributes,
-        "variants": [
+    return _product_fields(
+        product,
+        [
             {
                 "id": str(variant.id),
                 "sku": variant.sku,
@@ -316,14 +311,15 @@ def product_dict(
             }
             for variant in variants
         ],
-        "created_at": product.created_at,
-        "updated_at": product.updated_at,
-    }
+    )
 
 
 def _listed_dict(listed: Listed) -> dict[str, Any]:
-    """`product_dict` for a product of a page."""
-    product = listed.product
+    """`product_dict` for a product of a page, whose variants arrive in the API's shape."""
+    return _product_fields(listed.product, listed.variants)
+
+
+def _product_fields(product: Product | Row[Any], variants: Any) -> dict[str, Any]:
     return {
         "id": str(product.id),
         "slug": product.slug,
@@ -331,7 +327,7 @@ def _listed_dict(listed: Listed) -> dict[str, Any]:
         "description": product.description,
         "category_id": _str_or_none(product.category_id),
         "attributes": product.attributes,
-        "variants": listed.variants,
+        "variants": variants,
         "created_at": product.created_at,
         "updated_at": product.updated_at,
     }
