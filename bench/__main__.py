@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -122,36 +123,28 @@ async def run(args: argparse.Namespace) -> None:
 
             chosen = set(args.scenarios.split(","))
             results.append(wrk_run(wrk, "bare ASGI endpoint (fixed JSON)", bare_url, "/", *common))
-            if "detail" in chosen:
-                results.append(
-                    wrk_run(
-                        wrk,
-                        "product detail, cached",
-                        shop_url,
-                        paths_script(folder, "detail", detail_paths),
-                        *common,
-                    )
-                )
-            if "listing" in chosen:
-                results.append(
-                    wrk_run(
-                        wrk,
-                        "listing 20/page, cached",
-                        shop_url,
-                        paths_script(folder, "list", listing_paths),
-                        *common,
-                    )
-                )
-            if "uncached-listing" in chosen:
-                results.append(
-                    wrk_run(
-                        wrk,
-                        "listing ~20/page by category and sort, uncached",
-                        shop_url,
-                        uncached_listing_script(folder, categories),
-                        *common,
-                    )
-                )
+            # Scenario key, its name in the report, and the wrk script it runs (built only when
+            # the scenario is chosen).
+            plain_scenarios: list[tuple[str, str, Callable[[], Path]]] = [
+                (
+                    "detail",
+                    "product detail, cached",
+                    lambda: paths_script(folder, "detail", detail_paths),
+                ),
+                (
+                    "listing",
+                    "listing 20/page, cached",
+                    lambda: paths_script(folder, "list", listing_paths),
+                ),
+                (
+                    "uncached-listing",
+                    "listing ~20/page by category and sort, uncached",
+                    lambda: uncached_listing_script(folder, categories),
+                ),
+            ]
+            for key, name, script in plain_scenarios:
+                if key in chosen:
+                    results.append(wrk_run(wrk, name, shop_url, script(), *common))
             if "search" in chosen:
                 saturated = wrk_run(
                     wrk,

@@ -132,35 +132,51 @@ async def fresh_redis_namespace(settings: Settings) -> AsyncIterator[None]:
     await client.aclose()
 
 
-@pytest.mark.usefixtures("fresh_redis_namespace")
-async def test_two_caches_sharing_redis_see_each_others_invalidations() -> None:
+@pytest.fixture
+async def two_caches() -> AsyncIterator[tuple[str, Cache, Cache]]:
+    """Two processes' caches sharing one Redis namespace (started, closed afterwards)."""
     namespace = f"shopkeeper:cache:test-{uuid.uuid4().hex[:8]}"
     first = Cache(redis_url=REDIS_URL, namespace=namespace)
     second = Cache(redis_url=REDIS_URL, namespace=namespace)
     await first.start()
     await second.start()
-    loads = 0
-
-    async def load() -> tuple[bytes, set[str]]:
-        nonlocal loads
-        loads += 1
-        return f"version {loads}".encode(), {"product:1"}
-
     try:
-        assert (await first.get_or_load("k", load)).body == b"version 1"
-        assert (await second.get_or_load("k", load)).body == b"version 1"  # from L2
-        assert loads == 1
-        assert second.peek("k") is not None
-        await first.invalidate({"product:1"})
-        # invalidate() returned only after every subscriber dropped the entry.
-        assert second.peek("k") is None
-        assert (await second.get_or_load("k", load)).body == b"version 2"
-        assert (await first.get_or_load("k", load)).body == b"version 2"
-        await first.invalidate({"product:2"})
-        assert second.peek("k") is not None
+        yield namespace, first, second
     finally:
         await first.close()
         await second.close()
+
+
+class Versions:
+    """A loader answering "version 1", "version 2", ... with `tags`, counting its calls."""
+
+    def __init__(self, tags: set[str]) -> None:
+        self.tags = tags
+        self.calls = 0
+
+    async def __call__(self) -> tuple[bytes, set[str]]:
+        self.calls += 1
+        return f"version {self.calls}".encode(), self.tags
+
+
+@pytest.mark.usefixtures("fresh_redis_namespace")
+async def test_two_caches_sharing_redis_see_each_others_invalidations(
+    two_caches: tuple[str, Cache, Cache],
+) -> None:
+    _, first, second = two_caches
+    load = Versions({"product:1"})
+
+    assert (await first.get_or_load("k", load)).body == b"version 1"
+    assert (await second.get_or_load("k", load)).body == b"version 1"  # from L2
+    assert load.calls == 1
+    assert second.peek("k") is not None
+    await first.invalidate({"product:1"})
+    # invalidate() returned only after every subscriber dropped the entry.
+    assert second.peek("k") is None
+    assert (await second.get_or_load("k", load)).body == b"version 2"
+    assert (await first.get_or_load("k", load)).body == b"version 2"
+    await first.invalidate({"product:2"})
+    assert second.peek("k") is not None
 
 
 @pytest.mark.usefixtures("fresh_redis_namespace")
@@ -193,21 +209,13 @@ async def test_a_patch_on_one_server_is_visible_at_once_on_another(
         assert (await http.get(second + path)).status_code == 404
 
 
-async def test_unshared_entries_stay_out_of_redis_and_still_obey_invalidation() -> None:
+async def test_unshared_entries_stay_out_of_redis_and_still_obey_invalidation(
+    two_caches: tuple[str, Cache, Cache],
+) -> None:
     """Search pages are cached per process only (`shared=False`): no Redis round trips for
     one-off URLs, yet a write anywhere still removes them everywhere."""
-    namespace = f"shopkeeper:cache:test-{uuid.uuid4().hex[:8]}"
-    first = Cache(redis_url=REDIS_URL, namespace=namespace)
-    second = Cache(redis_url=REDIS_URL, namespace=namespace)
-    await first.start()
-    await second.start()
-    loads = 0
-
-    async def load() -> tuple[bytes, set[str]]:
-        nonlocal loads
-        loads += 1
-        return f"version {loads}".encode(), {"lists"}
-
+    namespace, first, second = two_caches
+    load = Versions({"lists"})
     client = redis.from_url(REDIS_URL)
     try:
         assert (await first.get_or_load("q", load, shared=False)).body == b"version 1"
@@ -218,8 +226,6 @@ async def test_unshared_entries_stay_out_of_redis_and_still_obey_invalidation() 
         assert first.peek("q") is None and second.peek("q") is None
     finally:
         await client.aclose()
-        await first.close()
-        await second.close()
 
 
 async def test_the_local_cache_keeps_to_its_byte_budget_dropping_the_oldest() -> None:

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 from sqlalchemy.types import TypeDecorator
 
 from shopkeeper.core.settings import Settings
@@ -119,9 +119,10 @@ class Database:
         otherwise grows under the first burst of traffic: each new PostgreSQL connection takes
         milliseconds to open and its first statements are slow, and fifteen of them opening at
         once stalled searches for up to 290 ms in the bench. Nothing to do for SQLite."""
-        if self.is_sqlite:
+        pool = self.engine.pool
+        if self.is_sqlite or not isinstance(pool, QueuePool):
             return 0
-        size = self.engine.pool.size()  # type: ignore[attr-defined]
+        size = pool.size()
         async with contextlib.AsyncExitStack() as stack:
             await asyncio.gather(
                 *(stack.enter_async_context(self.engine.connect()) for _ in range(size))
