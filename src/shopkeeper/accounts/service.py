@@ -15,7 +15,7 @@ from shopkeeper.accounts.models import RefreshToken, User
 from shopkeeper.accounts.schemas import TokenPair
 from shopkeeper.core.db import affected_rows, table_of, utcnow
 from shopkeeper.core.errors import Conflict, NotFound, Unauthorized
-from shopkeeper.core.events import record_event
+from shopkeeper.core.messaging.events import record_event
 from shopkeeper.core.ratelimit import RateLimiter
 from shopkeeper.core.security import (
     create_access_token,
