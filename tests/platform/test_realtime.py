@@ -17,7 +17,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 import shopkeeper.core.realtime as realtime_module
-from shopkeeper.core.events import record_event
+from shopkeeper.core.messaging.events import record_event
 from shopkeeper.core.realtime import CLOSE_TOO_SLOW, RealtimeHub
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from shopkeeper.core.errors import InvalidInput
-from shopkeeper.core.events import OutboxEvent
+from shopkeeper.core.messaging.events import OutboxEvent
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.shop.inventory import service
 from shopkeeper.shop.inventory.bulk import set_stock_levels

@@ -9,7 +9,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
 from shopkeeper.core.errors import InvalidInput
-from shopkeeper.core.events import OutboxEvent
+from shopkeeper.core.messaging.events import OutboxEvent
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.shop.inventory import service
 from tests.support.shop import StockFactory
