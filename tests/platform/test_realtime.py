@@ -23,7 +23,7 @@ from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings
 from shopkeeper.shop.inventory.events import StockLow
 from tests.conftest import create_staff
-from tests.platform.conftest import background_settings, postgres_only
+from tests.support.platform import background_settings, postgres_only
 
 
 def _ws_url(base_url: str, path: str) -> str:

@@ -12,7 +12,7 @@ from shopkeeper.core.messaging.broker import DISPATCH_TASK
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings
 from tests.conftest import ServerProcess, free_port, settings_env
-from tests.platform.conftest import SmtpSink, background_settings, eventually, postgres_only
+from tests.support.platform import SmtpSink, background_settings, eventually, postgres_only
 
 
 async def _samples(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float] | None:

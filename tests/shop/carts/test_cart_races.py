@@ -9,8 +9,9 @@ import pytest
 from shopkeeper.accounts import service as users_service
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.security import Principal
+from shopkeeper.shop.access import Caller
 from shopkeeper.shop.carts import service
-from tests.shop.inventory.conftest import StockFactory
+from tests.support.shop import StockFactory
 
 
 @pytest.fixture(autouse=True)
@@ -39,8 +40,7 @@ async def _add(
         await service.add_item(
             session,
             cart_id=cart.cart.id,
-            principal=principal,
-            cart_token=cart.token,
+            caller=Caller(principal, cart.token),
             sku=sku,
             quantity=quantity,
             settings=runtime.settings,
@@ -77,8 +77,7 @@ async def test_concurrent_sign_ins_merge_a_guest_cart_once(
         cart = await service.get_cart(
             session,
             cart_id=mine.cart.id,
-            principal=principal,
-            cart_token=None,
+            caller=Caller(principal, None),
             settings=runtime.settings,
         )
     assert [(line.sku, line.quantity) for line in cart.lines] == [("RACE-1", 4)]
@@ -92,8 +91,7 @@ async def test_concurrent_adds_to_one_line_all_count(runtime: Runtime, stock: St
         cart = await service.get_cart(
             session,
             cart_id=guest.cart.id,
-            principal=None,
-            cart_token=guest.token,
+            caller=Caller(None, guest.token),
             settings=runtime.settings,
         )
     assert [(line.sku, line.quantity) for line in cart.lines] == [("RACE-2", 20)]

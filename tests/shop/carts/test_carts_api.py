@@ -12,6 +12,7 @@ import pytest
 
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.security import Principal, decode_access_token
+from shopkeeper.shop.access import Caller
 from shopkeeper.shop.carts import service as carts_service
 from tests.conftest import login
 
@@ -243,14 +244,13 @@ async def test_archived_products_are_flagged_and_refused_at_checkout(
             await carts_service.checkout_snapshot(
                 session,
                 cart_id=uuid.UUID(cart_id),
-                principal=None,
-                cart_token=token["X-Cart-Token"],
+                caller=Caller(None, token["X-Cart-Token"]),
             )
     assert raised.value.extensions == {"sku": "POSTER"}
     await client.delete(f"{items}/POSTER", headers=token)
     async with runtime.db.session() as session:
         snapshot = await carts_service.checkout_snapshot(
-            session, cart_id=uuid.UUID(cart_id), principal=None, cart_token=token["X-Cart-Token"]
+            session, cart_id=uuid.UUID(cart_id), caller=Caller(None, token["X-Cart-Token"])
         )
     assert [(line.sku, line.quantity) for line in snapshot.lines] == [("MUG-RED", 1)]
 

@@ -8,8 +8,9 @@ from shopkeeper.accounts import service as users_service
 from shopkeeper.core.money import Money
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.security import Principal
+from shopkeeper.shop.access import Caller
 from shopkeeper.shop.carts import service
-from tests.shop.inventory.conftest import StockFactory
+from tests.support.shop import StockFactory
 
 
 async def _user(runtime: Runtime) -> Principal:
@@ -30,15 +31,14 @@ async def test_snapshot_prices_lines_and_a_cart_checks_out_once(
         await service.add_item(
             session,
             cart_id=new.cart.id,
-            principal=principal,
-            cart_token=None,
+            caller=Caller(principal, None),
             sku="MUG-1",
             quantity=3,
             settings=runtime.settings,
         )
     async with runtime.db.session() as session:
         snapshot = await service.checkout_snapshot(
-            session, cart_id=new.cart.id, principal=principal, cart_token=None
+            session, cart_id=new.cart.id, caller=Caller(principal, None)
         )
         assert [(line.sku, line.quantity, line.unit_price) for line in snapshot.lines] == [
             ("MUG-1", 3, Money(amount=1000, currency="USD"))
@@ -48,5 +48,5 @@ async def test_snapshot_prices_lines_and_a_cart_checks_out_once(
     async with runtime.db.session() as session:
         with pytest.raises(service.CartClosed):
             await service.checkout_snapshot(
-                session, cart_id=new.cart.id, principal=principal, cart_token=None
+                session, cart_id=new.cart.id, caller=Caller(principal, None)
             )

@@ -14,10 +14,11 @@ from sqlalchemy import func, select, update
 from shopkeeper.core.db import utcnow
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.security import Principal
+from shopkeeper.shop.access import Caller
 from shopkeeper.shop.orders import service
 from shopkeeper.shop.orders.jobs import expire_reservations
 from shopkeeper.shop.orders.models import Order, OrderTransition
-from tests.shop.orders.conftest import PlaceOrder, create_sku, problem_slug, stock_of
+from tests.support.shop import PlaceOrder, create_sku, problem_slug, stock_of
 
 
 async def run_out(runtime: Runtime, *order_ids: str) -> None:
@@ -86,7 +87,7 @@ async def test_an_expired_order_cannot_be_paid_or_cancelled(
     owner = Principal(user_id=uuid.UUID(me["id"]))
     async with runtime.db.session() as session:
         with pytest.raises(service.OrderNotPayable):
-            await service.payable_order(session, order_id=order_id, principal=owner)
+            await service.payable_order(session, order_id=order_id, caller=Caller(owner))
     await expire_reservations(runtime)
     async with runtime.db.session() as session:
         assert not await service.mark_paid(session, order_id=order_id, at=utcnow())

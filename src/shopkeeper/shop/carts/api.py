@@ -5,27 +5,18 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Response, status
+from fastapi import APIRouter, Path, Response, status
 
 from shopkeeper.accounts.permissions import AppSettings, OptionalUser
 from shopkeeper.core.db import Session
 from shopkeeper.core.errors import problem_responses
 from shopkeeper.core.runtime import AppRuntime, ClientAddress
+from shopkeeper.shop.access import CART_TOKEN_HEADER, ShopCaller
 from shopkeeper.shop.carts import service
 from shopkeeper.shop.carts.schemas import CartItemIn, CartItemPatch, CartOut
 
 router = APIRouter(tags=["carts"])
 
-CART_TOKEN_HEADER = "X-Cart-Token"  # noqa: S105  (a header name, not a secret)
-
-CartToken = Annotated[
-    str | None,
-    Header(
-        alias=CART_TOKEN_HEADER,
-        max_length=128,
-        description="The guest cart's secret, as returned by POST /carts without auth",
-    ),
-]
 SkuPath = Annotated[str, Path(min_length=1, max_length=64)]
 
 _CART_ERRORS = {"s404": "`cart-not-found` (also for carts that are not yours)"}
@@ -74,14 +65,11 @@ async def create_cart(
 )
 async def get_cart(
     cart_id: uuid.UUID,
-    principal: OptionalUser,
+    caller: ShopCaller,
     session: Session,
     settings: AppSettings,
-    cart_token: CartToken = None,
 ) -> CartOut:
-    cart = await service.get_cart(
-        session, cart_id=cart_id, principal=principal, cart_token=cart_token, settings=settings
-    )
+    cart = await service.get_cart(session, cart_id=cart_id, caller=caller, settings=settings)
     return CartOut.of(cart)
 
 
@@ -101,16 +89,14 @@ async def get_cart(
 async def add_item(
     cart_id: uuid.UUID,
     body: CartItemIn,
-    principal: OptionalUser,
+    caller: ShopCaller,
     session: Session,
     settings: AppSettings,
-    cart_token: CartToken = None,
 ) -> CartOut:
     cart = await service.add_item(
         session,
         cart_id=cart_id,
-        principal=principal,
-        cart_token=cart_token,
+        caller=caller,
         sku=body.sku,
         quantity=body.quantity,
         settings=settings,
@@ -134,16 +120,14 @@ async def set_item_quantity(
     cart_id: uuid.UUID,
     sku: SkuPath,
     body: CartItemPatch,
-    principal: OptionalUser,
+    caller: ShopCaller,
     session: Session,
     settings: AppSettings,
-    cart_token: CartToken = None,
 ) -> CartOut:
     cart = await service.set_item_quantity(
         session,
         cart_id=cart_id,
-        principal=principal,
-        cart_token=cart_token,
+        caller=caller,
         sku=sku,
         quantity=body.quantity,
         settings=settings,
@@ -161,16 +145,14 @@ async def set_item_quantity(
 async def remove_item(
     cart_id: uuid.UUID,
     sku: SkuPath,
-    principal: OptionalUser,
+    caller: ShopCaller,
     session: Session,
     settings: AppSettings,
-    cart_token: CartToken = None,
 ) -> CartOut:
     cart = await service.remove_item(
         session,
         cart_id=cart_id,
-        principal=principal,
-        cart_token=cart_token,
+        caller=caller,
         sku=sku,
         settings=settings,
     )

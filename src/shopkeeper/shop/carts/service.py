@@ -24,6 +24,7 @@ from shopkeeper.core.errors import Conflict, InvalidInput, NotFound
 from shopkeeper.core.money import Money
 from shopkeeper.core.security import Principal, hash_token, new_opaque_token
 from shopkeeper.core.settings import Settings
+from shopkeeper.shop.access import Caller
 from shopkeeper.shop.carts.models import MAX_LINE_QUANTITY, Cart, CartItem, CartStatus
 from shopkeeper.shop.catalog.service import (
     PRICED_VARIANTS,
@@ -184,11 +185,10 @@ async def get_cart(
     session: AsyncSession,
     *,
     cart_id: uuid.UUID,
-    principal: Principal | None,
-    cart_token: str | None,
+    caller: Caller,
     settings: Settings,
 ) -> CartView:
-    cart = await _owned_cart(session, cart_id, principal, cart_token)
+    cart = await _owned_cart(session, cart_id, caller)
     return await _view(session, cart, settings)
 
 
@@ -196,14 +196,13 @@ async def add_item(
     session: AsyncSession,
     *,
     cart_id: uuid.UUID,
-    principal: Principal | None,
-    cart_token: str | None,
+    caller: Caller,
     sku: str,
     quantity: int,
     settings: Settings,
 ) -> CartView:
     """Add units of a SKU, to its line if the cart has one."""
-    cart = await _owned_cart(session, cart_id, principal, cart_token, lock=True, open_only=True)
+    cart = await _owned_cart(session, cart_id, caller, lock=True, open_only=True)
     variant = await _sellable_variant(session, sku)
     current = await session.scalar(
         select(CartItem.quantity).where(CartItem.cart_id == cart.id, CartItem.sku == sku)
@@ -238,8 +237,7 @@ async def set_item_quantity(
     session: AsyncSession,
     *,
     cart_id: uuid.UUID,
-    principal: Principal | None,
-    cart_token: str | None,
+    caller: Caller,
     sku: str,
     quantity: int,
     settings: Settings,
@@ -249,12 +247,11 @@ async def set_item_quantity(
         return await remove_item(
             session,
             cart_id=cart_id,
-            principal=principal,
-            cart_token=cart_token,
+            caller=caller,
             sku=sku,
             settings=settings,
         )
-    cart = await _owned_cart(session, cart_id, principal, cart_token, lock=True, open_only=True)
+    cart = await _owned_cart(session, cart_id, caller, lock=True, open_only=True)
     current = await session.scalar(
         select(CartItem.quantity).where(CartItem.cart_id == cart.id, CartItem.sku == sku)
     )
@@ -278,12 +275,11 @@ async def remove_item(
     session: AsyncSession,
     *,
     cart_id: uuid.UUID,
-    principal: Principal | None,
-    cart_token: str | None,
+    caller: Caller,
     sku: str,
     settings: Settings,
 ) -> CartView:
-    cart = await _owned_cart(session, cart_id, principal, cart_token, lock=True, open_only=True)
+    cart = await _owned_cart(session, cart_id, caller, lock=True, open_only=True)
     result = await session.execute(
         delete(CartItem)
         .where(CartItem.cart_id == cart.id, CartItem.sku == sku)
@@ -438,8 +434,7 @@ async def checkout_snapshot(
     session: AsyncSession,
     *,
     cart_id: uuid.UUID,
-    principal: Principal | None,
-    cart_token: str | None,
+    caller: Caller,
     settings: Settings | None = None,
     query: SnapshotQuery = _PLAIN_SNAPSHOT,
     params: Mapping[str, Any] | None = None,
@@ -463,7 +458,7 @@ async def checkout_snapshot(
         rows = (await session.execute(query.close_and_read, values)).all()
         if rows:
             user_id, token_hash = rows[0][:2]
-            if not _owns(user_id, token_hash, principal, cart_token):
+            if not _owns(user_id, token_hash, caller):
                 raise CartNotFound()
             # A cart without lines still gives one row, of NULLs, from the outer join.
             lines = [row[2:] for row in rows if row[2] is not None]
@@ -473,9 +468,9 @@ async def checkout_snapshot(
     ).first()
     if closed is None:
         # Not open, or not there: tell the owner it is closed, anyone else that it isn't theirs.
-        await _owned_cart(session, cart_id, principal, cart_token)
+        await _owned_cart(session, cart_id, caller)
         raise CartClosed("This cart was already checked out")
-    if not _owns(closed.user_id, closed.token_hash, principal, cart_token):
+    if not _owns(closed.user_id, closed.token_hash, caller):
         raise CartNotFound()
     result = await session.execute(query.read, values)
     return _snapshot(cart_id, closed.user_id, result.all(), list(query.read.selected_columns))
@@ -522,8 +517,7 @@ def _snapshot(
 async def _owned_cart(
     session: AsyncSession,
     cart_id: uuid.UUID,
-    principal: Principal | None,
-    cart_token: str | None,
+    caller: Caller,
     *,
     lock: bool = False,
     open_only: bool = False,
@@ -532,27 +526,26 @@ async def _owned_cart(
     if lock and is_postgres(session):
         query = query.with_for_update()
     cart = (await session.execute(query.execution_options(populate_existing=True))).scalar()
-    if cart is None or not _is_owner(cart, principal, cart_token):
+    if cart is None or not _is_owner(cart, caller):
         raise CartNotFound()
     if open_only and cart.status != CartStatus.OPEN.value:
         raise CartClosed("This cart was already checked out; open a new one")
     return cart
 
 
-def _is_owner(cart: Cart, principal: Principal | None, cart_token: str | None) -> bool:
-    return _owns(cart.user_id, cart.token_hash, principal, cart_token)
+def _is_owner(cart: Cart, caller: Caller) -> bool:
+    return _owns(cart.user_id, cart.token_hash, caller)
 
 
 def _owns(
     user_id: uuid.UUID | None,
     token_hash: str | None,
-    principal: Principal | None,
-    cart_token: str | None,
+    caller: Caller,
 ) -> bool:
-    if principal is not None and user_id == principal.user_id:
+    if caller.user_id is not None and user_id == caller.user_id:
         return True
-    if cart_token and token_hash:
-        return hmac.compare_digest(hash_token(cart_token), token_hash)
+    if caller.cart_token and token_hash:
+        return hmac.compare_digest(hash_token(caller.cart_token), token_hash)
     return False
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, WebSocket, status
+from fastapi import APIRouter, Query, Request, WebSocket, status
 from starlette.responses import Response
 
-from shopkeeper.accounts.permissions import CurrentUser, OptionalUser
+from shopkeeper.accounts.permissions import CurrentUser
 from shopkeeper.core.db import Session
-from shopkeeper.core.errors import Unauthorized, problem_responses
+from shopkeeper.core.errors import problem_responses
 from shopkeeper.core.idempotency import (
     IdempotencyClaim,
     IdempotencyKeyHeader,
@@ -21,7 +21,7 @@ from shopkeeper.core.idempotency import (
 from shopkeeper.core.realtime import CLOSE_FORBIDDEN, authenticate_websocket, close_websocket
 from shopkeeper.core.runtime import AppRuntime, Runtime
 from shopkeeper.core.writes import WriteBatch
-from shopkeeper.shop.access import READ, ShopWriter
+from shopkeeper.shop.access import READ, KnownCaller, ShopCaller, ShopWriter
 from shopkeeper.shop.orders import checkout, service
 from shopkeeper.shop.orders.handlers import ADMIN_TOPIC, order_topic
 from shopkeeper.shop.orders.models import Order
@@ -35,11 +35,6 @@ from shopkeeper.shop.orders.schemas import (
 from shopkeeper.shop.orders.state import OrderStatus
 
 router = APIRouter(tags=["orders"])
-
-CartToken = Annotated[
-    str | None,
-    Header(alias="X-Cart-Token", description="A guest cart's token (guest checkout)"),
-]
 
 
 def _order_response(order: Order, status_code: int = status.HTTP_200_OK) -> Response:
@@ -77,9 +72,8 @@ async def place_order(
     request: Request,
     session: Session,
     runtime: AppRuntime,
-    principal: OptionalUser,
+    caller: ShopCaller,
     idempotency_key: IdempotencyKeyHeader,
-    cart_token: CartToken = None,
 ) -> Response:
     """Check out a cart: reserve its stock until `expires_at` and create a `pending_payment`
     order. A retry with the same `Idempotency-Key` and body replays the first answer."""
@@ -92,8 +86,7 @@ async def place_order(
         await checkout.place_order(
             session,
             settings=runtime.settings,
-            principal=principal,
-            cart_token=cart_token,
+            caller=caller,
             cart_id=body.cart_id,
             email=payload["email"],
             shipping_address=payload["shipping_address"],
@@ -104,7 +97,7 @@ async def place_order(
 
     return await run_idempotent_in_transaction(
         session,
-        scope=idempotency_scope(principal, cart_token),
+        scope=idempotency_scope(caller.principal, caller.cart_token),
         key=idempotency_key,
         fingerprint=request_fingerprint(request.method, request.url.path, payload),
         operation=operation,
@@ -132,23 +125,13 @@ async def list_orders(
     return OrderPage(items=[OrderOut.of(order) for order in orders], next_cursor=next_cursor)
 
 
-def _require_caller(principal: OptionalUser, cart_token: str | None) -> None:
-    if principal is None and not cart_token:
-        raise Unauthorized("Sign in, or send the guest cart's X-Cart-Token")
-
-
 @router.get(
     "/orders/{order_id}",
     response_model=OrderOut,
     responses=problem_responses(401, 404, 422, s404="`order-not-found` (or not yours)"),
 )
-async def get_order(
-    order_id: uuid.UUID, principal: OptionalUser, session: Session, cart_token: CartToken = None
-) -> OrderOut:
-    _require_caller(principal, cart_token)
-    order = await service.get_order(
-        session, order_id=order_id, principal=principal, cart_token=cart_token
-    )
+async def get_order(order_id: uuid.UUID, caller: KnownCaller, session: Session) -> OrderOut:
+    order = await service.get_order(session, order_id=order_id, caller=caller)
     return OrderOut.of(order)
 
 
@@ -158,13 +141,10 @@ async def get_order(
     responses=problem_responses(401, 404, 422, s404="`order-not-found` (or not yours)"),
 )
 async def list_order_transitions(
-    order_id: uuid.UUID, principal: OptionalUser, session: Session, cart_token: CartToken = None
+    order_id: uuid.UUID, caller: KnownCaller, session: Session
 ) -> list[OrderTransitionOut]:
     """The order's audit trail: every status change, when and by whom."""
-    _require_caller(principal, cart_token)
-    transitions = await service.order_transitions(
-        session, order_id=order_id, principal=principal, cart_token=cart_token
-    )
+    transitions = await service.order_transitions(session, order_id=order_id, caller=caller)
     return [OrderTransitionOut.of(transition) for transition in transitions]
 
 
@@ -180,14 +160,9 @@ async def list_order_transitions(
         s409="`invalid-transition` (shipped, delivered, already cancelled or expired)",
     ),
 )
-async def cancel_order(
-    order_id: uuid.UUID, principal: OptionalUser, session: Session, cart_token: CartToken = None
-) -> OrderOut:
+async def cancel_order(order_id: uuid.UUID, caller: KnownCaller, session: Session) -> OrderOut:
     """Cancel; reserved stock is released and a paid order is refunded in full."""
-    _require_caller(principal, cart_token)
-    order = await service.cancel_order(
-        session, order_id=order_id, principal=principal, cart_token=cart_token
-    )
+    order = await service.cancel_order(session, order_id=order_id, caller=caller)
     return OrderOut.of(order)
 
 

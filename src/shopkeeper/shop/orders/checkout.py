@@ -29,6 +29,7 @@ from shopkeeper.core.observability import ORDERS_CREATED
 from shopkeeper.core.security import Principal
 from shopkeeper.core.settings import Settings
 from shopkeeper.core.writes import WriteBatch
+from shopkeeper.shop.access import Caller
 from shopkeeper.shop.carts import service as carts_service
 from shopkeeper.shop.inventory import service as inventory_service
 from shopkeeper.shop.orders.events import OrderPlaced
@@ -59,8 +60,7 @@ async def place_order(
     session: AsyncSession,
     *,
     settings: Settings,
-    principal: Principal | None,
-    cart_token: str | None,
+    caller: Caller,
     cart_id: uuid.UUID,
     email: str | None,
     shipping_address: dict[str, Any],
@@ -72,11 +72,10 @@ async def place_order(
     snapshot = await carts_service.checkout_snapshot(
         session,
         cart_id=cart_id,
-        principal=principal,
-        cart_token=cart_token,
+        caller=caller,
         settings=settings,
         query=_READ_CART_AND_NUMBER if postgres else _READ_CART,
-        params={"buyer_id": principal.user_id if principal is not None else None},
+        params={"buyer_id": caller.user_id},
     )
     for line in snapshot.lines:
         if line.unit_price.currency != settings.currency:
@@ -85,7 +84,7 @@ async def place_order(
                 f"{settings.currency}",
                 sku=line.sku,
             )
-    recipient = _recipient(principal, email, snapshot.extra["email"])
+    recipient = _recipient(caller.principal, email, snapshot.extra["email"])
     number = _format_number(snapshot.extra["number"]) if postgres else await _next_number(session)
 
     # Rows go in as batched INSERTs (no unit of work): checkout writes nothing it reads back.
@@ -98,9 +97,11 @@ async def place_order(
         "id": order_id,
         "number": number,
         "status": OrderStatus.PENDING_PAYMENT.value,
-        "user_id": principal.user_id if principal is not None else None,
+        "user_id": caller.user_id,
         "guest_token_hash": (
-            guest_token_hash(cart_token) if principal is None and cart_token else None
+            guest_token_hash(caller.cart_token)
+            if caller.principal is None and caller.cart_token
+            else None
         ),
         "cart_id": cart_id,
         "email": recipient,
@@ -144,7 +145,7 @@ async def place_order(
                 "from_status": None,
                 "to_status": OrderStatus.PENDING_PAYMENT.value,
                 "at": now,
-                "actor": actor_of(principal),
+                "actor": actor_of(caller.principal),
             }
         ],
     )

@@ -24,7 +24,7 @@ from shopkeeper.core.db import utcnow
 from shopkeeper.core.errors import Conflict, InvalidInput, NotFound
 from shopkeeper.core.messaging.events import record_event
 from shopkeeper.core.security import Principal
-from shopkeeper.shop.access import READ
+from shopkeeper.shop.access import READ, Caller
 from shopkeeper.shop.inventory import service as inventory_service
 from shopkeeper.shop.orders.events import OrderCancelled, OrderShipped, OrderStatusChanged
 from shopkeeper.shop.orders.models import Order, OrderTransition
@@ -63,14 +63,14 @@ def guest_token_hash(cart_token: str) -> str:
     return hashlib.sha256(cart_token.encode()).hexdigest()
 
 
-def is_visible(order: Order, principal: Principal | None, cart_token: str | None = None) -> bool:
+def is_visible(order: Order, caller: Caller) -> bool:
     """Staff see every order, customers their own, guests the ones of their cart token."""
-    if principal is not None and (principal.can(READ) or order.user_id == principal.user_id):
+    if caller.can(READ) or (caller.user_id is not None and order.user_id == caller.user_id):
         return True
     return (
-        cart_token is not None
+        caller.cart_token is not None
         and order.guest_token_hash is not None
-        and order.guest_token_hash == guest_token_hash(cart_token)
+        and order.guest_token_hash == guest_token_hash(caller.cart_token)
     )
 
 
@@ -78,8 +78,7 @@ async def get_order(
     session: AsyncSession,
     *,
     order_id: uuid.UUID,
-    principal: Principal | None,
-    cart_token: str | None = None,
+    caller: Caller,
 ) -> Order:
     """The order with its lines; 404 unless the caller may see it."""
     order = await session.scalar(
@@ -88,7 +87,7 @@ async def get_order(
         .options(selectinload(Order.lines))
         .execution_options(populate_existing=True)
     )
-    if order is None or not is_visible(order, principal, cart_token):
+    if order is None or not is_visible(order, caller):
         raise OrderNotFound(f"No order {order_id}")
     return order
 
@@ -129,13 +128,12 @@ async def payable_order(
     session: AsyncSession,
     *,
     order_id: uuid.UUID,
-    principal: Principal | None,
-    cart_token: str | None = None,
+    caller: Caller,
 ) -> Order:
     """The order if the caller (a user, or a guest holding the order's cart token) may pay it
     now: 404 if not visible, 409 `order-not-payable` unless it is `pending_payment` with its
     reservation still running."""
-    order = await get_order(session, order_id=order_id, principal=principal, cart_token=cart_token)
+    order = await get_order(session, order_id=order_id, caller=caller)
     if order.status != OrderStatus.PENDING_PAYMENT:
         raise OrderNotPayable(f"Order {order.number} is {order.status}", order_status=order.status)
     if order.expires_at <= utcnow():
@@ -194,14 +192,13 @@ async def cancel_order(
     session: AsyncSession,
     *,
     order_id: uuid.UUID,
-    principal: Principal | None,
-    cart_token: str | None = None,
+    caller: Caller,
 ) -> Order:
     """Cancel an unpaid or paid order and release its stock; a paid one is refunded by the
     payments domain on `OrderCancelled(was_paid=True)`."""
-    order = await get_order(session, order_id=order_id, principal=principal, cart_token=cart_token)
+    order = await get_order(session, order_id=order_id, caller=caller)
     now = utcnow()
-    actor = actor_of(principal)
+    actor = actor_of(caller.principal)
     previous = await _transition(
         session,
         order=order,
@@ -222,7 +219,7 @@ async def cancel_order(
         ),
     )
     await session.commit()
-    return await get_order(session, order_id=order.id, principal=principal, cart_token=cart_token)
+    return await get_order(session, order_id=order.id, caller=caller)
 
 
 async def ship_order(
@@ -234,7 +231,7 @@ async def ship_order(
 ) -> Order:
     """paid (or partially refunded before shipping) -> shipped (staff): the reserved units
     leave `on_hand`."""
-    order = await get_order(session, order_id=order_id, principal=principal)
+    order = await get_order(session, order_id=order_id, caller=Caller(principal))
     if order.shipped_at is not None:
         raise InvalidTransition(
             f"Order {order.number} was already shipped",
@@ -258,14 +255,14 @@ async def ship_order(
         ),
     )
     await session.commit()
-    return await get_order(session, order_id=order.id, principal=principal)
+    return await get_order(session, order_id=order.id, caller=Caller(principal))
 
 
 async def deliver_order(
     session: AsyncSession, *, order_id: uuid.UUID, principal: Principal
 ) -> Order:
     """shipped -> delivered (staff)."""
-    order = await get_order(session, order_id=order_id, principal=principal)
+    order = await get_order(session, order_id=order_id, caller=Caller(principal))
     now = utcnow()
     await _transition(
         session,
@@ -276,7 +273,7 @@ async def deliver_order(
         values={"delivered_at": now},
     )
     await session.commit()
-    return await get_order(session, order_id=order.id, principal=principal)
+    return await get_order(session, order_id=order.id, caller=Caller(principal))
 
 
 async def due_for_expiry(session: AsyncSession, *, now: datetime, limit: int) -> list[uuid.UUID]:
@@ -312,19 +309,18 @@ async def is_order_visible(
     session: AsyncSession, *, order_id: uuid.UUID, principal: Principal
 ) -> bool:
     order = await session.get(Order, order_id)
-    return order is not None and is_visible(order, principal)
+    return order is not None and is_visible(order, Caller(principal))
 
 
 async def order_transitions(
     session: AsyncSession,
     *,
     order_id: uuid.UUID,
-    principal: Principal | None,
-    cart_token: str | None = None,
+    caller: Caller,
 ) -> Sequence[OrderTransition]:
     """The audit trail of an order the caller may see, oldest first."""
     order = await session.get(Order, order_id)
-    if order is None or not is_visible(order, principal, cart_token):
+    if order is None or not is_visible(order, caller):
         raise OrderNotFound(f"No order {order_id}")
     rows = await session.scalars(
         select(OrderTransition)

@@ -8,9 +8,8 @@ from typing import Literal
 from fastapi import APIRouter, Request, Response, status
 from starlette.responses import JSONResponse
 
-from shopkeeper.accounts.permissions import OptionalUser
 from shopkeeper.core.db import Session
-from shopkeeper.core.errors import Unauthorized, problem_responses
+from shopkeeper.core.errors import problem_responses
 from shopkeeper.core.idempotency import (
     IdempotencyClaim,
     IdempotencyKeyHeader,
@@ -19,8 +18,7 @@ from shopkeeper.core.idempotency import (
     run_idempotent,
 )
 from shopkeeper.core.runtime import AppRuntime
-from shopkeeper.shop.access import PaymentsRefunder
-from shopkeeper.shop.orders.api import CartToken
+from shopkeeper.shop.access import KnownCaller, PaymentsRefunder, ShopCaller
 from shopkeeper.shop.payments import callbacks, sandbox, service
 from shopkeeper.shop.payments.schemas import (
     CreatePaymentRequest,
@@ -35,11 +33,6 @@ router = APIRouter(tags=["payments"])
 _IDEMPOTENCY_400 = "`idempotency-key-required`, `invalid-idempotency-key`"
 _IDEMPOTENCY_422 = "`validation-error`; `idempotency-key-reused` (same key, different request)"
 _NO_CALLER_401 = "`unauthorized`: neither a bearer token nor the guest's `X-Cart-Token`"
-
-
-def _require_caller(principal: OptionalUser, cart_token: str | None) -> None:
-    if principal is None and not cart_token:
-        raise Unauthorized("Sign in, or send the guest cart's X-Cart-Token")
 
 
 @router.post(
@@ -69,9 +62,8 @@ async def create_payment(
     request: Request,
     session: Session,
     runtime: AppRuntime,
-    principal: OptionalUser,
+    caller: ShopCaller,
     idempotency_key: IdempotencyKeyHeader,
-    cart_token: CartToken = None,
 ) -> Response:
     """Start paying an order; `action` tells the client what to do next (redirect, confirm
     with Stripe.js, show a QR code). Amount and currency are the order's. A guest pays with the
@@ -81,8 +73,7 @@ async def create_payment(
         payment = await service.create_payment(
             session,
             order_id=order_id,
-            principal=principal,
-            cart_token=cart_token,
+            caller=caller,
             provider_name=body.provider,
             settings=runtime.settings,
         )
@@ -97,7 +88,7 @@ async def create_payment(
     return await run_idempotent(
         runtime.db,
         session=session,
-        scope=idempotency_scope(principal, cart_token),
+        scope=idempotency_scope(caller.principal, caller.cart_token),
         key=idempotency_key,
         fingerprint=request_fingerprint(request.method, request.url.path, body.model_dump()),
         operation=operation,
@@ -115,15 +106,10 @@ async def create_payment(
         s404="`payment-not-found` (or not yours)",
     ),
 )
-async def get_payment(
-    payment_id: uuid.UUID, session: Session, principal: OptionalUser, cart_token: CartToken = None
-) -> PaymentOut:
+async def get_payment(payment_id: uuid.UUID, session: Session, caller: KnownCaller) -> PaymentOut:
     """A payment of one of the caller's orders (staff: any; a guest: the orders of its
     `X-Cart-Token`)."""
-    _require_caller(principal, cart_token)
-    payment = await service.get_payment(
-        session, payment_id=payment_id, principal=principal, cart_token=cart_token
-    )
+    payment = await service.get_payment(session, payment_id=payment_id, caller=caller)
     return PaymentOut.of(payment)
 
 
@@ -219,18 +205,15 @@ async def sandbox_outcome(
     outcome: Literal["succeed", "fail"],
     session: Session,
     runtime: AppRuntime,
-    principal: OptionalUser,
+    caller: KnownCaller,
     body: SandboxOutcomeRequest | None = None,
-    cart_token: CartToken = None,
 ) -> dict[str, bool]:
     """Make the sandbox provider deliver a signed callback (plus `duplicates` copies) to our
     webhook, retrying until acknowledged, like a real provider after the buyer pays."""
-    _require_caller(principal, cart_token)
     await sandbox.request_sandbox_outcome(
         session,
         payment_id=payment_id,
-        principal=principal,
-        cart_token=cart_token,
+        caller=caller,
         outcome=outcome,
         duplicates=body.duplicates if body else 0,
         settings=runtime.settings,

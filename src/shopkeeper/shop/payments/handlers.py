@@ -59,7 +59,7 @@ async def refund_payment_for_closed_order(
 
 @handles(PaymentSucceeded)
 async def mail_payment_received(ctx: HandlerContext, event: PaymentSucceeded) -> None:
-    order = await orders_service.get_order(ctx.session, order_id=event.order_id, principal=SYSTEM)
+    order = await orders_service.get_order(ctx.session, order_id=event.order_id, caller=SYSTEM)
     await ctx.mailer.send(
         ctx.session,
         to=order.email,
@@ -80,7 +80,7 @@ def _major(amount: int, currency: str) -> str:
 
 @handles(PaymentRefunded)
 async def mail_refund_issued(ctx: HandlerContext, event: PaymentRefunded) -> None:
-    order = await orders_service.get_order(ctx.session, order_id=event.order_id, principal=SYSTEM)
+    order = await orders_service.get_order(ctx.session, order_id=event.order_id, caller=SYSTEM)
     await ctx.mailer.send(
         ctx.session,
         to=order.email,

@@ -11,8 +11,8 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopkeeper.core.errors import Conflict, NotFound
-from shopkeeper.core.security import Principal
 from shopkeeper.core.settings import Settings
+from shopkeeper.shop.access import Caller
 from shopkeeper.shop.payments import service
 from shopkeeper.shop.payments.models import PaymentStatus
 from shopkeeper.shop.payments.providers.sandbox import SandboxProvider
@@ -35,18 +35,15 @@ async def request_sandbox_outcome(
     session: AsyncSession,
     *,
     payment_id: uuid.UUID,
-    principal: Principal | None,
+    caller: Caller,
     outcome: Literal["succeed", "fail"],
     duplicates: int,
     settings: Settings,
-    cart_token: str | None = None,
 ) -> None:
     """Have the sandbox deliver a signed callback (plus `duplicates` copies) in the background."""
     if not settings.sandbox_enabled:
         raise SandboxDisabled("Set SHOPKEEPER_SANDBOX_ENABLED=true to use the sandbox")
-    payment = await service.get_payment(
-        session, payment_id=payment_id, principal=principal, cart_token=cart_token
-    )
+    payment = await service.get_payment(session, payment_id=payment_id, caller=caller)
     if payment.provider != "sandbox":
         raise NotASandboxPayment(f"Payment {payment.id} uses {payment.provider}")
     if payment.status != PaymentStatus.PENDING:

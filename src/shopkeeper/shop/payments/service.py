@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shopkeeper.core.db import affected_rows, new_id, utcnow
 from shopkeeper.core.errors import Conflict, DomainError, NotFound
 from shopkeeper.core.messaging.events import record_event
-from shopkeeper.core.security import Principal
 from shopkeeper.core.settings import Settings
+from shopkeeper.shop.access import Caller
 from shopkeeper.shop.orders import service as orders_service
 from shopkeeper.shop.payments.events import PaymentRefunded
 from shopkeeper.shop.payments.models import (
@@ -79,17 +79,14 @@ async def create_payment(
     session: AsyncSession,
     *,
     order_id: uuid.UUID,
-    principal: Principal | None,
+    caller: Caller,
     provider_name: str,
     settings: Settings,
-    cart_token: str | None = None,
 ) -> Payment:
     """Start paying an order with a provider: amount and currency come from the order. The
     payer is its owner, staff, or the guest holding the cart token the order was placed with."""
     provider = provider_for(provider_name, settings)
-    order = await orders_service.payable_order(
-        session, order_id=order_id, principal=principal, cart_token=cart_token
-    )
+    order = await orders_service.payable_order(session, order_id=order_id, caller=caller)
     payment = Payment(
         id=new_id(),
         order_id=order.id,
@@ -155,8 +152,7 @@ async def get_payment(
     session: AsyncSession,
     *,
     payment_id: uuid.UUID,
-    principal: Principal | None,
-    cart_token: str | None = None,
+    caller: Caller,
 ) -> Payment:
     """The payment if its order is visible to the caller (owner, staff, or the guest holding
     the order's cart token); 404 otherwise."""
@@ -164,9 +160,7 @@ async def get_payment(
     if payment is None:
         raise PaymentNotFound(f"No payment {payment_id}")
     try:
-        await orders_service.get_order(
-            session, order_id=payment.order_id, principal=principal, cart_token=cart_token
-        )
+        await orders_service.get_order(session, order_id=payment.order_id, caller=caller)
     except NotFound as exc:
         raise PaymentNotFound(f"No payment {payment_id}") from exc
     return payment
