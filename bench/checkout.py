@@ -303,7 +303,7 @@ async def create_buyers_and_carts(
     tokens = [
         {
             "Authorization": "Bearer "
-            + create_access_token(settings=settings, user_id=user_id, is_staff=False)
+            + create_access_token(settings=settings, user_id=user_id, permissions=frozenset())
         }
         for user_id in user_ids
     ]
