@@ -121,6 +121,28 @@ class Settings(BaseSettings):
     run_background_in_process: bool | None = None
     """Run outbox relay, consumers and periodic jobs inside `serve`; default: when no broker."""
 
+    logs_enabled: bool = True
+    """Serve the logs system (ingest, query, UI) and ship this process's own logs into it."""
+    logs_dir: Path | None = None
+    """Where chDB keeps the embedded log storage; default `<var_dir>/logs`. Only one process
+    may open it: the `serve` process that owns it (see docs/logs.md)."""
+    logs_clickhouse_url: str | None = None
+    """A ClickHouse server's HTTP URL (`http://user:password@host:8123`); replaces chDB."""
+    logs_database: str = "shopkeeper_logs"
+    """ClickHouse database holding the `logs` table."""
+    logs_retention_days: int = Field(default=14, ge=1)
+    """Lines older than this are dropped, by whole daily partitions."""
+    logs_max_body_bytes: int = 16 * 1024 * 1024
+    """Largest ingest body, compressed or after decompression; larger ones are 413."""
+    logs_max_pending_lines: int = 400_000
+    """Lines accepted but not yet stored before ingest answers 429 with Retry-After."""
+    logs_batch_lines: int = 50_000
+    """At most this many lines go into one INSERT when concurrent requests are coalesced."""
+    logs_ship_own_logs: bool = True
+    """Store this process's own request and application logs (service `shopkeeper`)."""
+    logs_max_query_range: str = "30d"
+    """Longest time range one log query may cover (a Loki duration such as `30d`, `12h`)."""
+
     @field_validator("currency")
     @classmethod
     def _currency_is_iso_4217_shaped(cls, value: str) -> str:
@@ -150,6 +172,10 @@ class Settings(BaseSettings):
                 _embedded_secret(self.var_dir, "sandbox_secret")
             )
         return self
+
+    @property
+    def logs_path(self) -> Path:
+        return self.logs_dir if self.logs_dir is not None else self.var_dir / "logs"
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,0 +1,143 @@
+"""chDB: ClickHouse inside this process, on a data directory only this process may open.
+
+chDB runs one engine per process, on one directory. Every `EmbeddedStore` of a process on that
+directory shares it (an app, the shop's own log handler and tests alike), and every statement
+runs on one worker thread: chDB is synchronous and releases the GIL while it works, so the event
+loop keeps serving. A batch reaches ClickHouse as a file under the data directory, read by
+`file()` and parsed there."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from shopkeeper.logs.store.base import (
+    RECORD_STRUCTURE,
+    Batch,
+    LogStore,
+    StoreUnavailable,
+    batch_parameters,
+    insert_sql,
+)
+
+_SESSION_SETTINGS = (
+    "SET output_format_json_quote_64bit_integers = 0",
+    "SET output_format_json_quote_decimals = 0",
+)
+
+
+class _Engine:
+    """The process's chDB session and the thread that talks to it."""
+
+    def __init__(self, path: Path) -> None:
+        from chdb import session
+
+        self.path = path
+        self.incoming = path / "incoming"
+        path.mkdir(parents=True, exist_ok=True)
+        self.incoming.mkdir(exist_ok=True)
+        for leftover in self.incoming.iterdir():  # files of batches a crash never acknowledged
+            leftover.unlink(missing_ok=True)
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chdb")
+        self.session: Any = self.executor.submit(session.Session, str(path)).result()
+        for statement in _SESSION_SETTINGS:
+            self.executor.submit(self.session.query, statement).result()
+        self.users = 0
+
+    def close(self) -> None:
+        self.executor.submit(self.session.close).result()
+        self.executor.shutdown(wait=True)
+
+
+_engine: _Engine | None = None
+_engine_lock = threading.Lock()
+
+
+def _acquire(path: Path) -> _Engine:
+    global _engine
+    with _engine_lock:
+        if _engine is None:
+            _engine = _Engine(path)
+        elif _engine.path != path:
+            raise StoreUnavailable(
+                f"this process already opened chDB on {_engine.path}; one directory per process"
+            )
+        _engine.users += 1
+        return _engine
+
+
+def _release(engine: _Engine) -> None:
+    global _engine
+    with _engine_lock:
+        engine.users -= 1
+        if engine.users == 0:
+            engine.close()
+            if _engine is engine:
+                _engine = None
+
+
+class EmbeddedStore(LogStore):
+    def __init__(self, path: Path, *, database: str, retention_days: int) -> None:
+        super().__init__(database=database, retention_days=retention_days)
+        self.path = path.resolve()
+        self._engine: _Engine | None = None
+
+    async def _connect(self) -> None:
+        self._engine = await asyncio.to_thread(_acquire, self.path)
+
+    async def close(self) -> None:
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            await asyncio.to_thread(_release, engine)
+
+    async def insert(self, batch: Batch) -> None:
+        try:
+            await self._run(self._insert, batch)
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    def _insert(self, engine: _Engine, batch: Batch) -> None:
+        file = engine.incoming / f"{batch.batch_id}.{batch.format}"
+        file.write_bytes(batch.payload)
+        try:
+            if batch.format == "json_lines":
+                relation = f"file({_quote(str(file))}, 'LineAsString', 'line String')"
+            else:
+                relation = f"file({_quote(str(file))}, 'JSONEachRow', {_quote(RECORD_STRUCTURE)})"
+            sql = insert_sql(self.table, batch.format, relation)
+            sql += f"\nSETTINGS insert_deduplication_token = {_quote(batch.batch_id)}"
+            engine.session.query(sql, params=batch_parameters(batch))
+        finally:
+            file.unlink(missing_ok=True)
+
+    async def query_bytes(
+        self, sql: str, parameters: Mapping[str, Any] | None = None, fmt: str = "JSONEachRow"
+    ) -> bytes:
+        result: bytes = await self._run(self._query, sql, parameters, fmt)
+        return result
+
+    async def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
+        await self._run(self._query, sql, parameters, "TSV")
+
+    @staticmethod
+    def _query(engine: _Engine, sql: str, parameters: Mapping[str, Any] | None, fmt: str) -> bytes:
+        result = engine.session.query(sql, fmt, params=dict(parameters) if parameters else None)
+        data: bytes = result.bytes()
+        return data
+
+    async def _run(self, function: Any, *args: Any) -> Any:
+        engine = self._engine
+        if engine is None:
+            raise StoreUnavailable("the log store is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(engine.executor, function, engine, *args)
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
