@@ -10,9 +10,8 @@ import structlog
 from fastapi import FastAPI
 
 from shopkeeper import __version__
-from shopkeeper.admin import mount_admin
-from shopkeeper.carts.api import router as carts_router
-from shopkeeper.catalog.api import router as catalog_router
+from shopkeeper.accounts import service as users_service
+from shopkeeper.accounts.api import router as users_router
 from shopkeeper.core.errors import install_error_handlers
 from shopkeeper.core.health import router as health_router
 from shopkeeper.core.observability import (
@@ -23,11 +22,12 @@ from shopkeeper.core.observability import (
 from shopkeeper.core.response_cache import CachedReadsApp
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings, get_settings
-from shopkeeper.inventory.api import router as inventory_router
-from shopkeeper.orders.api import router as orders_router
-from shopkeeper.payments.api import router as payments_router
-from shopkeeper.users import service as users_service
-from shopkeeper.users.api import router as users_router
+from shopkeeper.shop.admin import mount_admin
+from shopkeeper.shop.carts.api import router as carts_router
+from shopkeeper.shop.catalog.api import router as catalog_router
+from shopkeeper.shop.inventory.api import router as inventory_router
+from shopkeeper.shop.orders.api import router as orders_router
+from shopkeeper.shop.payments.api import router as payments_router
 
 API_PREFIX = "/api/v1"
 

@@ -78,7 +78,7 @@ def seed(
     if_empty: Annotated[bool, typer.Option("--if-empty", help="Only when there are none")] = False,
 ) -> None:
     """Create a demo catalog (categories, products, variants, warehouses and stock)."""
-    from shopkeeper.catalog.seed import seed_demo_catalog
+    from shopkeeper.shop.catalog.seed import seed_demo_catalog
 
     created = asyncio.run(
         seed_demo_catalog(get_settings(), products=products, if_empty=if_empty, console=console)
@@ -96,10 +96,10 @@ def create_user(
     """Create a user (the first staff user, typically)."""
     from pydantic import ValidationError
 
+    from shopkeeper.accounts import service
+    from shopkeeper.accounts.schemas import RegisterRequest
     from shopkeeper.core.db import Database
     from shopkeeper.core.errors import DomainError
-    from shopkeeper.users import service
-    from shopkeeper.users.schemas import RegisterRequest
 
     try:
         body = RegisterRequest(email=email, password=password, full_name=full_name)

@@ -18,7 +18,7 @@ from shopkeeper.core.events import record_event
 from shopkeeper.core.realtime import CLOSE_TOO_SLOW, RealtimeHub
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings
-from shopkeeper.inventory.events import StockLow
+from shopkeeper.shop.inventory.events import StockLow
 from tests.conftest import create_staff
 from tests.platform.conftest import background_settings, postgres_only
 
