@@ -1,5 +1,5 @@
 """Fixtures of the logs system. chDB opens one directory per process, so every logs test of a
-pytest run shares one store (`log_store`) and apps built by tests open the same directory;
+pytest run shares one store (`log_store`) and the apps built by tests open the same directory;
 tests keep apart by writing under their own tenant (`tenant`)."""
 
 from __future__ import annotations
@@ -8,8 +8,14 @@ import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 
+from shopkeeper.app import create_app
+from shopkeeper.core.db import Database
+from shopkeeper.core.migrate import upgrade_database
 from shopkeeper.core.settings import Settings
 from shopkeeper.logs.store import LogStore, open_store
 from tests.conftest import make_settings
@@ -21,9 +27,22 @@ def logs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def logs_settings(logs_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+async def logs_settings(logs_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings of a logs-enabled app on a migrated SQLite database and the shared chDB dir."""
     var_dir = tmp_path_factory.mktemp("logs-var")
-    return make_settings(f"sqlite+aiosqlite:///{var_dir / 'logs.db'}", var_dir, logs_dir=logs_dir)
+    settings = make_settings(
+        f"sqlite+aiosqlite:///{var_dir / 'logs.db'}",
+        var_dir,
+        logs_dir=logs_dir,
+        logs_enabled=True,
+        logs_ship_own_logs=False,
+    )
+    database = Database(settings)
+    try:
+        await upgrade_database(database)
+    finally:
+        await database.dispose()
+    return settings
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +58,44 @@ async def log_store(logs_settings: Settings) -> AsyncIterator[LogStore]:
 def tenant() -> str:
     """A tenant of this test alone, so tests sharing the store never see each other's lines."""
     return f"t_{secrets.token_hex(4)}"
+
+
+@pytest.fixture(scope="session")
+async def logs_app(logs_settings: Settings, log_store: LogStore) -> AsyncIterator[FastAPI]:
+    application = create_app(logs_settings)
+    async with LifespanManager(application):
+        yield application
+
+
+@pytest.fixture
+async def logs_client(logs_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=logs_app), base_url="http://test"
+    ) as http:
+        yield http
+
+
+@pytest.fixture
+async def ingest_client(
+    logs_app: FastAPI, logs_client: httpx.AsyncClient, tenant: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client whose ingest requests write as this test's tenant."""
+    from shopkeeper.logs.auth import write_tenant
+
+    async def as_tenant() -> str:
+        return tenant
+
+    logs_app.dependency_overrides[write_tenant] = as_tenant
+    try:
+        yield logs_client
+    finally:
+        logs_app.dependency_overrides.pop(write_tenant, None)
+
+
+async def stored_rows(store: LogStore, tenant: str) -> list[dict[str, object]]:
+    """Every stored line of a tenant, oldest first, with `ns` the timestamp in nanoseconds."""
+    return await store.query(
+        f"SELECT *, toUnixTimestamp64Nano(timestamp) AS ns FROM {store.table} "
+        "WHERE tenant = {tenant:String} ORDER BY timestamp, message",
+        {"tenant": tenant},
+    )

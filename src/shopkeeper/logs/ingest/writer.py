@@ -1,0 +1,113 @@
+"""Group commit: batches of concurrent requests go into storage together, and each request
+is answered as soon as the INSERT holding its lines returns.
+
+While one INSERT runs, newly arrived batches wait; the next INSERT takes all of them (up to
+`batch_lines`). Under load that coalesces small requests into large parts; alone, a request
+pays one INSERT and no timer. Lines accepted but not stored are bounded: past
+`max_pending_lines` a request is refused with 429 before anything of it is queued."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from typing import Protocol
+
+import structlog
+
+from shopkeeper.logs.ingest.errors import IngestOverloaded, StorageUnavailable
+from shopkeeper.logs.store import Batch, LogStore, StoreUnavailable
+
+log = structlog.get_logger(__name__)
+
+
+class BatchSink(Protocol):
+    """Where ingest hands batches: returns once they are durable (stored, or confirmed by the
+    production buffer); raises `IngestOverloaded` or `StorageUnavailable` having kept none."""
+
+    async def write(self, batches: list[Batch]) -> None: ...
+
+
+class GroupCommitWriter:
+    def __init__(self, store: LogStore, *, max_pending_lines: int, batch_lines: int) -> None:
+        self.store = store
+        self.max_pending_lines = max_pending_lines
+        self.batch_lines = batch_lines
+        self.pending_lines = 0
+        self._queue: deque[tuple[list[Batch], asyncio.Future[None]]] = deque()
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="logs-group-commit")
+
+    async def stop(self) -> None:
+        """Stores what is queued, then stops."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        while self._queue:
+            self._wakeup.set()
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def write(self, batches: list[Batch]) -> None:
+        lines = sum(batch.lines for batch in batches)
+        if lines == 0:
+            return
+        if self._task is None:
+            raise StorageUnavailable("the log writer is not running")
+        # One request larger than the whole bound is still taken when nothing else waits.
+        if self.pending_lines and self.pending_lines + lines > self.max_pending_lines:
+            raise IngestOverloaded(retry_after=1, detail="Too many lines waiting to be stored")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.pending_lines += lines
+        self._queue.append((batches, future))
+        self._wakeup.set()
+        await asyncio.shield(future)
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                round_ = self._take_round()
+                batches = [batch for members, _ in round_ for batch in members]
+                lines = sum(batch.lines for batch in batches)
+                try:
+                    await self.store.insert_many(batches)
+                except StoreUnavailable as exc:
+                    log.warning("logs_insert_failed", error=str(exc)[:500], lines=lines)
+                    self._settle(round_, StorageUnavailable())
+                except Exception as exc:  # never let the writer die with requests waiting
+                    log.exception("logs_insert_crashed", lines=lines)
+                    self._settle(round_, exc)
+                else:
+                    self._settle(round_, None)
+                finally:
+                    self.pending_lines -= lines
+
+    def _take_round(self) -> list[tuple[list[Batch], asyncio.Future[None]]]:
+        round_ = [self._queue.popleft()]
+        lines = sum(batch.lines for batch in round_[0][0])
+        while self._queue:
+            next_lines = sum(batch.lines for batch in self._queue[0][0])
+            if lines + next_lines > self.batch_lines:
+                break
+            round_.append(self._queue.popleft())
+            lines += next_lines
+        return round_
+
+    @staticmethod
+    def _settle(
+        round_: list[tuple[list[Batch], asyncio.Future[None]]], error: BaseException | None
+    ) -> None:
+        for _, future in round_:
+            if future.done():
+                continue
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
