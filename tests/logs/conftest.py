@@ -5,7 +5,9 @@ tests keep apart by writing under their own tenant (`tenant`)."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -99,3 +101,57 @@ async def stored_rows(store: LogStore, tenant: str) -> list[dict[str, object]]:
         "WHERE tenant = {tenant:String} ORDER BY timestamp, message",
         {"tenant": tenant},
     )
+
+
+class LiveServer:
+    """The app served by uvicorn on a loopback port, in a thread of this process (so that it
+    shares the chDB directory with `log_store`), for clients that speak real HTTP."""
+
+    def __init__(self, app: FastAPI, port: int) -> None:
+        import uvicorn
+
+        self.app = app
+        self.url = f"http://127.0.0.1:{port}"
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the live server did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def live_server(logs_settings: Settings, log_store: LogStore) -> Iterator[LiveServer]:
+    from tests.conftest import free_port
+
+    server = LiveServer(create_app(logs_settings), free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def live_ingest(live_server: LiveServer, tenant: str) -> Iterator[LiveServer]:
+    """The live server, its ingest writing as this test's tenant."""
+    from shopkeeper.logs.auth import write_tenant
+
+    async def as_tenant() -> str:
+        return tenant
+
+    live_server.app.dependency_overrides[write_tenant] = as_tenant
+    try:
+        yield live_server
+    finally:
+        live_server.app.dependency_overrides.pop(write_tenant, None)

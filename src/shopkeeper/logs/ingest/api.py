@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from shopkeeper.logs.ingest.loki import router as loki_router
 from shopkeeper.logs.ingest.ndjson import router as ndjson_router
 
 router = APIRouter()
 router.include_router(ndjson_router)
+router.include_router(loki_router)
