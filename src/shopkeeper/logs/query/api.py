@@ -1,0 +1,187 @@
+"""Loki's HTTP query API under `/api/v1/logs/loki/api/v1/`, so that Grafana's Loki data
+source and logcli read from us. Errors answer as Loki does: 400 with a plain-text body."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+import structlog
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, Response
+
+from shopkeeper import __version__
+from shopkeeper.core.jsonutil import dumps
+from shopkeeper.logs.auth import ReadTenant
+from shopkeeper.logs.query import service
+from shopkeeper.logs.query.errors import QueryError
+from shopkeeper.logs.query.params import max_range_ns as parse_max_range
+from shopkeeper.logs.query.params import (
+    now_ns,
+    parse_direction,
+    parse_limit,
+    parse_range,
+    parse_step,
+    parse_timestamp,
+)
+from shopkeeper.logs.runtime import LogStoreDep
+from shopkeeper.logs.store import StoreUnavailable
+
+router = APIRouter(prefix="/loki/api/v1", tags=["logs: query (Loki API)"])
+log = structlog.get_logger(__name__)
+
+# ClickHouse error codes that mean the query itself was wrong (a pattern RE2 cannot compile,
+# a bad argument), not that the store failed.
+_CLIENT_ERROR_CODES = ("Code: 427.", "Code: 36.", "Code: 43.", "Code: 6.")
+
+
+class _Params(dict[str, str]):
+    """Query-string and form parameters together (Loki accepts both); lists kept apart."""
+
+    lists: dict[str, list[str]]
+
+
+async def _parameters(request: Request) -> _Params:
+    pairs = list(request.query_params.multi_items())
+    if request.method == "POST":
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith("application/x-www-form-urlencoded"):
+            pairs += parse_qsl((await request.body()).decode(), keep_blank_values=True)
+    params = _Params()
+    params.lists = {}
+    for key, value in pairs:
+        params.setdefault(key, value)
+        params.lists.setdefault(key, []).append(value)
+    return params
+
+
+def _json(body: Any) -> Response:
+    return Response(dumps(body), media_type="application/json")
+
+
+async def _answer(work: Callable[[], Awaitable[Any]]) -> Response:
+    try:
+        return _json(await work())
+    except QueryError as exc:
+        return PlainTextResponse(str(exc), status_code=400)
+    except StoreUnavailable:
+        return PlainTextResponse("log storage unavailable", status_code=503)
+    except RuntimeError as exc:  # the engine's own errors: a query it refused, or a failure
+        text = str(exc)
+        if text.startswith(_CLIENT_ERROR_CODES):
+            return PlainTextResponse(text.split(". Look at", 1)[0].split("\n", 1)[0], 400)
+        log.exception("logs_query_failed")
+        return PlainTextResponse("internal error while running the query", status_code=500)
+
+
+def _max_range(request: Request) -> int:
+    return parse_max_range(request.app.state.settings.logs_max_query_range)
+
+
+@router.api_route("/query_range", methods=["GET", "POST"])
+async def query_range(request: Request, store: LogStoreDep, tenant: ReadTenant) -> Response:
+    """Loki's range query: streams for a log query, a matrix for a metric query."""
+    params = await _parameters(request)
+
+    async def work() -> dict[str, Any]:
+        window = parse_range(params, _max_range(request))
+        result = await service.query_range(
+            store,
+            tenant=tenant,
+            query=params.get("query", ""),
+            start=window.start,
+            end=window.end,
+            step=parse_step(params, window),
+            limit=parse_limit(params),
+            backward=parse_direction(params),
+        )
+        return result.as_loki()
+
+    return await _answer(work)
+
+
+@router.api_route("/query", methods=["GET", "POST"])
+async def query(request: Request, store: LogStoreDep, tenant: ReadTenant) -> Response:
+    """Loki's instant query: a vector (or scalar) at `time` (default now)."""
+    params = await _parameters(request)
+
+    async def work() -> dict[str, Any]:
+        result = await service.query_instant(
+            store,
+            tenant=tenant,
+            query=params.get("query", ""),
+            at=parse_timestamp(params.get("time"), now_ns()),
+            limit=parse_limit(params),
+            backward=parse_direction(params),
+        )
+        return result.as_loki()
+
+    return await _answer(work)
+
+
+@router.api_route("/labels", methods=["GET", "POST"])
+@router.api_route("/label", methods=["GET", "POST"], include_in_schema=False)
+async def labels(request: Request, store: LogStoreDep, tenant: ReadTenant) -> Response:
+    """Names of the stream labels seen in the range (default: the last hour)."""
+    params = await _parameters(request)
+
+    async def work() -> dict[str, Any]:
+        window = parse_range(params, _max_range(request))
+        names = await service.label_names(store, tenant=tenant, start=window.start, end=window.end)
+        return {"status": "success", "data": names}
+
+    return await _answer(work)
+
+
+@router.api_route("/label/{name}/values", methods=["GET", "POST"])
+async def label_values(
+    name: str, request: Request, store: LogStoreDep, tenant: ReadTenant
+) -> Response:
+    """Values of one label in the range, optionally within the streams of `query`."""
+    params = await _parameters(request)
+
+    async def work() -> dict[str, Any]:
+        window = parse_range(params, _max_range(request))
+        values = await service.label_values(
+            store,
+            tenant=tenant,
+            name=name,
+            start=window.start,
+            end=window.end,
+            query=params.get("query") or None,
+        )
+        return {"status": "success", "data": values}
+
+    return await _answer(work)
+
+
+@router.api_route("/series", methods=["GET", "POST"])
+async def series(request: Request, store: LogStoreDep, tenant: ReadTenant) -> Response:
+    """The label sets of the streams matching `match[]` in the range."""
+    params = await _parameters(request)
+
+    async def work() -> dict[str, Any]:
+        window = parse_range(params, _max_range(request))
+        selectors = params.lists.get("match[]", []) + params.lists.get("match", [])
+        found = await service.series(
+            store, tenant=tenant, selectors=selectors, start=window.start, end=window.end
+        )
+        return {"status": "success", "data": found}
+
+    return await _answer(work)
+
+
+@router.get("/status/buildinfo")
+async def buildinfo() -> Response:
+    """Loki's build information; Grafana reads `version` to pick the features it uses."""
+    return _json(
+        {
+            "version": "3.0.0",
+            "revision": f"shopkeeper-{__version__}",
+            "branch": "main",
+            "buildUser": "shopkeeper",
+            "buildDate": "",
+            "goVersion": "",
+        }
+    )
