@@ -1,0 +1,121 @@
+"""Elasticsearch `_bulk` with the official client's bulk helper against a live server."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import httpx
+import orjson
+import pytest
+from elasticsearch import Elasticsearch, helpers
+
+from shopkeeper.logs.store import LogStore
+from tests.logs.conftest import LiveServer, stored_rows
+
+
+def _client(server: LiveServer) -> Elasticsearch:
+    return Elasticsearch(server.url + "/api/v1/logs/es", request_timeout=30)
+
+
+async def test_the_official_client_bulk_helper_stores_documents(
+    live_ingest: LiveServer, log_store: LogStore, tenant: str
+) -> None:
+    now = datetime.now(UTC)
+    documents = [
+        {
+            "_index": "web-logs",
+            "_source": {
+                "@timestamp": now.isoformat(),
+                "message": f"GET /products {i}",
+                "log": {"level": "WARN"},
+                "service": {"name": "storefront"},
+                "host": {"name": "web-7"},
+                "trace": {"id": f"trace-{i}"},
+                "span": {"id": f"span-{i}"},
+                "http": {"response": {"status_code": 404}},
+            },
+        }
+        for i in range(50)
+    ]
+    client = _client(live_ingest)
+    assert client.info()["version"]["number"].startswith("8.")
+    succeeded, errors = helpers.bulk(client, documents)
+    client.close()
+    assert (succeeded, errors) == (50, [])
+    rows = await stored_rows(log_store, tenant)
+    assert len(rows) == 50
+    row = next(row for row in rows if row["message"] == "GET /products 7")
+    assert (row["service"], row["host"], row["level"], row["source"]) == (
+        "storefront",
+        "web-7",
+        "warn",
+        "elasticsearch",
+    )
+    assert (row["trace_id"], row["span_id"]) == ("trace-7", "span-7")
+    assert row["attributes"] == {"index": "web-logs", "http.response.status_code": "404"}
+    assert abs(row["ns"] - int(now.timestamp() * 1e9)) < 1_000
+
+
+async def test_bulk_answers_per_item_and_takes_the_url_index(
+    live_ingest: LiveServer, log_store: LogStore, tenant: str
+) -> None:
+    lines = [
+        {"create": {}},
+        {"message": "made", "ts": int(time.time())},
+        {"delete": {"_id": "x"}},
+        {"index": {"_index": "other", "_id": "given"}},
+        {"message": "indexed"},
+    ]
+    body = b"".join(orjson.dumps(line) + b"\n" for line in lines)
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            live_ingest.url + "/api/v1/logs/es/fallback/_bulk",
+            content=body,
+            headers={"Content-Type": "application/x-ndjson"},
+        )
+    assert response.status_code == 200
+    assert response.headers["x-elastic-product"] == "Elasticsearch"
+    answer = response.json()
+    assert answer["errors"] is True
+    create, delete, index = answer["items"]
+    assert create["create"]["status"] == 201
+    assert create["create"]["_index"] == "fallback"
+    assert delete["delete"]["status"] == 400
+    assert index["index"]["_id"] == "given"
+    rows = await stored_rows(log_store, tenant)
+    assert {row["message"]: row["attributes"]["index"] for row in rows} == {
+        "made": "fallback",
+        "indexed": "other",
+    }
+
+
+async def test_errors_have_the_elasticsearch_shape(live_ingest: LiveServer) -> None:
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            live_ingest.url + "/api/v1/logs/es/_bulk", content=b"{not json\n{}\n"
+        )
+    assert response.status_code == 400
+    assert response.headers["x-elastic-product"] == "Elasticsearch"
+    error = response.json()
+    assert error["status"] == 400
+    assert error["error"]["type"] == "parse_exception"
+    assert error["error"]["root_cause"][0]["reason"]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json", "application/vnd.elasticsearch+x-ndjson; compatible-with=8"],
+)
+async def test_bulk_accepts_the_content_types_shippers_send(
+    live_ingest: LiveServer, log_store: LogStore, tenant: str, content_type: str
+) -> None:
+    body = b'{"index": {"_index": "i"}}\n{"message": "typed"}\n'
+    async with httpx.AsyncClient() as http:
+        response = await http.put(
+            live_ingest.url + "/api/v1/logs/es/_bulk",
+            content=body,
+            headers={"Content-Type": content_type},
+        )
+    assert response.json()["errors"] is False
+    assert [row["message"] for row in await stored_rows(log_store, tenant)] == ["typed"]
