@@ -1,0 +1,265 @@
+"""`python -m bench.logs_ingest`: NDJSON ingest over HTTP into embedded storage (chDB), beside
+chDB's own `INSERT ... SELECT FROM file()` of the same lines into the same table, in one run.
+
+Steps: write `--lines` synthetic NDJSON lines (~195 bytes each, fixed seed) to a file; start
+`shopkeeper serve` (one process: it owns the chDB directory) on a fresh var dir; `--senders`
+concurrent clients post `--body-mb` MB bodies for `--duration` seconds; stop the server; read
+the bytes per stored line from `system.parts` (after OPTIMIZE FINAL); then open a fresh chDB
+directory in this process and time the same transform reading the same lines with `file()`.
+Appends a dated section to bench/RESULTS.md unless `--no-record`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+_SERVICES = ("storefront", "checkout", "payments", "search", "inventory", "worker")
+_LEVELS = ("info",) * 14 + ("debug", "debug", "warn", "error")
+_PATHS = ("/products", "/cart", "/orders", "/search", "/categories", "/checkout")
+_WORDS = (
+    "request handled cache miss upstream timeout retry queued user session token payment "
+    "declined stock reserved shipment created price updated"
+).split()
+
+
+def synthetic_lines(count: int, seed: int = 7) -> list[bytes]:
+    """Realistic application lines of about 195 bytes: timestamp, level, service, host,
+    message, trace id, and two attributes."""
+    rng = random.Random(seed)
+    start = time.time() - 3600
+    lines = []
+    for i in range(count):
+        moment = datetime.fromtimestamp(start + i / 1000, UTC)
+        line = {
+            "ts": moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "level": rng.choice(_LEVELS),
+            "service": rng.choice(_SERVICES),
+            "host": f"web-{rng.randint(1, 12)}",
+            "msg": " ".join(rng.choice(_WORDS) for _ in range(4)),
+            "trace_id": f"{rng.getrandbits(64):016x}",
+            "path": rng.choice(_PATHS),
+            "status": rng.choice((200, 200, 200, 201, 304, 404, 500)),
+        }
+        lines.append(orjson.dumps(line))
+    return lines
+
+
+def bodies(lines: list[bytes], body_bytes: int) -> list[bytes]:
+    out, current, size = [], [], 0
+    for line in lines:
+        current.append(line)
+        size += len(line) + 1
+        if size >= body_bytes:
+            out.append(b"\n".join(current) + b"\n")
+            current, size = [], 0
+    if current:
+        out.append(b"\n".join(current) + b"\n")
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve(var_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPKEEPER_")}
+    env.update(
+        SHOPKEEPER_VAR_DIR=str(var_dir),
+        SHOPKEEPER_PORT=str(port),
+        SHOPKEEPER_LOG_LEVEL="WARNING",
+        PYTHONPATH=str(ROOT / "src"),
+    )
+    cli = [sys.executable, "-m", "shopkeeper.cli"]
+    subprocess.run([*cli, "migrate"], env=env, check=True, capture_output=True)
+    log = (var_dir / "serve.log").open("wb")
+    return subprocess.Popen([*cli, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+async def wait_ready(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient() as http:
+        while time.monotonic() < deadline:
+            try:
+                if (await http.get(url + "/health/live")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError("server did not start")
+
+
+async def load(url: str, payloads: list[bytes], senders: int, duration: float) -> dict[str, float]:
+    counts = [len(body.splitlines()) for body in payloads]
+    stop_at = time.monotonic() + duration
+    accepted = 0
+    rejected = 0
+    latencies: list[float] = []
+
+    async def sender(offset: int) -> None:
+        nonlocal accepted, rejected
+        async with httpx.AsyncClient(timeout=60) as http:
+            i = offset
+            while time.monotonic() < stop_at:
+                body = payloads[i % len(payloads)]
+                started = time.perf_counter()
+                response = await http.post(
+                    url + "/api/v1/logs/ingest",
+                    content=body,
+                    headers={"Content-Type": "application/x-ndjson"},
+                )
+                latencies.append(time.perf_counter() - started)
+                if response.status_code == 200:
+                    accepted += response.json()["accepted"]
+                    assert response.json()["accepted"] == counts[i % len(payloads)]
+                else:
+                    rejected += 1
+                    await asyncio.sleep(float(response.headers.get("retry-after", "1")))
+                i += senders
+
+    started = time.monotonic()
+    await asyncio.gather(*(sender(n) for n in range(senders)))
+    elapsed = time.monotonic() - started
+    latencies.sort()
+    return {
+        "lines": accepted,
+        "seconds": elapsed,
+        "lines_per_s": accepted / elapsed,
+        "requests": len(latencies),
+        "rejected": rejected,
+        "p50_ms": latencies[len(latencies) // 2] * 1000 if latencies else 0,
+        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000 if latencies else 0,
+    }
+
+
+def storage_per_line(logs_dir: Path) -> dict[str, float]:
+    from chdb import session
+
+    db = session.Session(str(logs_dir))
+    try:
+        db.query("OPTIMIZE TABLE shopkeeper_logs.logs FINAL")
+        row = orjson.loads(
+            db.query(
+                "SELECT sum(rows) AS rows, sum(bytes_on_disk) AS disk, "
+                "sum(secondary_indices_compressed_bytes) AS indexes "
+                "FROM system.parts WHERE database = 'shopkeeper_logs' AND table = 'logs' "
+                "AND active",
+                "JSONEachRow",
+            ).bytes()
+        )
+    finally:
+        db.close()
+    rows = int(row["rows"])
+    return {
+        "rows": rows,
+        "bytes_per_line": int(row["disk"]) / rows if rows else 0,
+        "index_bytes_per_line": int(row["indexes"]) / rows if rows else 0,
+    }
+
+
+def engine_limit(lines_file: Path, lines: int, work_dir: Path, repeats: int) -> dict[str, float]:
+    """The same transform, same table, lines read by chDB itself with `file()`."""
+    from chdb import session
+
+    from shopkeeper.logs.store import schema
+    from shopkeeper.logs.store.base import insert_sql
+
+    db = session.Session(str(work_dir))
+    try:
+        for statement in schema.create_table_sql("shopkeeper_logs", 14):
+            db.query(statement)
+        relation = f"file('{lines_file}', 'LineAsString', 'line String')"
+        sql = insert_sql("shopkeeper_logs.logs", "json_lines", relation)
+        params = {"tenant": "default", "source": "ndjson", "extra": {}}
+        best = float("inf")
+        for _ in range(repeats):
+            started = time.perf_counter()
+            db.query(sql, params=params)
+            best = min(best, time.perf_counter() - started)
+    finally:
+        db.close()
+    return {"lines_per_s": lines / best, "seconds": best}
+
+
+async def run(args: argparse.Namespace) -> None:
+    sys.path.insert(0, str(ROOT / "src"))
+    work = Path(tempfile.mkdtemp(prefix="logs-bench-"))
+    try:
+        lines = synthetic_lines(args.lines)
+        average = sum(len(line) + 1 for line in lines) / len(lines)
+        payloads = bodies(lines, int(args.body_mb * 1024 * 1024))
+        lines_file = work / "lines.ndjson"
+        lines_file.write_bytes(b"\n".join(lines) + b"\n")
+        var_dir = work / "var"
+        var_dir.mkdir()
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        server = serve(var_dir, port)
+        try:
+            await wait_ready(url)
+            await load(url, payloads[:2], args.senders, 2)  # warm-up
+            http = await load(url, payloads, args.senders, args.duration)
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+        storage = storage_per_line(var_dir / "logs")
+        limit = engine_limit(lines_file, len(lines), work / "engine", args.repeats)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    ratio = http["lines_per_s"] / limit["lines_per_s"]
+    load1 = os.getloadavg()[0]
+    report = (
+        f"HTTP NDJSON: {http['lines_per_s']:,.0f} lines/s ({http['lines']:,} lines in "
+        f"{http['seconds']:.1f} s, {http['requests']} requests of ~{args.body_mb} MB, "
+        f"{args.senders} senders, p50 {http['p50_ms']:.0f} ms, p99 {http['p99_ms']:.0f} ms, "
+        f"{http['rejected']} answered 429)\n"
+        f"chDB INSERT ... SELECT FROM file(), same transform and table: "
+        f"{limit['lines_per_s']:,.0f} lines/s ({len(lines):,} lines, best of {args.repeats})\n"
+        f"HTTP / engine: {ratio:.0%}\n"
+        f"storage: {storage['bytes_per_line']:.1f} bytes per line on disk "
+        f"(of which text index and blooms {storage['index_bytes_per_line']:.1f}; "
+        f"{storage['rows']:,} rows, raw line {average:.0f} bytes)"
+    )
+    print(report)
+    if args.record:
+        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        command = "python -m bench.logs_ingest " + " ".join(sys.argv[1:])
+        RESULTS.open("a").write(
+            f"\n### Logs ingest, {stamp}\n\n"
+            f"Machine: {platform.node()}, {os.cpu_count()} CPUs, load average {load1:.1f} at the "
+            f"end. Command: `{command}`.\n\n```\n{report}\n```\n"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.logs_ingest", description=__doc__)
+    parser.add_argument("--lines", type=int, default=200_000, help="distinct lines generated")
+    parser.add_argument("--body-mb", type=float, default=2.0)
+    parser.add_argument("--senders", type=int, default=4)
+    parser.add_argument("--duration", type=float, default=15.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-record", dest="record", action="store_false")
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
