@@ -37,7 +37,7 @@ _PATHS = ("/products", "/cart", "/orders", "/search", "/categories", "/checkout"
 _WORDS = (
     "request handled cache miss upstream timeout retry queued user session token payment "
     "declined stock reserved shipment created price updated"
-).split()
+).split()  # noqa: SIM905
 
 
 def synthetic_lines(count: int, seed: int = 7) -> list[bytes]:

@@ -94,7 +94,8 @@ def json_lines_select(relation: str) -> str:
         [
             "*",
             "multiIf(toInt64OrNull(ts_text) IS NOT NULL, "
-            f"fromUnixTimestamp64Nano(toInt64({_epoch_to_ns('toInt64OrZero(ts_text)', True)}), 'UTC'), "
+            "fromUnixTimestamp64Nano("
+            f"toInt64({_epoch_to_ns('toInt64OrZero(ts_text)', True)}), 'UTC'), "
             "toFloat64OrNull(ts_text) IS NOT NULL, "
             "fromUnixTimestamp64Nano("
             f"toInt64({_epoch_to_ns('toFloat64OrZero(ts_text)', False)}), 'UTC'), "
@@ -137,6 +138,6 @@ def json_lines_select(relation: str) -> str:
     sql = f"SELECT trimBoth(line) AS trimmed FROM {relation} WHERE trimmed != ''"  # noqa: S608
     sql = f"SELECT trimmed AS line FROM ({sql})"  # noqa: S608
     for columns in stages:
-        sql = f"SELECT {', '.join(columns)}\nFROM ({sql})"  # noqa: S608
+        sql = f"SELECT {', '.join(columns)}\nFROM ({sql})"
     projections = ",\n    ".join(f"{expr} AS {name}" for name, expr in selected.items())
-    return f"SELECT\n    {projections}\nFROM ({sql})"  # noqa: S608
+    return f"SELECT\n    {projections}\nFROM ({sql})"
