@@ -35,9 +35,26 @@ _SERVICES = ("storefront", "checkout", "payments", "search", "inventory", "worke
 _LEVELS = ("info",) * 14 + ("debug", "debug", "warn", "error")
 _PATHS = ("/products", "/cart", "/orders", "/search", "/categories", "/checkout")
 _WORDS = (
-    "request handled cache miss upstream timeout retry queued user session token payment "
-    "declined stock reserved shipment created price updated"
-).split()  # noqa: SIM905
+    "request",
+    "handled",
+    "cache",
+    "miss",
+    "upstream",
+    "timeout",
+    "retry",
+    "queued",
+    "user",
+    "session",
+    "token",
+    "payment",
+    "declined",
+    "stock",
+    "reserved",
+    "shipment",
+    "created",
+    "price",
+    "updated",
+)
 
 
 def synthetic_lines(count: int, seed: int = 7) -> list[bytes]:
