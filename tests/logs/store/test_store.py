@@ -166,3 +166,13 @@ async def test_a_word_search_reads_the_text_index(log_store: LogStore) -> None:
         fmt="TSV",
     )
     assert b"message_text" in plan
+
+
+async def test_parameters_carry_any_text_and_maps_and_arrays(log_store: LogStore) -> None:
+    tricky = "tab\there\nnew line, back\\slash \\n not an escape, quote ' and \" and {x:String}"
+    rows = await log_store.query(
+        "SELECT {s:String} AS s, {m:Map(String, String)} AS m, {a:Array(String)} AS a, "
+        "{n:UInt64} AS n",
+        {"s": tricky, "m": {"k'\\": tricky}, "a": [tricky, "b"], "n": 2**63},
+    )
+    assert rows == [{"s": tricky, "m": {"k'\\": tricky}, "a": [tricky, "b"], "n": 2**63}]

@@ -112,7 +112,7 @@ class EmbeddedStore(LogStore):
                 relation = f"file({_quote(str(file))}, 'JSONEachRow', {_quote(RECORD_STRUCTURE)})"
             sql = insert_sql(self.table, batch.format, relation)
             sql += f"\nSETTINGS insert_deduplication_token = {_quote(batch.batch_id)}"
-            engine.session.query(sql, params=batch_parameters(batch))
+            engine.session.query(sql, params=chdb_parameters(batch_parameters(batch)))
         finally:
             file.unlink(missing_ok=True)
 
@@ -127,7 +127,7 @@ class EmbeddedStore(LogStore):
 
     @staticmethod
     def _query(engine: _Engine, sql: str, parameters: Mapping[str, Any] | None, fmt: str) -> bytes:
-        result = engine.session.query(sql, fmt, params=dict(parameters) if parameters else None)
+        result = engine.session.query(sql, fmt, params=chdb_parameters(parameters))
         data: bytes = result.bytes()
         return data
 
@@ -137,6 +137,46 @@ class EmbeddedStore(LogStore):
             raise StoreUnavailable("the log store is closed")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(engine.executor, function, engine, *args)
+
+
+def chdb_parameters(parameters: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """Query parameters as chDB needs them: text in ClickHouse's escaped format (as the HTTP
+    interface's `param_` values), arrays and maps as literals. chDB itself only calls `str()`,
+    which breaks a tab, a newline or a backslash in a string and every map or array."""
+    if not parameters:
+        return None
+    return {name: _parameter(value) for name, value in parameters.items()}
+
+
+def _parameter(value: Any) -> str:
+    if isinstance(value, str):
+        return (
+            value.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+    if isinstance(value, Mapping | list | tuple):
+        return _literal(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "\\N"
+    return str(value)
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, str):
+        return _quote(value)
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{_literal(k)}:{_literal(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_literal(item) for item in value) + "]"
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _quote(value: str) -> str:
