@@ -88,15 +88,31 @@ async def test_storage_failures_reach_every_waiting_request(log_store: LogStore)
     assert writer.pending_lines == 0
 
 
+def _problem(r: httpx.Response) -> bool:
+    return bool(r.json()["type"].endswith("rate-limited"))
+
+
+def _plain(r: httpx.Response) -> bool:
+    return r.headers["content-type"].startswith("text/plain")
+
+
+def _es(r: httpx.Response) -> bool:
+    return bool(r.json()["error"]["type"] == "es_rejected_execution_exception")
+
+
+def _rpc(r: httpx.Response) -> bool:
+    return bool(r.json()["code"] == 8)
+
+
 @pytest.mark.parametrize(
     ("path", "content_type", "check"),
     [
-        ("/api/v1/logs/ingest", "application/x-ndjson", lambda r: r.json()["type"].endswith("rate-limited")),
-        ("/api/v1/logs/loki/api/v1/push", "application/json", lambda r: r.headers["content-type"].startswith("text/plain")),
-        ("/api/v1/logs/es/_bulk", "application/x-ndjson", lambda r: r.json()["error"]["type"] == "es_rejected_execution_exception"),
-        ("/api/v1/logs/otlp/v1/logs", "application/json", lambda r: r.json()["code"] == 8),
+        ("/api/v1/logs/ingest", "application/x-ndjson", _problem),
+        ("/api/v1/logs/loki/api/v1/push", "application/json", _plain),
+        ("/api/v1/logs/es/_bulk", "application/x-ndjson", _es),
+        ("/api/v1/logs/otlp/v1/logs", "application/json", _rpc),
     ],
-)  # fmt: skip
+)
 async def test_429_is_answered_in_each_protocols_format(
     logs_app: FastAPI, ingest_client: httpx.AsyncClient, path: str, content_type: str, check: object
 ) -> None:
