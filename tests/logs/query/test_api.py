@@ -26,6 +26,8 @@ def check_loki_shape(body: dict[str, Any], result_type: str) -> list[Any]:
     assert body["status"] == "success"
     data = body["data"]
     assert data["resultType"] == result_type
+    if result_type == "streams":
+        assert data["encodingFlags"] == ["categorize-labels"]
     assert data["stats"]["summary"].keys() >= SUMMARY_KEYS
     result = data["result"]
     assert isinstance(result, list)

@@ -90,10 +90,13 @@ class Result:
     stats: dict[str, Any]
 
     def as_loki(self) -> dict[str, Any]:
-        return {
-            "status": "success",
-            "data": {"resultType": self.result_type, "result": self.result, "stats": self.stats},
-        }
+        data: dict[str, Any] = {"resultType": self.result_type, "result": self.result}
+        if self.result_type == "streams":
+            # Labels always come categorized (stream labels apart from structured metadata and
+            # parsed labels, in a value's third element); Loki 3 says so with this flag.
+            data["encodingFlags"] = ["categorize-labels"]
+        data["stats"] = self.stats
+        return {"status": "success", "data": data}
 
 
 @dataclass
