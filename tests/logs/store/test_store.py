@@ -28,7 +28,7 @@ async def _rows(store: LogStore, tenant: str) -> list[dict[str, object]]:
 
 
 async def test_json_lines_are_parsed_by_clickhouse_into_the_record_fields(
-    log_store: LogStore, tenant: str
+    store: LogStore, tenant: str
 ) -> None:
     body = _ndjson(
         {
@@ -48,10 +48,10 @@ async def test_json_lines_are_parsed_by_clickhouse_into_the_record_fields(
         {"time": (BASE * 1000 + 123), "log": "millis", "level": 30},
         {"timestamp": (BASE * 10**9 + 123456789), "message": "nanos", "level": "CRITICAL"},
     )
-    await log_store.insert(
+    await store.insert(
         Batch(tenant=tenant, source="ndjson", format="json_lines", payload=body, lines=4)
     )
-    rows = await _rows(log_store, tenant)
+    rows = await _rows(store, tenant)
     by_message = {row["message"]: row for row in rows}
     first = by_message["payment captured"]
     assert first["service"] == "billing"
@@ -76,13 +76,13 @@ async def test_json_lines_are_parsed_by_clickhouse_into_the_record_fields(
 
 
 async def test_unparseable_lines_are_stored_raw_with_the_reason(
-    log_store: LogStore, tenant: str
+    store: LogStore, tenant: str
 ) -> None:
     body = b'not json at all\n{"message": "bad time", "time": "yesterday-ish"}\n\n[1, 2]\n'
-    await log_store.insert(
+    await store.insert(
         Batch(tenant=tenant, source="ndjson", format="json_lines", payload=body, lines=3)
     )
-    rows = await _rows(log_store, tenant)
+    rows = await _rows(store, tenant)
     assert len(rows) == 3
     errors = {row["message"]: row["attributes"]["_parse_error"] for row in rows}
     assert errors["not json at all"] == "not a JSON object"
@@ -90,25 +90,23 @@ async def test_unparseable_lines_are_stored_raw_with_the_reason(
     assert errors["bad time"] == "unparseable timestamp: yesterday-ish"
 
 
-async def test_a_batch_stored_twice_under_one_id_is_kept_once(
-    log_store: LogStore, tenant: str
-) -> None:
+async def test_a_batch_stored_twice_under_one_id_is_kept_once(store: LogStore, tenant: str) -> None:
     batch = Batch(
         tenant=tenant,
         source="ndjson",
         format="json_lines",
         payload=_ndjson({"message": "once", "ts": BASE}, {"message": "twice", "ts": BASE + 1}),
         lines=2,
-        batch_id="retried-batch-1",
+        batch_id=f"{tenant}-1",
     )
-    await log_store.insert(batch)
-    await log_store.insert(batch)
+    await store.insert(batch)
+    await store.insert(batch)
     records = records_batch(
-        [LogRecord(message="record")], tenant=tenant, source="loki", batch_id="retried-batch-2"
+        [LogRecord(message="record")], tenant=tenant, source="loki", batch_id=f"{tenant}-2"
     )
-    await log_store.insert(records)
-    await log_store.insert(records)
-    assert sorted(row["message"] for row in await _rows(log_store, tenant)) == [
+    await store.insert(records)
+    await store.insert(records)
+    assert sorted(row["message"] for row in await _rows(store, tenant)) == [
         "once",
         "record",
         "twice",
@@ -116,7 +114,7 @@ async def test_a_batch_stored_twice_under_one_id_is_kept_once(
 
 
 async def test_records_keep_labels_and_get_the_time_of_receipt_when_they_have_none(
-    log_store: LogStore, tenant: str
+    store: LogStore, tenant: str
 ) -> None:
     record = LogRecord(
         message="hello",
@@ -128,8 +126,8 @@ async def test_records_keep_labels_and_get_the_time_of_receipt_when_they_have_no
         label_keys=["job"],
     )
     untimed = LogRecord(message="untimed")
-    await log_store.insert(records_batch([record, untimed], tenant=tenant, source="loki"))
-    rows = await _rows(log_store, tenant)
+    await store.insert(records_batch([record, untimed], tenant=tenant, source="loki"))
+    rows = await _rows(store, tenant)
     stored = next(row for row in rows if row["message"] == "hello")
     assert stored["ns"] == BASE * 10**9 + 1
     assert stored["label_keys"] == ["job"]
@@ -139,7 +137,7 @@ async def test_records_keep_labels_and_get_the_time_of_receipt_when_they_have_no
 
 
 async def test_coalesced_batches_of_several_tenants_are_each_stored(
-    log_store: LogStore, tenant: str
+    store: LogStore, tenant: str
 ) -> None:
     other = tenant + "_other"
     batches = [
@@ -153,14 +151,14 @@ async def test_coalesced_batches_of_several_tenants_are_each_stored(
         for i in range(3)
         for name in (tenant, other)
     ]
-    await log_store.insert_many(batches)
-    assert len(await _rows(log_store, tenant)) == 3
-    assert len(await _rows(log_store, other)) == 3
+    await store.insert_many(batches)
+    assert len(await _rows(store, tenant)) == 3
+    assert len(await _rows(store, other)) == 3
 
 
-async def test_a_word_search_reads_the_text_index(log_store: LogStore) -> None:
-    plan = await log_store.query_bytes(
-        f"EXPLAIN indexes = 1 SELECT message FROM {log_store.table} "
+async def test_a_word_search_reads_the_text_index(store: LogStore) -> None:
+    plan = await store.query_bytes(
+        f"EXPLAIN indexes = 1 SELECT message FROM {store.table} "
         "WHERE hasToken(message, {word:String})",
         {"word": "captured"},
         fmt="TSV",
@@ -168,9 +166,9 @@ async def test_a_word_search_reads_the_text_index(log_store: LogStore) -> None:
     assert b"message_text" in plan
 
 
-async def test_parameters_carry_any_text_and_maps_and_arrays(log_store: LogStore) -> None:
+async def test_parameters_carry_any_text_and_maps_and_arrays(store: LogStore) -> None:
     tricky = "tab\there\nnew line, back\\slash \\n not an escape, quote ' and \" and {x:String}"
-    rows = await log_store.query(
+    rows = await store.query(
         "SELECT {s:String} AS s, {m:Map(String, String)} AS m, {a:Array(String)} AS a, "
         "{n:UInt64} AS n",
         {"s": tricky, "m": {"k'\\": tricky}, "a": [tricky, "b"], "n": 2**63},

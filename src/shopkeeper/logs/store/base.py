@@ -88,7 +88,8 @@ def records_select(relation: str) -> str:
         "SELECT {tenant:String} AS tenant, service, host, level, {source:String} AS source, "  # noqa: S608
         "if(ts = 0, now64(9, 'UTC'), fromUnixTimestamp64Nano(ts, 'UTC')) AS timestamp, "
         "now64(9, 'UTC') AS observed_at, message, trace_id, span_id, "
-        "mapUpdate(attributes, {extra:Map(String, String)}) AS attributes, label_keys "
+        "mapUpdate(attributes, CAST(JSONExtract({extra:String}, 'Map(String, String)'), "
+        "'Map(String, String)')) AS attributes, label_keys "
         f"FROM {relation}"
     )
 
@@ -101,7 +102,10 @@ def insert_sql(table: str, batch_format: BatchFormat, relation: str) -> str:
 
 
 def batch_parameters(batch: Batch) -> dict[str, Any]:
-    return {"tenant": batch.tenant, "source": batch.source, "extra": dict(batch.extra_attributes)}
+    # The extra attributes travel as JSON text: every client binds a String the same way,
+    # while Map parameters are formatted differently by chDB and clickhouse-connect.
+    extra = orjson.dumps(dict(batch.extra_attributes)).decode()
+    return {"tenant": batch.tenant, "source": batch.source, "extra": extra}
 
 
 class StoreUnavailable(Exception):

@@ -128,7 +128,7 @@ def json_lines_select(relation: str) -> str:
         "span_id": "if(i_span > 0, vals[i_span], '')",
         "attributes": (
             "mapUpdate(mapUpdate(mapFromArrays(arrayMap(p -> p.1, rest), arrayMap(p -> p.2, rest)),"
-            " {extra:Map(String, String)}), "
+            " CAST(JSONExtract({extra:String}, 'Map(String, String)'), 'Map(String, String)')), "
             f"if(parse_error != '', map({_quote(PARSE_ERROR)}, parse_error), map()))"
         ),
         "label_keys": "CAST([], 'Array(String)')",
