@@ -52,6 +52,8 @@ def compiled(logql: str) -> tuple[str, dict[str, object], tuple[ast.Stage, ...]]
          f"service = {{p0:String}} AND {ATTR_UNDERSCORE} = {{p2:String}}",
          {"p0": "a", "p1": "http_status", "p2": "500"}),
         ('{trace_id="abc"}', "trace_id = {p0:String}", {"p0": "abc"}),
+        ('{service=~".+"}', "service != ''", {}),
+        ('{service=~".+", host=~".*", level!~".+"}', "service != '' AND 1 AND level = ''", {}),
     ],
 )  # fmt: skip
 def test_stream_selectors(logql: str, where: str, params: dict[str, object]) -> None:

@@ -82,6 +82,12 @@ def anchored(pattern: str) -> str:
 
 
 def matcher_sql(name: str, op: str, value: str, params: Params) -> str:
+    # `{service=~".+"}` is how Grafana users say "every stream": no regex to run per row.
+    if op in ("=~", "!~") and value in (".+", ".*"):
+        matches_all = value == ".*"
+        if op == "=~":
+            return "1" if matches_all else f"{label_sql(name, params)} != ''"
+        return "0" if matches_all else f"{label_sql(name, params)} = ''"
     column = label_sql(name, params)
     if op == "=":
         return f"{column} = {params.bind(value)}"

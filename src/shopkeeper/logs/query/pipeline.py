@@ -14,6 +14,7 @@ import orjson
 
 from shopkeeper.logs.query import ast
 from shopkeeper.logs.query.compiler import STREAM_COLUMNS, is_single_token
+from shopkeeper.logs.query.errors import ParseError
 from shopkeeper.logs.query.lexer import parse_bytes, parse_duration_seconds
 from shopkeeper.logs.query.parser import python_regex
 from shopkeeper.logs.query.template import Template, compile_template
@@ -368,7 +369,10 @@ def _label_format_step(stage: ast.LabelFormat) -> Callable[[Entry], bool]:
         labels = entry.all_labels()
         for dest, source, template in templates:
             if template is not None:
-                entry.set(dest, template.render(labels, entry.line))
+                try:
+                    entry.set(dest, template.render(labels, entry.line))
+                except ParseError as exc:
+                    entry.set_error("TemplateFormatErr", str(exc))
             else:
                 value = labels.get(source, "")
                 entry.delete(source)
@@ -382,7 +386,10 @@ def _line_format_step(stage: ast.LineFormat) -> Callable[[Entry], bool]:
     template = compile_template(stage.template)
 
     def line_format(entry: Entry) -> bool:
-        entry.line = template.render(entry.all_labels(), entry.line)
+        try:
+            entry.line = template.render(entry.all_labels(), entry.line)
+        except ParseError as exc:
+            entry.set_error("TemplateFormatErr", str(exc))
         return True
 
     return line_format
