@@ -8,6 +8,7 @@ import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -77,21 +78,32 @@ async def logs_client(logs_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-@pytest.fixture
-async def ingest_client(
-    logs_app: FastAPI, logs_client: httpx.AsyncClient, tenant: str
-) -> AsyncIterator[httpx.AsyncClient]:
-    """A client whose ingest requests write as this test's tenant."""
-    from shopkeeper.logs.auth import write_tenant
+async def make_key(settings: Settings, *, scopes: list[str], tenant: str) -> str:
+    """A real API key (plaintext) in the logs app's database."""
+    from shopkeeper.accounts.service import create_api_key
 
-    async def as_tenant() -> str:
-        return tenant
-
-    logs_app.dependency_overrides[write_tenant] = as_tenant
+    database = Database(settings)
     try:
-        yield logs_client
+        async with database.session() as session:
+            _, plaintext = await create_api_key(
+                session, name=f"test-{tenant}", scopes=scopes, tenant=tenant
+            )
     finally:
-        logs_app.dependency_overrides.pop(write_tenant, None)
+        await database.dispose()
+    return plaintext
+
+
+@pytest.fixture
+async def write_key(logs_settings: Settings, tenant: str) -> str:
+    """A `logs:write` key of this test's tenant."""
+    return await make_key(logs_settings, scopes=["logs:write"], tenant=tenant)
+
+
+@pytest.fixture
+async def ingest_client(logs_client: httpx.AsyncClient, write_key: str) -> httpx.AsyncClient:
+    """A client sending this test's `logs:write` key: what it ingests lands in `tenant`."""
+    logs_client.headers["Authorization"] = f"Bearer {write_key}"
+    return logs_client
 
 
 async def stored_rows(store: LogStore, tenant: str) -> list[dict[str, object]]:
@@ -142,16 +154,13 @@ def live_server(logs_settings: Settings, log_store: LogStore) -> Iterator[LiveSe
         server.stop()
 
 
+@dataclass(frozen=True)
+class LiveIngest:
+    url: str
+    key: str
+    """A `logs:write` key of the test's tenant."""
+
+
 @pytest.fixture
-def live_ingest(live_server: LiveServer, tenant: str) -> Iterator[LiveServer]:
-    """The live server, its ingest writing as this test's tenant."""
-    from shopkeeper.logs.auth import write_tenant
-
-    async def as_tenant() -> str:
-        return tenant
-
-    live_server.app.dependency_overrides[write_tenant] = as_tenant
-    try:
-        yield live_server
-    finally:
-        live_server.app.dependency_overrides.pop(write_tenant, None)
+def live_ingest(live_server: LiveServer, write_key: str) -> LiveIngest:
+    return LiveIngest(live_server.url, write_key)

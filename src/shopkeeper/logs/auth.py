@@ -1,23 +1,31 @@
 """Who may write and read logs, and as which tenant. Every logs endpoint takes its tenant from
-here and nowhere else, so the rules live in one place."""
+here and nowhere else: a key's tenant is the tenant of what it writes and the only one it
+reads; signed-in users (staff with `log_reader`) work in `default`."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
+
+from shopkeeper.accounts.permissions import require
+from shopkeeper.core.security import Actor
 
 DEFAULT_TENANT = "default"
 
-
-async def write_tenant(request: Request) -> str:
-    """The tenant an ingest request writes as."""
-    return DEFAULT_TENANT
+LogWriter = Annotated[Actor, Depends(require("logs:write"))]
+LogReader = Annotated[Actor, Depends(require("logs:read"))]
 
 
-async def read_tenant(request: Request) -> str:
+async def write_tenant(actor: LogWriter) -> str:
+    """The tenant an ingest request writes as (401 without credentials, 403 without
+    `logs:write`; each protocol renders those in its own error format)."""
+    return actor.tenant
+
+
+async def read_tenant(actor: LogReader) -> str:
     """The only tenant a query may read."""
-    return DEFAULT_TENANT
+    return actor.tenant
 
 
 WriteTenant = Annotated[str, Depends(write_tenant)]

@@ -11,15 +11,15 @@ import pytest
 from elasticsearch import Elasticsearch, helpers
 
 from shopkeeper.logs.store import LogStore
-from tests.logs.conftest import LiveServer, stored_rows
+from tests.logs.conftest import LiveIngest, stored_rows
 
 
-def _client(server: LiveServer) -> Elasticsearch:
-    return Elasticsearch(server.url + "/api/v1/logs/es", request_timeout=30)
+def _client(server: LiveIngest) -> Elasticsearch:
+    return Elasticsearch(server.url + "/api/v1/logs/es", api_key=server.key, request_timeout=30)
 
 
 async def test_the_official_client_bulk_helper_stores_documents(
-    live_ingest: LiveServer, log_store: LogStore, tenant: str
+    live_ingest: LiveIngest, log_store: LogStore, tenant: str
 ) -> None:
     now = datetime.now(UTC)
     documents = [
@@ -58,7 +58,7 @@ async def test_the_official_client_bulk_helper_stores_documents(
 
 
 async def test_bulk_answers_per_item_and_takes_the_url_index(
-    live_ingest: LiveServer, log_store: LogStore, tenant: str
+    live_ingest: LiveIngest, log_store: LogStore, tenant: str
 ) -> None:
     lines = [
         {"create": {}},
@@ -72,7 +72,10 @@ async def test_bulk_answers_per_item_and_takes_the_url_index(
         response = await http.post(
             live_ingest.url + "/api/v1/logs/es/fallback/_bulk",
             content=body,
-            headers={"Content-Type": "application/x-ndjson"},
+            headers={
+                "Content-Type": "application/x-ndjson",
+                "Authorization": f"ApiKey {live_ingest.key}",
+            },
         )
     assert response.status_code == 200
     assert response.headers["x-elastic-product"] == "Elasticsearch"
@@ -90,10 +93,12 @@ async def test_bulk_answers_per_item_and_takes_the_url_index(
     }
 
 
-async def test_errors_have_the_elasticsearch_shape(live_ingest: LiveServer) -> None:
+async def test_errors_have_the_elasticsearch_shape(live_ingest: LiveIngest) -> None:
     async with httpx.AsyncClient() as http:
         response = await http.post(
-            live_ingest.url + "/api/v1/logs/es/_bulk", content=b"{not json\n{}\n"
+            live_ingest.url + "/api/v1/logs/es/_bulk",
+            content=b"{not json\n{}\n",
+            headers={"Authorization": f"ApiKey {live_ingest.key}"},
         )
     assert response.status_code == 400
     assert response.headers["x-elastic-product"] == "Elasticsearch"
@@ -108,7 +113,7 @@ async def test_errors_have_the_elasticsearch_shape(live_ingest: LiveServer) -> N
     ["application/json", "application/vnd.elasticsearch+x-ndjson; compatible-with=8"],
 )
 async def test_bulk_accepts_the_content_types_shippers_send(
-    live_ingest: LiveServer, log_store: LogStore, tenant: str, content_type: str
+    live_ingest: LiveIngest, log_store: LogStore, tenant: str, content_type: str
 ) -> None:
     body = b'{"index": {"_index": "i"}}\n{"message": "typed"}\n'
     async with httpx.AsyncClient() as http:
@@ -116,6 +121,7 @@ async def test_bulk_accepts_the_content_types_shippers_send(
             live_ingest.url + "/api/v1/logs/es/_bulk",
             content=body,
             headers={"Content-Type": content_type},
+            auth=("elastic", live_ingest.key),
         )
     assert response.json()["errors"] is False
     assert [row["message"] for row in await stored_rows(log_store, tenant)] == ["typed"]

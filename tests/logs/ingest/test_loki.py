@@ -12,16 +12,19 @@ import orjson
 
 from shopkeeper.logs.ingest.loki_proto import PushRequest
 from shopkeeper.logs.store import LogStore
-from tests.logs.conftest import LiveServer, stored_rows
+from tests.logs.conftest import LiveIngest, stored_rows
 
 PATH = "/api/v1/logs/loki/api/v1/push"
 
 
 async def test_the_python_logging_loki_handler_pushes_lines(
-    live_ingest: LiveServer, log_store: LogStore, tenant: str
+    live_ingest: LiveIngest, log_store: LogStore, tenant: str
 ) -> None:
     handler = logging_loki.LokiHandler(
-        url=live_ingest.url + PATH, tags={"job": "checkout", "env": "test"}, version="1"
+        url=live_ingest.url + PATH,
+        tags={"job": "checkout", "env": "test"},
+        auth=("shipper", live_ingest.key),
+        version="1",
     )
     logger = logging.getLogger(f"loki-test-{tenant}")
     logger.propagate = False
@@ -45,7 +48,7 @@ async def test_the_python_logging_loki_handler_pushes_lines(
 
 
 async def test_protobuf_snappy_pushes_keep_labels_and_structured_metadata(
-    live_ingest: LiveServer, log_store: LogStore, tenant: str
+    live_ingest: LiveIngest, log_store: LogStore, tenant: str
 ) -> None:
     request = PushRequest()
     stream = request.streams.add(labels='{service_name="api", instance="web-2", region="eu"}')
@@ -60,7 +63,10 @@ async def test_protobuf_snappy_pushes_keep_labels_and_structured_metadata(
         response = await http.post(
             live_ingest.url + PATH,
             content=body,
-            headers={"Content-Type": "application/x-protobuf"},
+            headers={
+                "Content-Type": "application/x-protobuf",
+                "Authorization": f"Bearer {live_ingest.key}",
+            },
         )
     assert response.status_code == 204, response.text
     rows = await stored_rows(log_store, tenant)

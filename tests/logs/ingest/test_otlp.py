@@ -16,7 +16,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from shopkeeper.logs.store import LogStore
-from tests.logs.conftest import LiveServer, stored_rows
+from tests.logs.conftest import LiveIngest, stored_rows
 
 PATH = "/api/v1/logs/otlp/v1/logs"
 TRACE_ID = 0x5B8EFFF798038103D269B633813FC60C
@@ -24,14 +24,18 @@ SPAN_ID = 0xEEE19B7EC3C1B174
 
 
 async def test_the_sdk_exporter_ships_records_with_resource_labels_and_trace_ids(
-    live_ingest: LiveServer, log_store: LogStore, tenant: str
+    live_ingest: LiveIngest, log_store: LogStore, tenant: str
 ) -> None:
     provider = LoggerProvider(
         resource=Resource.create(
             {"service.name": "checkout", "host.name": "node-1", "deployment.environment": "test"}
         )
     )
-    exporter = OTLPLogExporter(endpoint=live_ingest.url + PATH, compression=Compression.Gzip)
+    exporter = OTLPLogExporter(
+        endpoint=live_ingest.url + PATH,
+        compression=Compression.Gzip,
+        headers={"Authorization": f"Bearer {live_ingest.key}"},
+    )
     provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
     logger = provider.get_logger("shop.payments")
     span = NonRecordingSpan(
