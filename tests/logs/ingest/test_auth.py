@@ -18,7 +18,8 @@ ES = "/api/v1/logs/es/_bulk"
 OTLP = "/api/v1/logs/otlp/v1/logs"
 BODIES = {
     NDJSON: (b'{"message": "x"}\n', "application/x-ndjson"),
-    LOKI: (orjson.dumps({"streams": [{"stream": {"a": "b"}, "values": [["1", "x"]]}]}), "application/json"),
+    LOKI: (orjson.dumps({"streams": [{"stream": {"a": "b"}, "values": [["1", "x"]]}]}),
+           "application/json"),
     ES: (b'{"index": {"_index": "i"}}\n{"message": "x"}\n', "application/x-ndjson"),
     OTLP: (orjson.dumps({"resourceLogs": []}), "application/json"),
 }  # fmt: skip
