@@ -9,6 +9,7 @@ loop keeps serving. A batch reaches ClickHouse as a file under the data director
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -61,6 +62,12 @@ def _acquire(path: Path) -> _Engine:
     global _engine
     with _engine_lock:
         if _engine is None:
+            if _owned_elsewhere(path):
+                raise StoreUnavailable(
+                    f"another process owns the chDB directory {path}: only one process may open "
+                    "it (run one `serve` process, or point SHOPKEEPER_LOGS_CLICKHOUSE_URL at a "
+                    "ClickHouse server)"
+                )
             _engine = _Engine(path)
         elif _engine.path != path:
             raise StoreUnavailable(
@@ -68,6 +75,21 @@ def _acquire(path: Path) -> _Engine:
             )
         _engine.users += 1
         return _engine
+
+
+def _owned_elsewhere(path: Path) -> bool:
+    """Whether another process holds the lock ClickHouse takes on `<dir>/status` (chDB then
+    fails with a bare "Error initializing EmbeddedServer")."""
+    status = path / "status"
+    if not status.exists():
+        return False
+    with status.open("rb") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(file, fcntl.LOCK_UN)
+    return False
 
 
 def _release(engine: _Engine) -> None:
