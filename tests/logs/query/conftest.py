@@ -16,8 +16,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from shopkeeper.core.settings import Settings
 from shopkeeper.logs.records import LogRecord
 from shopkeeper.logs.store import LogStore, records_batch
+from tests.logs.conftest import make_key
 
 WORDS = (
     "timeout", "payment", "checkout", "GET", "POST", "user", "cart", "stock", "error",
@@ -137,23 +139,21 @@ async def dataset(log_store: LogStore) -> Dataset:
     return Dataset(tenant, lines, now)
 
 
+@pytest.fixture(scope="module")
+async def read_key(logs_settings: Settings, dataset: Dataset) -> str:
+    """A real `logs:read` key of the dataset's tenant."""
+    return await make_key(logs_settings, scopes=["logs:read"], tenant=dataset.tenant)
+
+
 @pytest.fixture
-async def loki(logs_app: FastAPI, dataset: Dataset) -> AsyncIterator[httpx.AsyncClient]:
-    """A client reading as the dataset's tenant, with the Loki API's base URL."""
-    from shopkeeper.logs.auth import read_tenant
-
-    async def as_tenant() -> str:
-        return dataset.tenant
-
-    logs_app.dependency_overrides[read_tenant] = as_tenant
+async def loki(logs_app: FastAPI, read_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A Loki API client reading with the dataset tenant's key."""
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=logs_app),
         base_url="http://test/api/v1/logs/loki/api/v1",
+        headers={"Authorization": f"Bearer {read_key}"},
     ) as http:
-        try:
-            yield http
-        finally:
-            logs_app.dependency_overrides.pop(read_tenant, None)
+        yield http
 
 
 # -- the reference: LogQL semantics written out plainly ---------------------------------------

@@ -3,11 +3,14 @@ Loki answers them (400, plain text, naming what is wrong)."""
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import httpx
 import pytest
 
+from shopkeeper.core.settings import Settings
+from tests.logs.conftest import make_key
 from tests.logs.query.conftest import NS, Dataset
 
 SUMMARY_KEYS = {
@@ -162,20 +165,87 @@ async def test_buildinfo(loki: httpx.AsyncClient) -> None:
     assert body["version"].startswith("3.")
 
 
-async def test_tenants_only_see_their_own_lines(
-    logs_app: Any, log_store: Any, dataset: Dataset
-) -> None:
-    # Without the test's tenant override, the reader is the default tenant: none of the
-    # dataset's lines (stored under their own tenant) may show.
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=logs_app),
+def client(app: Any, headers: dict[str, str] | None = None) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
         base_url="http://test/api/v1/logs/loki/api/v1",
-    ) as http:
-        response = await http.get(
-            "/query_range", params={"query": '{service="shop"} |= "timeout"', "limit": "5000"}
+        headers=headers or {},
+    )
+
+
+@pytest.mark.parametrize(
+    "path", ["/query_range", "/query", "/labels", "/label/level/values", "/series"]
+)
+async def test_reads_need_credentials_and_the_logs_read_permission(
+    logs_app: Any, logs_settings: Settings, dataset: Dataset, path: str
+) -> None:
+    params = {"query": 'count_over_time({service="shop"}[5m])'}
+    async with client(logs_app) as anonymous:
+        response = await anonymous.get(path, params=params)
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    writer = await make_key(logs_settings, scopes=["logs:write"], tenant=dataset.tenant)
+    async with client(logs_app, {"Authorization": f"Bearer {writer}"}) as http:
+        response = await http.get(path, params=params)
+    assert response.status_code == 403
+    assert response.json()["type"].endswith("/permission-denied")
+
+
+async def test_a_key_reads_only_its_own_tenant(
+    logs_app: Any, logs_settings: Settings, dataset: Dataset, read_key: str
+) -> None:
+    other = await make_key(logs_settings, scopes=["logs:read"], tenant="someone_else")
+    query = {"query": '{service=~".+"}', "limit": "5000", "since": "2h"}
+    async with client(logs_app, {"Authorization": f"Bearer {other}"}) as http:
+        theirs = (await http.get("/query_range", params=query)).json()["data"]["result"]
+        labels = (await http.get("/label/env/values", params={"since": "2h"})).json()["data"]
+    assert theirs == [] and labels == []
+    # Loki clients that send the password as Basic auth read the same as with Bearer.
+    async with client(logs_app) as http:
+        response = await http.get("/query_range", params=query, auth=("grafana", read_key))
+    got = sum(len(s["values"]) for s in response.json()["data"]["result"])
+    assert got == len(dataset.lines)
+
+
+async def test_a_staff_user_with_log_reader_reads_the_default_tenant(
+    logs_app: Any, logs_settings: Settings, log_store: Any
+) -> None:
+    from shopkeeper.accounts.service import register_user
+    from shopkeeper.core.db import Database
+    from shopkeeper.logs.records import LogRecord
+    from shopkeeper.logs.store import records_batch
+
+    email = f"reader-{secrets.token_hex(4)}@example.com"
+    database = Database(logs_settings)
+    try:
+        async with database.session() as session:
+            await register_user(
+                session, email=email, password="a long password 1", roles=("log_reader",)
+            )
+    finally:
+        await database.dispose()
+    marker = f"staffmarker{secrets.token_hex(4)}"
+    await log_store.insert(
+        records_batch(
+            [LogRecord(message=f"hello {marker}", service="staffcheck")],
+            tenant="default",
+            source="ndjson",
         )
-    assert response.status_code in (200, 401)
-    if response.status_code == 200:
-        mine = {line.message for line in dataset.lines}
-        seen = {v[1] for s in response.json()["data"]["result"] for v in s["values"]}
-        assert not (seen & mine)
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=logs_app), base_url="http://test"
+    ) as http:
+        token = (
+            await http.post(
+                "/api/v1/auth/token", data={"username": email, "password": "a long password 1"}
+            )
+        ).json()["access_token"]
+        response = await http.get(
+            "/api/v1/logs/loki/api/v1/query_range",
+            params={"query": f'{{service="staffcheck"}} |= "{marker}"'},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert response.status_code == 200, response.text
+    assert [v[1] for s in response.json()["data"]["result"] for v in s["values"]] == [
+        f"hello {marker}"
+    ]
