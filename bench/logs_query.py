@@ -20,6 +20,7 @@ import os
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,215 +38,27 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 NS = 1_000_000_000
 DAY_NS = 86_400 * NS
 
-_WORDS = [
-    "request",
-    "handled",
-    "cache",
-    "miss",
-    "hit",
-    "upstream",
-    "timeout",
-    "retry",
-    "queued",
-    "user",
-    "session",
-    "token",
-    "payment",
-    "declined",
-    "accepted",
-    "stock",
-    "reserved",
-    "released",
-    "shipment",
-    "created",
-    "updated",
-    "deleted",
-    "price",
-    "order",
-    "cart",
-    "checkout",
-    "search",
-    "product",
-    "category",
-    "inventory",
-    "warehouse",
-    "worker",
-    "job",
-    "started",
-    "finished",
-    "failed",
-    "succeeded",
-    "connection",
-    "pool",
-    "database",
-    "query",
-    "slow",
-    "fast",
-    "latency",
-    "response",
-    "status",
-    "redirect",
-    "login",
-    "logout",
-    "password",
-    "reset",
-    "email",
-    "sent",
-    "bounced",
-    "webhook",
-    "callback",
-    "signature",
-    "verified",
-    "invalid",
-    "expired",
-    "refund",
-    "capture",
-    "authorize",
-    "void",
-    "customer",
-    "address",
-    "shipping",
-    "tax",
-    "voucher",
-    "discount",
-    "applied",
-    "removed",
-    "listing",
-    "detail",
-    "image",
-    "thumbnail",
-    "resized",
-    "uploaded",
-    "download",
-    "export",
-    "import",
-    "scheduled",
-    "cron",
-    "lease",
-    "heartbeat",
-    "renewed",
-    "lost",
-    "acquired",
-    "lock",
-    "unlock",
-    "deadlock",
-    "detected",
-    "rollback",
-    "commit",
-    "transaction",
-    "isolation",
-    "serializable",
-    "conflict",
-    "rate",
-    "limit",
-    "exceeded",
-    "allowed",
-    "blocked",
-    "banned",
-    "robots",
-    "fetched",
-    "crawled",
-    "parsed",
-    "extracted",
-    "item",
-    "pipeline",
-    "dropped",
-    "kept",
-    "queue",
-    "enqueued",
-    "dequeued",
-    "acked",
-    "nacked",
-    "redelivered",
-    "broker",
-    "consumer",
-    "producer",
-    "partition",
-    "offset",
-    "committed",
-    "rebalance",
-    "shard",
-    "replica",
-    "primary",
-    "leader",
-    "follower",
-    "elected",
-    "election",
-    "snapshot",
-    "compaction",
-    "merge",
-    "part",
-    "mutation",
-    "ttl",
-    "retention",
-    "expired",
-    "archived",
-    "restored",
-    "backup",
-    "healthy",
-    "unhealthy",
-    "degraded",
-    "ready",
-    "live",
-    "probe",
-    "metrics",
-    "scrape",
-    "alert",
-    "firing",
-    "resolved",
-    "notify",
-    "pager",
-    "warning",
-    "notice",
-    "debug",
-    "trace",
-    "span",
-    "parent",
-    "child",
-    "root",
-    "context",
-    "propagated",
-    "baggage",
-    "header",
-    "cookie",
-    "csrf",
-    "cors",
-    "origin",
-    "preflight",
-    "options",
-    "head",
-    "get",
-    "post",
-    "put",
-    "patch",
-    "delete",
-    "body",
-    "json",
-    "xml",
-    "form",
-    "multipart",
-    "gzip",
-    "deflate",
-    "brotli",
-    "chunked",
-    "keepalive",
-    "closed",
-    "reset",
-    "refused",
-    "unreachable",
-    "dns",
-    "resolved",
-    "tls",
-    "handshake",
-    "certificate",
-    "renewed",
-    "client",
-    "server",
-    "proxy",
-    "gateway",
-    "balancer",
-    "route",
-]
+_WORDS = (  # noqa: SIM905 - a vocabulary reads better as text
+    "request handled cache miss hit upstream timeout retry queued user session token payment "
+    "declined accepted stock reserved released shipment created updated deleted price order "
+    "cart checkout search product category inventory warehouse worker job started finished "
+    "failed succeeded connection pool database query slow fast latency response status "
+    "redirect login logout password reset email sent bounced webhook callback signature "
+    "verified invalid expired refund capture authorize void customer address shipping tax "
+    "voucher discount applied removed listing detail image thumbnail resized uploaded "
+    "download export import scheduled cron lease heartbeat renewed lost acquired lock unlock "
+    "deadlock detected rollback commit transaction isolation serializable conflict rate "
+    "limit exceeded allowed blocked banned robots fetched crawled parsed extracted item "
+    "pipeline dropped kept queue enqueued dequeued acked nacked redelivered broker consumer "
+    "producer partition offset committed rebalance shard replica primary leader follower "
+    "elected election snapshot compaction merge part mutation ttl retention expired archived "
+    "restored backup healthy unhealthy degraded ready live probe metrics scrape alert firing "
+    "resolved notify pager warning notice debug trace span parent child root context "
+    "propagated baggage header cookie csrf cors origin preflight options head get post put "
+    "patch delete body json xml form multipart gzip deflate brotli chunked keepalive closed "
+    "reset refused unreachable dns resolved tls handshake certificate renewed client server "
+    "proxy gateway balancer route "
+).split()
 RARE_WORD = "zyxrareword"
 COMMON_WORD = "timeout"
 
@@ -264,7 +77,7 @@ SELECT
      'debug', 'debug', 'debug', 'warn', 'warn', 'error', 'fatal'][1 + (cityHash64(number, 3) % 18)],
     'ndjson',
     fromUnixTimestamp64Nano(
-        toInt64({{now:Int64}} - intDiv(number * {DAY_NS}, {{lines:UInt64}})), 'UTC'),
+        toInt64({{now:Int64}} - number * {{spacing:UInt64}}), 'UTC'),
     now64(9, 'UTC'),
     concat(
         if(number % 2000000 = 777, '{RARE_WORD} ', ''),
@@ -340,7 +153,12 @@ def build(logs_dir: Path, lines: int, now: int) -> dict[str, float | str]:
         started = time.perf_counter()
         db.query(
             generate_sql(table, len(_WORDS)),
-            params={"now": now, "lines": lines, "words": " ".join(_WORDS)},
+            params={
+                "now": now,
+                "lines": lines,
+                "spacing": DAY_NS // lines,
+                "words": " ".join(_WORDS),
+            },
         )
         generated = time.perf_counter() - started
         started = time.perf_counter()
@@ -432,8 +250,23 @@ def engine_times(logs_dir: Path, items: list[Query], now: int, repeats: int) -> 
     return out
 
 
+def read_key(var_dir: Path) -> str:
+    """A `logs:read` key in the served app's database (`shopkeeper keys create`)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPKEEPER_")}
+    env.update(SHOPKEEPER_VAR_DIR=str(var_dir), PYTHONPATH=str(ROOT / "src"))
+    command = ["keys", "create", "--name", "bench", "--scope", "logs:read"]
+    created = subprocess.run(
+        [sys.executable, "-m", "shopkeeper.cli", *command],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return created.stdout.strip().splitlines()[-1]
+
+
 async def measure(
-    url: str, item: Query, repeats: int, clients: int, duration: float
+    url: str, key: str, item: Query, repeats: int, clients: int, duration: float
 ) -> dict[str, float]:
     params: dict[str, str] = {"query": item.logql, "limit": str(item.limit)}
     if item.step:
@@ -444,7 +277,8 @@ async def measure(
         now = time.time_ns()
         return {"start": str(now - item.since_ns), "end": str(now)}
 
-    async with httpx.AsyncClient(timeout=60) as http:
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(timeout=60, headers=headers) as http:
         first = await http.get(path, params={**params, **window()})
         first.raise_for_status()
         data = first.json()["data"]
@@ -462,7 +296,7 @@ async def measure(
 
     async def client() -> None:
         nonlocal errors
-        async with httpx.AsyncClient(timeout=60) as http:
+        async with httpx.AsyncClient(timeout=60, headers=headers) as http:
             while time.monotonic() < stop_at:
                 started = time.perf_counter()
                 response = await http.get(path, params={**params, **window()})
@@ -504,8 +338,9 @@ async def run(args: argparse.Namespace) -> None:
         server = serve(var_dir, port)
         try:
             await wait_ready(url)
+            key = read_key(var_dir)
             for item, floor in zip(items, engine, strict=True):
-                result = await measure(url, item, args.repeats, args.clients, args.duration)
+                result = await measure(url, key, item, args.repeats, args.clients, args.duration)
                 line = (
                     f"| {item.name} | {result['found']} | **{result['single_ms']:.1f} ms** "
                     f"(target < {item.target_ms:.0f} ms) | {floor:.1f} ms | "

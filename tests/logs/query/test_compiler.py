@@ -188,3 +188,10 @@ def test_hostile_input_only_reaches_parameters() -> None:
     assert hostile not in sql
     assert "OR 1=1" not in sql
     assert hostile in bound.values()
+
+
+def test_grafanas_drop_of_error_labels_before_any_parser_stays_in_sql() -> None:
+    _, _, residual = compiled('{service="shop"} | drop __error__, __error_details__')
+    assert residual == ()
+    _, _, residual = compiled('{service="shop"} | json | drop __error__')
+    assert len(residual) == 2

@@ -172,6 +172,15 @@ def compile_log_query(query: ast.LogQuery, params: Params) -> Compiled:
                 conditions.append(condition)
             if exact:
                 continue
+        if (
+            isinstance(stage, ast.Drop)
+            and not labels_changed
+            and not stage.matchers
+            and all(name.startswith("__") for name in stage.names)
+        ):
+            # Grafana's log volume query says `| drop __error__`: before any parser there is
+            # no error label to drop, and the query stays whole in SQL.
+            continue
         if isinstance(stage, _LINE_REWRITERS):
             line_rewritten = True
         if isinstance(stage, _LABEL_CHANGERS):
