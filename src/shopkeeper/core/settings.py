@@ -142,6 +142,23 @@ class Settings(BaseSettings):
     """Store this process's own request and application logs (service `shopkeeper`)."""
     logs_max_query_range: str = "30d"
     """Longest time range one log query may cover (a Loki duration such as `30d`, `12h`)."""
+    logs_syslog_port: int = Field(default=5514, ge=0, le=65535)
+    """UDP and TCP port of the syslog receiver (RFC 5424 and 3164); 0 turns it off."""
+    logs_syslog_host: str = "127.0.0.1"
+    """Interface the syslog receiver binds; syslog has no auth, so only trusted senders."""
+    logs_syslog_tenant: str = "default"
+    """Tenant of every line received by syslog."""
+    logs_buffer_url: str | None = None
+    """`amqp://` URL of the production ingest buffer (a RabbitMQ stream); unset: ingest writes
+    straight to storage. Set, gateways publish and `shopkeeper logs writer` stores."""
+    logs_buffer_stream: str = "shopkeeper.logs.ingest"
+    """Name of the RabbitMQ stream queue carrying ingest batches."""
+    logs_buffer_max_bytes: int = Field(default=20 * 1024**3, ge=1024**2)
+    """Retention of the stream (`x-max-length-bytes`): must exceed the writers' worst backlog."""
+    logs_buffer_max_in_flight_lines: int = Field(default=400_000, ge=1)
+    """Lines a gateway has published but the broker not yet confirmed before it answers 429."""
+    logs_buffer_confirm_timeout: float = Field(default=10.0, gt=0)
+    """Seconds a gateway waits for the broker's confirm before answering 429 (nothing acked)."""
 
     @field_validator("currency")
     @classmethod
