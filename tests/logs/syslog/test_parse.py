@@ -132,3 +132,9 @@ def test_when_received_is_now_for_utc_today() -> None:
     stamp = datetime.now(UTC).strftime("%b %d %H:%M:%S").encode()
     record = parse_message(b"<14>" + stamp + b" h a: x")
     assert abs(record.timestamp_ns - time.time_ns()) < 2_000_000_000
+
+
+def test_tag_with_pid_needs_no_colon_as_rsyslog_forwards_rfc5424_input() -> None:
+    record = parse_message(b"<128>2026-12-04T11:50:00.123456Z web-7 checkout[4242] order 0")
+    assert (record.host, record.service, record.message) == ("web-7", "checkout", "order 0")
+    assert record.attributes["pid"] == "4242"

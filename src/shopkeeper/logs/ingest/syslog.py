@@ -42,7 +42,8 @@ _RFC3164_HEAD = re.compile(
     rb" ?"
 )
 _HOSTNAME = re.compile(rb"([^\s:\[\]]+) (?=\S)")
-_TAG = re.compile(rb"([^\s:\[\]]{1,64})(?:\[([^\]\s]*)\])?: ?")
+# A TAG ends with `:` or `[pid]` (rsyslog forwarding RFC 5424 input writes `app[pid]` bare).
+_TAG = re.compile(rb"([^\s:\[\]]{1,64})(?:\[([^\]\s]*)\]:?|:) ?")
 _MONTHS: Final = {
     name: number
     for number, name in enumerate(
