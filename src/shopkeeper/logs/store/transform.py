@@ -36,7 +36,10 @@ def _quote(value: str) -> str:
 
 
 def _first_index(fields: Sequence[str]) -> str:
-    return f"arrayFirstIndex(k -> k IN {_string_array(fields)}, keys)"
+    # The first of the names present, in order of preference (indexOf: no lambda per key).
+    found = [f"indexOf(keys, {_quote(field)})" for field in fields]
+    branches = ", ".join(f"{index} > 0, {index}" for index in found)
+    return f"multiIf({branches}, 0)"
 
 
 def _flatten_level(source: str) -> str:
@@ -68,17 +71,28 @@ def json_lines_select(relation: str) -> str:
     aliases = sorted(LEVEL_ALIASES.items())
     stages: list[list[str]] = [
         ["line", "startsWith(line, '{') AND isValidJSON(line) AS is_object"],
-        ["*", "if(is_object, JSONExtractKeysAndValuesRaw(line), []) AS kv0"],
+        # Not a JSON object: no pairs (an `if` here would copy every array).
+        ["*", "JSONExtractKeysAndValuesRaw(line) AS kv0"],
     ]
     for depth in range(1, FLATTEN_DEPTH):
-        stages.append(["line", "is_object", f"{_flatten_level(f'kv{depth - 1}')} AS kv{depth}"])
+        previous = f"kv{depth - 1}"
+        nested = f"arrayExists(p -> startsWith(p.2, '{{'), {previous})"
+        stages.append(
+            [
+                "line",
+                "is_object",
+                f"if({nested}, {_flatten_level(previous)}, {previous}) AS kv{depth}",
+            ]
+        )
     stages += [
         ["line", "is_object", f"arrayFilter(p -> p.2 != 'null', kv{FLATTEN_DEPTH - 1}) AS kv"],
         [
             "line",
             "is_object",
             "arrayMap(p -> p.1, kv) AS keys",
-            "arrayMap(p -> if(startsWith(p.2, '\"'), JSONExtractString(p.2), p.2), kv) AS vals",
+            # A JSON string without escapes is its text between the quotes: no parse.
+            "arrayMap(p -> if(startsWith(p.2, '\"'), if(position(p.2, '\\\\') = 0, "
+            "substring(p.2, 2, length(p.2) - 2), JSONExtractString(p.2)), p.2), kv) AS vals",
         ],
         [
             "*",
