@@ -549,3 +549,28 @@ async def test_labels_values_and_series(loki: httpx.AsyncClient, dataset: Datase
         if line.service == "shop" or line.host == "h2"
     }
     assert {tuple(sorted(s.items())) for s in series} == want
+
+
+async def test_index_volume_sums_bytes_by_the_selectors_labels(
+    loki: httpx.AsyncClient, dataset: Dataset
+) -> None:
+    response = await loki.get(
+        "/index/volume", params={"query": '{service=~".+"}', **window(dataset)}
+    )
+    data = response.json()["data"]
+    assert data["resultType"] == "vector"
+    got = {item["metric"]["service"]: int(item["value"][1]) for item in data["result"]}
+    want: Counter[str] = Counter()
+    for line in dataset.lines:
+        want[line.service] += len(line.message.encode())
+    assert got == dict(want)
+    by_level = await loki.get(
+        "/index/volume",
+        params={"query": '{service="shop"}', "targetLabels": "level", **window(dataset)},
+    )
+    levels = {i["metric"]["level"]: int(i["value"][1]) for i in by_level.json()["data"]["result"]}
+    want_levels: Counter[str] = Counter()
+    for line in dataset.lines:
+        if line.service == "shop":
+            want_levels[line.level] += len(line.message.encode())
+    assert levels == dict(want_levels)

@@ -15,7 +15,7 @@ from shopkeeper import __version__
 from shopkeeper.core.jsonutil import dumps
 from shopkeeper.logs.auth import ReadTenant
 from shopkeeper.logs.query import service
-from shopkeeper.logs.query.errors import QueryError
+from shopkeeper.logs.query.errors import QueryError, Unsupported
 from shopkeeper.logs.query.params import max_range_ns as parse_max_range
 from shopkeeper.logs.query.params import (
     now_ns,
@@ -168,6 +168,30 @@ async def series(request: Request, store: LogStoreDep, tenant: ReadTenant) -> Re
             store, tenant=tenant, selectors=selectors, start=window.start, end=window.end
         )
         return {"status": "success", "data": found}
+
+    return await _answer(work)
+
+
+@router.api_route("/index/volume", methods=["GET", "POST"])
+async def index_volume(request: Request, store: LogStoreDep, tenant: ReadTenant) -> Response:
+    """Bytes of the streams matching `query`, by `targetLabels` (or the selector's labels)."""
+    params = await _parameters(request)
+
+    async def work() -> dict[str, Any]:
+        window = parse_range(params, _max_range(request))
+        if params.get("aggregateBy", "series") != "series":
+            raise Unsupported("index/volume with aggregateBy other than 'series'")
+        targets = [t.strip() for t in params.get("targetLabels", "").split(",") if t.strip()]
+        result = await service.volume(
+            store,
+            tenant=tenant,
+            selector=params.get("query", ""),
+            target_labels=targets,
+            start=window.start,
+            end=window.end,
+            limit=parse_limit(params),
+        )
+        return {"status": "success", "data": {"resultType": "vector", "result": result}}
 
     return await _answer(work)
 

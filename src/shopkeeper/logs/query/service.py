@@ -503,3 +503,37 @@ async def series(
         labels.update({sanitize(k): v for k, v in row["attrs"].items() if v})
         out.append(dict(sorted(labels.items())))
     return out
+
+
+async def volume(
+    store: LogStore,
+    *,
+    tenant: str,
+    selector: str,
+    target_labels: Sequence[str],
+    start: int,
+    end: int,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Loki's index/volume (aggregateBy=series): bytes of the matching lines, grouped by
+    `target_labels` or else by the labels the selector names, largest first."""
+    params = Params()
+    matchers = parse_selector(selector)
+    names = list(dict.fromkeys(target_labels or [m.name for m in matchers]))
+    conditions = _selector_conditions([selector], params)
+    keys = [f"{label_sql(name, params)} AS l{i}" for i, name in enumerate(names)]
+    group = ", ".join(f"l{i}" for i in range(len(names)))
+    rows = await store.query(
+        f"SELECT {', '.join([*keys, 'sum(length(message)) AS bytes'])} "  # noqa: S608
+        f"FROM {store.table} WHERE {where_clause(conditions)} "
+        + (f"GROUP BY {group} " if names else "")
+        + "ORDER BY bytes DESC LIMIT {limit:UInt64}",
+        {**params.values, "tenant": tenant, "start": start, "end": end, "limit": limit},
+    )
+    at = format_time(end)
+    out = []
+    for row in rows:
+        metric = {name: row[f"l{i}"] for i, name in enumerate(names) if row[f"l{i}"] != ""}
+        if int(row["bytes"]):
+            out.append({"metric": metric, "value": [at, str(int(row["bytes"]))]})
+    return out
