@@ -98,7 +98,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def serve(var_dir: Path, port: int) -> subprocess.Popen[bytes]:
+def serve(var_dir: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
+    """`shopkeeper serve` on a fresh var dir, and a `logs:write` key for it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPKEEPER_")}
     env.update(
         SHOPKEEPER_VAR_DIR=str(var_dir),
@@ -108,8 +109,17 @@ def serve(var_dir: Path, port: int) -> subprocess.Popen[bytes]:
     )
     cli = [sys.executable, "-m", "shopkeeper.cli"]
     subprocess.run([*cli, "migrate"], env=env, check=True, capture_output=True)
+    created = subprocess.run(
+        [*cli, "keys", "create", "--name", "bench", "--scope", "logs:write"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    key = created.stdout.strip().splitlines()[-1]
     log = (var_dir / "serve.log").open("wb")
-    return subprocess.Popen([*cli, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen([*cli, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    return server, key
 
 
 async def wait_ready(url: str, timeout: float = 60) -> None:
@@ -125,7 +135,9 @@ async def wait_ready(url: str, timeout: float = 60) -> None:
     raise RuntimeError("server did not start")
 
 
-async def load(url: str, payloads: list[bytes], senders: int, duration: float) -> dict[str, float]:
+async def load(
+    url: str, key: str, payloads: list[bytes], senders: int, duration: float
+) -> dict[str, float]:
     counts = [len(body.splitlines()) for body in payloads]
     stop_at = time.monotonic() + duration
     accepted = 0
@@ -142,15 +154,20 @@ async def load(url: str, payloads: list[bytes], senders: int, duration: float) -
                 response = await http.post(
                     url + "/api/v1/logs/ingest",
                     content=body,
-                    headers={"Content-Type": "application/x-ndjson"},
+                    headers={
+                        "Content-Type": "application/x-ndjson",
+                        "Authorization": f"Bearer {key}",
+                    },
                 )
                 latencies.append(time.perf_counter() - started)
                 if response.status_code == 200:
                     accepted += response.json()["accepted"]
                     assert response.json()["accepted"] == counts[i % len(payloads)]
-                else:
+                elif response.status_code == 429:
                     rejected += 1
                     await asyncio.sleep(float(response.headers.get("retry-after", "1")))
+                else:
+                    raise RuntimeError(f"{response.status_code}: {response.text[:500]}")
                 i += senders
 
     started = time.monotonic()
@@ -230,11 +247,11 @@ async def run(args: argparse.Namespace) -> None:
         var_dir.mkdir()
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        server = serve(var_dir, port)
+        server, key = serve(var_dir, port)
         try:
             await wait_ready(url)
-            await load(url, payloads[:2], args.senders, 2)  # warm-up
-            http = await load(url, payloads, args.senders, args.duration)
+            await load(url, key, payloads[:2], args.senders, 2)  # warm-up
+            http = await load(url, key, payloads, args.senders, args.duration)
         finally:
             server.terminate()
             server.wait(timeout=60)
