@@ -125,3 +125,17 @@ async def test_bulk_accepts_the_content_types_shippers_send(
         )
     assert response.json()["errors"] is False
     assert [row["message"] for row in await stored_rows(log_store, tenant)] == ["typed"]
+
+
+async def test_shippers_start_up_checks_are_answered(live_ingest: LiveIngest) -> None:
+    async with httpx.AsyncClient(
+        base_url=live_ingest.url + "/api/v1/logs/es",
+        headers={"Authorization": f"ApiKey {live_ingest.key}"},
+    ) as http:
+        health = await http.get("/_cluster/health")
+        license_ = await http.get("/_license")
+        head = await http.head("/")
+    assert health.json()["status"] == "green"
+    assert license_.json()["license"]["status"] == "active"
+    assert head.status_code == 200
+    assert all(r.headers["x-elastic-product"] == "Elasticsearch" for r in (health, license_, head))

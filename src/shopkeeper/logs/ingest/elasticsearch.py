@@ -86,6 +86,43 @@ async def info(tenant: WriteTenant) -> Response:
     )
 
 
+@router.get("/_cluster/health", response_class=Response)
+async def cluster_health(tenant: WriteTenant) -> Response:
+    """What Vector's `elasticsearch` sink checks at start-up (its healthcheck)."""
+    return _json(
+        {
+            "cluster_name": "shopkeeper-logs",
+            "status": "green",
+            "timed_out": False,
+            "number_of_nodes": 1,
+            "number_of_data_nodes": 1,
+            "active_primary_shards": 1,
+            "active_shards": 1,
+            "relocating_shards": 0,
+            "initializing_shards": 0,
+            "unassigned_shards": 0,
+        }
+    )
+
+
+@router.get("/_license", response_class=Response)
+async def license_info(tenant: WriteTenant) -> Response:
+    """Beats and Logstash read the license before they send anything."""
+    return _json(
+        {
+            "license": {
+                "status": "active",
+                "uid": _CLUSTER_UUID,
+                "type": "basic",
+                "issue_date_in_millis": 0,
+                "max_nodes": 1000,
+                "issued_to": "shopkeeper",
+                "issuer": "shopkeeper",
+            }
+        }
+    )
+
+
 @router.api_route("/_bulk", methods=["POST", "PUT"], response_class=Response)
 async def bulk(request: Request, tenant: WriteTenant, logs: Logs) -> Response:
     """Store the documents of `index` and `create` actions; answer per item as Elasticsearch."""
