@@ -39,6 +39,7 @@ async def logs_settings(logs_dir: Path, tmp_path_factory: pytest.TempPathFactory
         logs_dir=logs_dir,
         logs_enabled=True,
         logs_ship_own_logs=False,
+        logs_syslog_port=0,  # tests start their own receivers on free ports
     )
     database = Database(settings)
     try:

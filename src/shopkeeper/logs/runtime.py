@@ -8,12 +8,17 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated
 
+import structlog
 from fastapi import Depends, Request
 
 from shopkeeper.core.settings import Settings
+from shopkeeper.logs.buffer.publisher import BufferPublisher
 from shopkeeper.logs.ingest.errors import StorageUnavailable
+from shopkeeper.logs.ingest.syslog_server import SyslogServers, start_syslog_from_settings
 from shopkeeper.logs.ingest.writer import BatchSink, GroupCommitWriter
 from shopkeeper.logs.store import LogStore, open_store
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -25,20 +30,38 @@ class LogsRuntime:
     the ingest buffer's publisher (same `write(batches)` contract)."""
     _writer: GroupCommitWriter | None = field(default=None, repr=False)
 
+    _publisher: BufferPublisher | None = field(default=None, repr=False)
+    _syslog: SyslogServers | None = field(default=None, repr=False)
+
     @classmethod
     async def start(cls, settings: Settings) -> LogsRuntime:
         store = await open_store(settings)
-        writer = GroupCommitWriter(
-            store,
-            max_pending_lines=settings.logs_max_pending_lines,
-            batch_lines=settings.logs_batch_lines,
-        )
-        await writer.start()
-        return cls(settings=settings, store=store, sink=writer, _writer=writer)
+        if settings.logs_buffer_url:
+            # A production gateway: batches go to the buffer; `logs writer` stores them.
+            publisher = BufferPublisher.from_settings(settings)
+            await publisher.start()
+            runtime = cls(settings=settings, store=store, sink=publisher, _publisher=publisher)
+        else:
+            writer = GroupCommitWriter(
+                store,
+                max_pending_lines=settings.logs_max_pending_lines,
+                batch_lines=settings.logs_batch_lines,
+            )
+            await writer.start()
+            runtime = cls(settings=settings, store=store, sink=writer, _writer=writer)
+        try:
+            runtime._syslog = await start_syslog_from_settings(settings, runtime.sink)
+        except OSError as exc:  # the port is taken (another worker, another server): no syslog
+            log.warning("logs_syslog_not_started", error=str(exc))
+        return runtime
 
     async def stop(self) -> None:
+        if self._syslog is not None:
+            await self._syslog.stop()
         if self._writer is not None:
             await self._writer.stop()
+        if self._publisher is not None:
+            await self._publisher.stop()
         await self.store.close()
 
 
