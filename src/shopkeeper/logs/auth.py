@@ -8,13 +8,14 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from shopkeeper.accounts.permissions import require
+from shopkeeper.accounts.permissions import permission
 from shopkeeper.core.security import Actor
 
 DEFAULT_TENANT = "default"
 
-LogWriter = Annotated[Actor, Depends(require("logs:write"))]
-LogReader = Annotated[Actor, Depends(require("logs:read"))]
+# `permission` also names the scope in the OpenAPI document.
+LogWriter = Annotated[Actor, permission("logs:write")]
+LogReader = Annotated[Actor, permission("logs:read")]
 
 
 async def write_tenant(actor: LogWriter) -> str:

@@ -19,7 +19,7 @@ from shopkeeper.core.errors import DomainError
 from shopkeeper.logs.auth import WriteTenant
 from shopkeeper.logs.ingest.body import read_body
 from shopkeeper.logs.ingest.errors import BadPayload
-from shopkeeper.logs.ingest.protocol import protocol_route
+from shopkeeper.logs.ingest.protocol import protocol_responses, protocol_route
 from shopkeeper.logs.runtime import Logs
 from shopkeeper.logs.store import Batch
 
@@ -59,10 +59,12 @@ def _render_error(_request: Request, exc: DomainError) -> Response:
     )
 
 
+_RESPONSES = protocol_responses("application/json", "an Elasticsearch error object")
 router = APIRouter(prefix="/es", route_class=protocol_route(_render_error), tags=["logs ingest"])
 
 
-@router.api_route("/", methods=["GET", "HEAD"], response_class=Response)
+@router.get("/", response_class=Response, responses=_RESPONSES, operation_id="es_info")
+@router.head("/", response_class=Response, responses=_RESPONSES, operation_id="es_info_head")
 async def info(tenant: WriteTenant) -> Response:
     """The cluster information document clients read at start-up."""
     return _json(
@@ -86,7 +88,7 @@ async def info(tenant: WriteTenant) -> Response:
     )
 
 
-@router.get("/_cluster/health", response_class=Response)
+@router.get("/_cluster/health", response_class=Response, responses=_RESPONSES)
 async def cluster_health(tenant: WriteTenant) -> Response:
     """What Vector's `elasticsearch` sink checks at start-up (its healthcheck)."""
     return _json(
@@ -105,7 +107,7 @@ async def cluster_health(tenant: WriteTenant) -> Response:
     )
 
 
-@router.get("/_license", response_class=Response)
+@router.get("/_license", response_class=Response, responses=_RESPONSES)
 async def license_info(tenant: WriteTenant) -> Response:
     """Beats and Logstash read the license before they send anything."""
     return _json(
@@ -123,13 +125,22 @@ async def license_info(tenant: WriteTenant) -> Response:
     )
 
 
-@router.api_route("/_bulk", methods=["POST", "PUT"], response_class=Response)
+@router.post("/_bulk", response_class=Response, responses=_RESPONSES, operation_id="es_bulk")
+@router.put("/_bulk", response_class=Response, responses=_RESPONSES, operation_id="es_bulk_put")
 async def bulk(request: Request, tenant: WriteTenant, logs: Logs) -> Response:
     """Store the documents of `index` and `create` actions; answer per item as Elasticsearch."""
     return await _bulk(request, tenant, logs, None)
 
 
-@router.api_route("/{index}/_bulk", methods=["POST", "PUT"], response_class=Response)
+@router.post(
+    "/{index}/_bulk", response_class=Response, responses=_RESPONSES, operation_id="es_index_bulk"
+)
+@router.put(
+    "/{index}/_bulk",
+    response_class=Response,
+    responses=_RESPONSES,
+    operation_id="es_index_bulk_put",
+)
 async def bulk_into_index(
     request: Request, index: str, tenant: WriteTenant, logs: Logs
 ) -> Response:

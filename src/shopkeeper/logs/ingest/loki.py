@@ -19,7 +19,7 @@ from shopkeeper.logs.auth import WriteTenant
 from shopkeeper.logs.ingest.body import read_body
 from shopkeeper.logs.ingest.errors import BadPayload, PayloadTooLarge
 from shopkeeper.logs.ingest.loki_proto import PushRequest
-from shopkeeper.logs.ingest.protocol import protocol_route
+from shopkeeper.logs.ingest.protocol import protocol_responses, protocol_route
 from shopkeeper.logs.records import UNKNOWN_SERVICE, LogRecord, normalize_level
 from shopkeeper.logs.runtime import Logs
 from shopkeeper.logs.store import records_batch
@@ -42,10 +42,11 @@ def _render_error(_request: Request, exc: DomainError) -> Response:
     return PlainTextResponse(exc.detail, exc.status, headers=exc.headers or None)
 
 
+_RESPONSES = protocol_responses("text/plain", "plain text, as Loki")
 router = APIRouter(route_class=protocol_route(_render_error), tags=["logs ingest"])
 
 
-@router.post("/loki/api/v1/push", status_code=204, response_class=Response)
+@router.post("/loki/api/v1/push", status_code=204, response_class=Response, responses=_RESPONSES)
 async def loki_push(request: Request, tenant: WriteTenant, logs: Logs) -> Response:
     """Store a Loki push request (JSON, or protobuf compressed with snappy); 204 once durable."""
     max_bytes = logs.settings.logs_max_body_bytes

@@ -23,7 +23,7 @@ from shopkeeper.core.errors import DomainError
 from shopkeeper.logs.auth import WriteTenant
 from shopkeeper.logs.ingest.body import read_body
 from shopkeeper.logs.ingest.errors import BadPayload
-from shopkeeper.logs.ingest.protocol import protocol_route
+from shopkeeper.logs.ingest.protocol import protocol_responses, protocol_route
 from shopkeeper.logs.records import (
     UNKNOWN_SERVICE,
     LogRecord,
@@ -69,10 +69,13 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
+_RESPONSES = protocol_responses(
+    "application/x-protobuf", "a google.rpc.Status, JSON for JSON requests"
+)
 router = APIRouter(route_class=protocol_route(_render_error), tags=["logs ingest"])
 
 
-@router.post("/otlp/v1/logs", response_class=Response)
+@router.post("/otlp/v1/logs", response_class=Response, responses=_RESPONSES)
 async def otlp_logs(request: Request, tenant: WriteTenant, logs: Logs) -> Response:
     """Store an OTLP ExportLogsServiceRequest; answers an empty ExportLogsServiceResponse."""
     body = await read_body(request, logs.settings.logs_max_body_bytes)

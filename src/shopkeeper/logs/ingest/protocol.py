@@ -32,3 +32,21 @@ def protocol_route(render: ErrorRenderer) -> type[APIRoute]:
             return handle
 
     return ProtocolRoute
+
+
+_ERROR_STATUSES = {
+    400: "Malformed payload",
+    401: "Missing or invalid API key",
+    403: "The key lacks `logs:write`",
+    413: "Body over SHOPKEEPER_LOGS_MAX_BODY_BYTES, compressed or decompressed",
+    429: "Too many lines waiting to be stored; see Retry-After. Nothing was stored",
+    503: "The log storage did not take the lines; retry. Nothing was stored",
+}
+
+
+def protocol_responses(media_type: str, description: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` of a protocol endpoint: its errors, in the protocol's format."""
+    return {
+        status: {"description": f"{text} ({description})", "content": {media_type: {}}}
+        for status, text in _ERROR_STATUSES.items()
+    }
