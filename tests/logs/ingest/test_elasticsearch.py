@@ -9,8 +9,10 @@ import httpx
 import orjson
 import pytest
 from elasticsearch import Elasticsearch, helpers
+from fastapi import FastAPI
 
-from shopkeeper.logs.store import LogStore
+from shopkeeper.logs.ingest.writer import GroupCommitWriter
+from shopkeeper.logs.store import Batch, LogStore, StoreUnavailable
 from tests.logs.conftest import LiveIngest, stored_rows
 
 
@@ -139,3 +141,35 @@ async def test_shippers_start_up_checks_are_answered(live_ingest: LiveIngest) ->
     assert license_.json()["license"]["status"] == "active"
     assert head.status_code == 200
     assert all(r.headers["x-elastic-product"] == "Elasticsearch" for r in (health, license_, head))
+
+
+async def test_a_storage_failure_after_the_first_index_is_reported_per_item(
+    logs_app: FastAPI, ingest_client: httpx.AsyncClient, log_store: LogStore, tenant: str
+) -> None:
+    class FailingForOneIndex:
+        """ClickHouse refusing the INSERT of one index's documents (the real store otherwise)."""
+
+        async def insert_many(self, batches: list[Batch]) -> None:
+            if any(batch.extra_attributes.get("index") == "broken" for batch in batches):
+                raise StoreUnavailable("too many parts")
+            await log_store.insert_many(batches)
+
+    writer = GroupCommitWriter(FailingForOneIndex(), max_pending_lines=100, batch_lines=100)  # type: ignore[arg-type]
+    await writer.start()
+    sink, logs_app.state.logs.sink = logs_app.state.logs.sink, writer
+    body = (
+        b'{"index": {"_index": "fine"}}\n{"message": "kept"}\n'
+        b'{"index": {"_index": "broken"}}\n{"message": "refused"}\n'
+    )
+    try:
+        response = await ingest_client.post("/api/v1/logs/es/_bulk", content=body)
+    finally:
+        logs_app.state.logs.sink = sink
+        await writer.stop()
+    answer = response.json()
+    assert answer["errors"] is True
+    kept, refused = (item["index"] for item in answer["items"])
+    assert kept["status"] == 201
+    assert refused["status"] == 503
+    assert refused["error"]["type"] == "unavailable_shards_exception"
+    assert [row["message"] for row in await stored_rows(log_store, tenant)] == ["kept"]

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from shopkeeper.core.errors import DomainError
 from shopkeeper.logs.auth import WriteTenant
 from shopkeeper.logs.ingest.body import read_body
-from shopkeeper.logs.ingest.errors import BadPayload
+from shopkeeper.logs.ingest.errors import BadPayload, IngestOverloaded, StorageUnavailable
 from shopkeeper.logs.ingest.protocol import protocol_responses, protocol_route
 from shopkeeper.logs.runtime import Logs
 from shopkeeper.logs.store import Batch
@@ -185,10 +185,12 @@ async def _bulk(request: Request, tenant: str, logs: Logs, default_index: str | 
         )
         for index, sources in documents.items()
     ]
-    await logs.sink.write(batches)
+    failed = await _store_by_index(logs, batches)
     errors = False
     for sequence, entry in enumerate(items):
         result = next(iter(entry.values()))
+        if result["_index"] in failed and "error" not in result:
+            result.update(failed[result["_index"]])
         if "error" in result:
             errors = True
             continue
@@ -202,6 +204,26 @@ async def _bulk(request: Request, tenant: str, logs: Logs, default_index: str | 
         )
     took = int((time.perf_counter() - started) * 1000)
     return _json({"took": took, "errors": errors, "items": items})
+
+
+async def _store_by_index(logs: Logs, batches: list[Batch]) -> dict[str, dict[str, Any]]:
+    """Store one batch per index, in order. If the first fails, nothing is stored and the
+    request fails; if a later one does, the earlier indices' documents are stored and the
+    failed ones are reported per item (429 or 503), as Elasticsearch reports a rejected shard,
+    and clients retry just those items."""
+    failed: dict[str, dict[str, Any]] = {}
+    for position, batch in enumerate(batches):
+        try:
+            await logs.sink.write([batch])
+        except (IngestOverloaded, StorageUnavailable) as exc:
+            if position == 0:
+                raise
+            kind = _ERROR_TYPES.get(exc.status, "exception")
+            failed[batch.extra_attributes["index"]] = {
+                "status": exc.status,
+                "error": {"type": kind, "reason": exc.detail},
+            }
+    return failed
 
 
 def _action(line: bytes) -> tuple[str, dict[str, Any]]:
