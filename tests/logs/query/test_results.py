@@ -528,6 +528,10 @@ async def test_instant_query_is_a_vector(loki: httpx.AsyncClient, dataset: Datas
 async def test_labels_values_and_series(loki: httpx.AsyncClient, dataset: Dataset) -> None:
     labels = (await loki.get("/labels", params=window(dataset))).json()
     assert labels == {"status": "success", "data": ["env", "host", "level", "service", "source"]}
+    within = await loki.get("/labels", params={**window(dataset), "query": '{env="prod"}'})
+    assert within.json()["data"] == ["env", "host", "level", "service", "source"]
+    none = await loki.get("/labels", params={**window(dataset), "query": '{service="nope"}'})
+    assert none.json()["data"] == []
     levels = (await loki.get("/label/level/values", params=window(dataset))).json()["data"]
     assert levels == sorted(LEVELS)
     statuses = (

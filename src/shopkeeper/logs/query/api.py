@@ -123,12 +123,19 @@ async def query(request: Request, store: LogStoreDep, tenant: ReadTenant) -> Res
 @router.api_route("/labels", methods=["GET", "POST"])
 @router.api_route("/label", methods=["GET", "POST"], include_in_schema=False)
 async def labels(request: Request, store: LogStoreDep, tenant: ReadTenant) -> Response:
-    """Names of the stream labels seen in the range (default: the last hour)."""
+    """Names of the stream labels seen in the range (default: the last hour), optionally
+    within the streams of `query`."""
     params = await _parameters(request)
 
     async def work() -> dict[str, Any]:
         window = parse_range(params, _max_range(request))
-        names = await service.label_names(store, tenant=tenant, start=window.start, end=window.end)
+        names = await service.label_names(
+            store,
+            tenant=tenant,
+            start=window.start,
+            end=window.end,
+            query=params.get("query") or None,
+        )
         return {"status": "success", "data": names}
 
     return await _answer(work)

@@ -454,12 +454,15 @@ def _selector_conditions(selectors: Sequence[str], params: Params) -> list[str]:
     return ["(" + " OR ".join(alternatives) + ")"]
 
 
-async def label_names(store: LogStore, *, tenant: str, start: int, end: int) -> list[str]:
+async def label_names(
+    store: LogStore, *, tenant: str, start: int, end: int, query: str | None = None
+) -> list[str]:
     params = Params()
+    conditions = _selector_conditions([query] if query else [], params)
     present = ", ".join(f"max({name} != '') AS has_{name}" for name in STREAM_COLUMNS)
     rows = await store.query(
         f"SELECT groupUniqArrayArray(label_keys) AS keys, {present} "  # noqa: S608
-        f"FROM {store.table} WHERE {where_clause([])}",
+        f"FROM {store.table} WHERE {where_clause(conditions)}",
         {**params.values, "tenant": tenant, "start": start, "end": end},
     )
     if not rows:
