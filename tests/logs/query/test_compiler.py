@@ -175,8 +175,9 @@ def test_metric_bucketing_is_sql_with_pushed_down_grouping() -> None:
         "GROUP BY level, bucket ORDER BY bucket"
     )
     assert bucket_counts_sql(TABLE, result, group_by=None, with_bytes=True) == (
-        "SELECT service, host, level, source, mapFilter((k, v) -> has(label_keys, k), "
-        f"attributes) AS stream_attributes, {bucket}, count() AS lines, "
+        "SELECT service, host, level, source, mapFromArrays(label_keys, "
+        f"arrayMap(k -> attributes[k], label_keys)) AS stream_attributes, {bucket}, "
+        "count() AS lines, "
         f"sum(length(message)) AS bytes FROM {TABLE} WHERE {where} AND {conditions} "
         "GROUP BY service, host, level, source, stream_attributes, bucket ORDER BY bucket"
     )

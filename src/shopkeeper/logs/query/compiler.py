@@ -217,7 +217,8 @@ def sample_rows_sql(table: str, compiled: Compiled) -> str:
     )
 
 
-STREAM_LABELS_SQL = "mapFilter((k, v) -> has(label_keys, k), attributes)"
+# The stream-label attributes of a row; walks `label_keys` (mostly empty), not every attribute.
+STREAM_LABELS_SQL = "mapFromArrays(label_keys, arrayMap(k -> attributes[k], label_keys))"
 
 
 def bucket_counts_sql(
