@@ -140,30 +140,39 @@ def queries(trace_id: str) -> list[Query]:
     ]
 
 
-def build(logs_dir: Path, lines: int, now: int) -> dict[str, float | str]:
+def build(logs_dir: Path, lines: int) -> dict[str, float | str]:
+    """Generates the data set into `logs_dir`, or reuses one generated there before (its
+    generation time is kept beside it: the queries' windows end then)."""
     from chdb import session
 
     from shopkeeper.logs.store import schema
 
+    stamp = logs_dir.parent / "bench-generated-at"
+    generated = optimized = 0.0
     db = session.Session(str(logs_dir))
+    table = f"{schema.DEFAULT_DATABASE}.{schema.TABLE}"
     try:
-        for statement in schema.create_table_sql(schema.DEFAULT_DATABASE, 14):
-            db.query(statement)
-        table = f"{schema.DEFAULT_DATABASE}.{schema.TABLE}"
-        started = time.perf_counter()
-        db.query(
-            generate_sql(table, len(_WORDS)),
-            params={
-                "now": now,
-                "lines": lines,
-                "spacing": DAY_NS // lines,
-                "words": " ".join(_WORDS),
-            },
-        )
-        generated = time.perf_counter() - started
-        started = time.perf_counter()
-        db.query(f"OPTIMIZE TABLE {table} FINAL")
-        optimized = time.perf_counter() - started
+        if stamp.exists():
+            now = int(stamp.read_text())
+        else:
+            now = time.time_ns()
+            for statement in schema.create_table_sql(schema.DEFAULT_DATABASE, 14):
+                db.query(statement)
+            started = time.perf_counter()
+            db.query(
+                generate_sql(table, len(_WORDS)),
+                params={
+                    "now": now,
+                    "lines": lines,
+                    "spacing": DAY_NS // lines,
+                    "words": " ".join(_WORDS),
+                },
+            )
+            generated = time.perf_counter() - started
+            started = time.perf_counter()
+            db.query(f"OPTIMIZE TABLE {table} FINAL")
+            optimized = time.perf_counter() - started
+            stamp.write_text(str(now))
         stats = orjson.loads(
             db.query(
                 "SELECT sum(rows) AS rows, sum(bytes_on_disk) AS disk, "
@@ -188,6 +197,7 @@ def build(logs_dir: Path, lines: int, now: int) -> dict[str, float | str]:
         db.close()
     rows = int(stats["rows"])
     return {
+        "now": now,
         "rows": rows,
         "generate_s": generated,
         "optimize_s": optimized,
@@ -266,7 +276,7 @@ def read_key(var_dir: Path) -> str:
 
 
 async def measure(
-    url: str, key: str, item: Query, repeats: int, clients: int, duration: float
+    url: str, key: str, item: Query, now: int, repeats: int, clients: int, duration: float
 ) -> dict[str, float]:
     params: dict[str, str] = {"query": item.logql, "limit": str(item.limit)}
     if item.step:
@@ -274,7 +284,6 @@ async def measure(
     path = url + "/api/v1/logs/loki/api/v1/query_range"
 
     def window() -> dict[str, str]:
-        now = time.time_ns()
         return {"start": str(now - item.since_ns), "end": str(now)}
 
     headers = {"Authorization": f"Bearer {key}"}
@@ -323,14 +332,15 @@ async def run(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="logs-query-bench-"))
     rows: list[str] = []
     try:
-        var_dir = work / "var"
-        var_dir.mkdir()
-        now = time.time_ns()
-        data = build(var_dir / "logs", args.lines, now)
-        print(
-            f"generated {data['rows']:,} lines in {data['generate_s']:.1f} s "
-            f"(OPTIMIZE FINAL {data['optimize_s']:.1f} s), {data['bytes_per_line']:.1f} B/line"
-        )
+        var_dir = Path(args.keep) if args.keep else work / "var"
+        var_dir.mkdir(parents=True, exist_ok=True)
+        data = build(var_dir / "logs", args.lines)
+        now = int(data["now"])
+        if data["generate_s"]:
+            print(
+                f"generated {data['rows']:,} lines in {data['generate_s']:.1f} s "
+                f"(OPTIMIZE FINAL {data['optimize_s']:.1f} s)"
+            )
         items = queries(str(data["trace_id"]))
         engine = engine_times(var_dir / "logs", items, now, args.repeats)
         port = free_port()
@@ -340,7 +350,9 @@ async def run(args: argparse.Namespace) -> None:
             await wait_ready(url)
             key = read_key(var_dir)
             for item, floor in zip(items, engine, strict=True):
-                result = await measure(url, key, item, args.repeats, args.clients, args.duration)
+                result = await measure(
+                    url, key, item, now, args.repeats, args.clients, args.duration
+                )
                 line = (
                     f"| {item.name} | {result['found']} | **{result['single_ms']:.1f} ms** "
                     f"(target < {item.target_ms:.0f} ms) | {floor:.1f} ms | "
@@ -360,9 +372,13 @@ async def run(args: argparse.Namespace) -> None:
         f"{args.repeats}) | same SQL on chDB directly | p50 / p99 at {args.clients} clients | "
         "req/s | errors |\n|---|---|---|---|---|---|---|"
     )
+    made = (
+        f"generated in {data['generate_s']:.1f} s (OPTIMIZE FINAL {data['optimize_s']:.1f} s)"
+        if data["generate_s"]
+        else "reused from an earlier run (`--keep`)"
+    )
     storage = (
-        f"{data['rows']:,} lines over 24 h generated in {data['generate_s']:.1f} s "
-        f"(OPTIMIZE FINAL {data['optimize_s']:.1f} s, {data['parts']} parts after); storage "
+        f"{data['rows']:,} lines over 24 h {made}, {data['parts']} parts; storage "
         f"**{data['bytes_per_line']:.1f} bytes per line** on disk (target < 50), of which text "
         f"index and blooms {data['index_bytes_per_line']:.1f}; messages average "
         f"{data['message_bytes']:.0f} bytes"
@@ -388,6 +404,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument(
+        "--keep",
+        metavar="DIR",
+        help="var dir to generate the data set into and keep (reused when already there)",
+    )
     parser.add_argument("--no-record", dest="record", action="store_false")
     asyncio.run(run(parser.parse_args()))
 
