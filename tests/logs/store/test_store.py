@@ -174,3 +174,38 @@ async def test_parameters_carry_any_text_and_maps_and_arrays(store: LogStore) ->
         {"s": tricky, "m": {"k'\\": tricky}, "a": [tricky, "b"], "n": 2**63},
     )
     assert rows == [{"s": tricky, "m": {"k'\\": tricky}, "a": [tricky, "b"], "n": 2**63}]
+
+
+def test_large_batches_are_split_at_line_boundaries() -> None:
+    from shopkeeper.logs.store.embedded import _split_lines
+
+    payload = b"".join(b'{"n": %d}\n' % i for i in range(200_000))
+    parts = _split_lines(payload, 2)
+    assert len(parts) == 2
+    assert b"".join(parts) == payload
+    assert all(part.endswith(b"\n") for part in parts)
+    assert _split_lines(b'{"small": 1}', 2) == [b'{"small": 1}']
+
+
+async def test_a_large_batch_split_for_parallel_reads_is_still_kept_once(
+    store: LogStore, tenant: str
+) -> None:
+    payload = b"".join(
+        orjson.dumps({"ts": BASE + i % 3600, "message": f"line {i} " + "x" * 150}) + b"\n"
+        for i in range(30_000)
+    )
+    batch = Batch(
+        tenant=tenant,
+        source="ndjson",
+        format="json_lines",
+        payload=payload,
+        lines=30_000,
+        batch_id=f"{tenant}-big",
+    )
+    for _ in range(3):
+        await store.insert(batch)
+    (row,) = await store.query(
+        f"SELECT count() AS n FROM {store.table} WHERE tenant = {{tenant:String}}",
+        {"tenant": tenant},
+    )
+    assert row["n"] == 30_000

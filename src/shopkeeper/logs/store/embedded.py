@@ -31,6 +31,26 @@ _SESSION_SETTINGS = (
 )
 
 
+PARALLEL_PARTS = 2
+"""Files a large batch is split into (this machine class has two cores)."""
+_MIN_PART_BYTES = 512 * 1024
+
+
+def _split_lines(payload: bytes, parts: int) -> list[bytes]:
+    """`payload` cut at line boundaries into up to `parts` pieces of at least 512 KiB."""
+    pieces: list[bytes] = []
+    start = 0
+    count = max(1, min(parts, len(payload) // _MIN_PART_BYTES))
+    for n in range(1, count):
+        cut = payload.find(b"\n", len(payload) * n // count)
+        if cut < 0:
+            break
+        pieces.append(payload[start : cut + 1])
+        start = cut + 1
+    pieces.append(payload[start:])
+    return [piece for piece in pieces if piece] or [payload]
+
+
 class _Engine:
     """The process's chDB session and the thread that talks to it."""
 
@@ -125,18 +145,26 @@ class EmbeddedStore(LogStore):
             raise StoreUnavailable(str(exc)) from exc
 
     def _insert(self, engine: _Engine, batch: Batch) -> None:
-        file = engine.incoming / f"{batch.batch_id}.{batch.format}"
-        file.write_bytes(batch.payload)
+        parts = _split_lines(batch.payload, PARALLEL_PARTS)
+        files = [
+            engine.incoming / f"{batch.batch_id}.{n}.{batch.format}" for n in range(len(parts))
+        ]
+        for file, part in zip(files, parts, strict=True):
+            file.write_bytes(part)
+        # One file per part: ClickHouse reads (and transforms) the parts on parallel streams,
+        # where one file of a few MB would be parsed on one.
+        pattern = str(engine.incoming / f"{batch.batch_id}.{{0..{len(parts) - 1}}}.{batch.format}")
         try:
             if batch.format == "json_lines":
-                relation = f"file({_quote(str(file))}, 'LineAsString', 'line String')"
+                relation = f"file({_quote(pattern)}, 'LineAsString', 'line String')"
             else:
-                relation = f"file({_quote(str(file))}, 'JSONEachRow', {_quote(RECORD_STRUCTURE)})"
+                relation = f"file({_quote(pattern)}, 'JSONEachRow', {_quote(RECORD_STRUCTURE)})"
             sql = insert_sql(self.table, batch.format, relation)
             sql += f"\nSETTINGS insert_deduplication_token = {_quote(batch.batch_id)}"
             engine.session.query(sql, params=chdb_parameters(batch_parameters(batch)))
         finally:
-            file.unlink(missing_ok=True)
+            for file in files:
+                file.unlink(missing_ok=True)
 
     async def query_bytes(
         self, sql: str, parameters: Mapping[str, Any] | None = None, fmt: str = "JSONEachRow"
