@@ -192,14 +192,14 @@ async def test_a_large_batch_split_for_parallel_reads_is_still_kept_once(
 ) -> None:
     payload = b"".join(
         orjson.dumps({"ts": BASE + i % 3600, "message": f"line {i} " + "x" * 150}) + b"\n"
-        for i in range(30_000)
+        for i in range(8_000)
     )
     batch = Batch(
         tenant=tenant,
         source="ndjson",
         format="json_lines",
         payload=payload,
-        lines=30_000,
+        lines=8_000,
         batch_id=f"{tenant}-big",
     )
     for _ in range(3):
@@ -208,4 +208,4 @@ async def test_a_large_batch_split_for_parallel_reads_is_still_kept_once(
         f"SELECT count() AS n FROM {store.table} WHERE tenant = {{tenant:String}}",
         {"tenant": tenant},
     )
-    assert row["n"] == 30_000
+    assert row["n"] == 8_000
