@@ -12,6 +12,17 @@ from shopkeeper.logs.ingest.errors import BadPayload, PayloadTooLarge, Unsupport
 _CHUNK = 256 * 1024
 
 
+class _Receiving:
+    """How many ingest bodies this process is reading right now: the group-commit writer waits
+    a moment for them rather than starting an INSERT that they would just miss."""
+
+    count = 0
+
+
+def bodies_being_received() -> int:
+    return _Receiving.count
+
+
 async def read_body(request: Request, max_bytes: int) -> bytes:
     """The request body, decoded per `Content-Encoding` (gzip, deflate, identity)."""
     declared = request.headers.get("content-length")
@@ -19,11 +30,15 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
         raise PayloadTooLarge(f"Bodies are limited to {max_bytes} bytes")
     chunks: list[bytes] = []
     received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > max_bytes:
-            raise PayloadTooLarge(f"Bodies are limited to {max_bytes} bytes")
-        chunks.append(chunk)
+    _Receiving.count += 1
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > max_bytes:
+                raise PayloadTooLarge(f"Bodies are limited to {max_bytes} bytes")
+            chunks.append(chunk)
+    finally:
+        _Receiving.count -= 1
     body = b"".join(chunks)
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding in ("", "identity"):

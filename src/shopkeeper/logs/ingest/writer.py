@@ -15,10 +15,14 @@ from typing import Protocol
 
 import structlog
 
+from shopkeeper.logs.ingest.body import bodies_being_received
 from shopkeeper.logs.ingest.errors import IngestOverloaded, StorageUnavailable
 from shopkeeper.logs.store import Batch, LogStore, StoreUnavailable
 
 log = structlog.get_logger(__name__)
+
+LINGER_SECONDS = 0.05
+"""Longest wait for bodies still being received before an INSERT starts."""
 
 
 class BatchSink(Protocol):
@@ -73,6 +77,7 @@ class GroupCommitWriter:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._queue:
+                await self._linger()
                 round_ = self._take_round()
                 batches = [batch for members, _ in round_ for batch in members]
                 lines = sum(batch.lines for batch in batches)
@@ -88,6 +93,24 @@ class GroupCommitWriter:
                     self._settle(round_, None)
                 finally:
                     self.pending_lines -= lines
+
+    async def _linger(self) -> None:
+        """While other ingest bodies are still arriving, wait for them (briefly, and only while
+        the round is small): one INSERT of all of them costs less than two."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LINGER_SECONDS
+        while bodies_being_received() and self._queued_lines() < self.batch_lines:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self._wakeup.clear()
+            # Every queued batch sets the event; a body that fails before it is queued
+            # (413, bad gzip) costs this wait its remaining time at most.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+
+    def _queued_lines(self) -> int:
+        return sum(batch.lines for batches, _ in self._queue for batch in batches)
 
     def _take_round(self) -> list[tuple[list[Batch], asyncio.Future[None]]]:
         round_ = [self._queue.popleft()]
