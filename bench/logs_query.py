@@ -246,6 +246,7 @@ def engine_times(logs_dir: Path, items: list[Query], now: int, repeats: int) -> 
                     "end": end + 1,
                     "origin": start - 2 * inner.range_ns,
                     "width": inner.range_ns,
+                    "limit": 1_000_001,
                 }
             bound = {**params.values, **values, "tenant": "default"}
             db.query(sql, "JSONEachRow", params=bound)  # warm
@@ -345,7 +346,7 @@ async def run(args: argparse.Namespace) -> None:
         engine = engine_times(var_dir / "logs", items, now, args.repeats)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        server = serve(var_dir, port)
+        server, _ = serve(var_dir, port)  # its key writes; ours reads
         try:
             await wait_ready(url)
             key = read_key(var_dir)

@@ -172,14 +172,15 @@ def test_metric_bucketing_is_sql_with_pushed_down_grouping() -> None:
     conditions = "service = {p0:String} AND hasToken(message, {p1:String})"
     assert bucket_counts_sql(TABLE, result, group_by=("level",), with_bytes=False) == (
         f"SELECT level, {bucket}, count() AS lines FROM {TABLE} WHERE {where} AND {conditions} "
-        "GROUP BY level, bucket ORDER BY bucket"
+        "GROUP BY level, bucket ORDER BY bucket LIMIT {limit:UInt64}"
     )
     assert bucket_counts_sql(TABLE, result, group_by=None, with_bytes=True) == (
         "SELECT service, host, level, source, mapFromArrays(label_keys, "
         f"arrayMap(k -> attributes[k], label_keys)) AS stream_attributes, {bucket}, "
         "count() AS lines, "
         f"sum(length(message)) AS bytes FROM {TABLE} WHERE {where} AND {conditions} "
-        "GROUP BY service, host, level, source, stream_attributes, bucket ORDER BY bucket"
+        "GROUP BY service, host, level, source, stream_attributes, bucket ORDER BY bucket "
+        "LIMIT {limit:UInt64}"
     )
 
 

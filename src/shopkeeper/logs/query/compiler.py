@@ -243,5 +243,5 @@ def bucket_counts_sql(
     group = ", ".join([*names, "bucket"])
     return (
         f"SELECT {select} FROM {table} WHERE {where_clause(compiled.conditions)} "  # noqa: S608
-        f"GROUP BY {group} ORDER BY bucket"
+        f"GROUP BY {group} ORDER BY bucket LIMIT {{limit:UInt64}}"
     )

@@ -52,6 +52,8 @@ from shopkeeper.logs.store import LogStore
 MAX_SCAN_LINES = 1_000_000
 """Lines one query may pull out of SQL into the Python pipeline before it is refused."""
 MAX_FINE_BUCKETS = 200_000
+MAX_BUCKET_ROWS = 1_000_000
+"""Rows (series x time bucket) one metric statement may return."""
 MAX_POINTS = 11_000
 """Loki's limit of points per series in a range query."""
 MAX_LABEL_VALUES = 10_000
@@ -224,8 +226,14 @@ async def _range_in_sql(
             "end": hi + 1,
             "origin": origin,
             "width": width,
+            "limit": MAX_BUCKET_ROWS + 1,
         },
     )
+    if len(rows) > MAX_BUCKET_ROWS:
+        raise QueryError(
+            f"the query would return more than {MAX_BUCKET_ROWS:,} series-buckets; aggregate "
+            "with sum by (...), narrow the selector or use a coarser step"
+        )
     buckets: dict[Labels, list[tuple[int, float]]] = {}
     for row in rows:
         ctx.stats.lines += int(row["lines"])
