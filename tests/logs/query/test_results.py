@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +26,9 @@ from tests.logs.query.conftest import (
     ref_line_filter,
     ref_matcher,
 )
+
+# The fixtures hypothesis prints on a failure are large; that is all this warning says.
+pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")
 
 
 def window(dataset: Dataset) -> dict[str, str]:
