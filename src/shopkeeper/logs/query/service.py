@@ -50,7 +50,9 @@ from shopkeeper.logs.query.pipeline import (
 from shopkeeper.logs.store import LogStore
 
 MAX_SCAN_LINES = 1_000_000
-"""Lines one query may pull out of SQL into the Python pipeline before it is refused."""
+"""Lines a log query may page out of SQL into the Python pipeline before it is refused."""
+MAX_SAMPLE_LINES = 250_000
+"""Lines a metric query whose pipeline needs Python may read (they are held at once)."""
 MAX_FINE_BUCKETS = 200_000
 MAX_BUCKET_ROWS = 1_000_000
 """Rows (series x time bucket) one metric statement may return."""
@@ -158,9 +160,9 @@ async def select_entries(
             raise QueryError(_too_many_lines())
 
 
-def _too_many_lines() -> str:
+def _too_many_lines(limit: int = MAX_SCAN_LINES) -> str:
     return (
-        f"the query would process more than {MAX_SCAN_LINES} lines in its pipeline; "
+        f"the query would process more than {limit:,} lines in its pipeline; "
         'add a line filter (|= "word") or narrow the time range'
     )
 
@@ -260,11 +262,11 @@ async def _range_in_python(
             "tenant": ctx.tenant,
             "start": lo + 1,
             "end": hi + 1,
-            "limit": MAX_SCAN_LINES + 1,
+            "limit": MAX_SAMPLE_LINES + 1,
         },
     )
-    if len(rows) > MAX_SCAN_LINES:
-        raise QueryError(_too_many_lines())
+    if len(rows) > MAX_SAMPLE_LINES:
+        raise QueryError(_too_many_lines(MAX_SAMPLE_LINES))
     pipeline = compile_pipeline(compiled.residual)
     samples: dict[Labels, list[tuple[int, float]]] = {}
     for row in rows:
