@@ -100,13 +100,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def serve(var_dir: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
+def serve(var_dir: Path, port: int, background_jobs: bool) -> tuple[subprocess.Popen[bytes], str]:
     """`shopkeeper serve` on a fresh var dir, and a `logs:write` key for it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPKEEPER_")}
     env.update(
         SHOPKEEPER_VAR_DIR=str(var_dir),
         SHOPKEEPER_PORT=str(port),
         SHOPKEEPER_LOG_LEVEL="WARNING",
+        SHOPKEEPER_RUN_BACKGROUND_IN_PROCESS=str(background_jobs).lower(),
         PYTHONPATH=str(ROOT / "src"),
     )
     cli = [sys.executable, "-m", "shopkeeper.cli"]
@@ -258,7 +259,7 @@ async def run(args: argparse.Namespace) -> None:
         assert storage is not None
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        server, key = serve(var_dir, port)
+        server, key = serve(var_dir, port, args.background_jobs)
         try:
             await wait_ready(url)
             await load(url, key, payloads[:2], args.senders, 2)  # warm-up
@@ -273,7 +274,8 @@ async def run(args: argparse.Namespace) -> None:
     ratio = http["lines_per_s"] / limit["lines_per_s"]
     load1 = os.getloadavg()[0]
     report = (
-        f"HTTP NDJSON: {http['lines_per_s']:,.0f} lines/s ({http['lines']:,} lines in "
+        f"HTTP NDJSON{'' if args.background_jobs else ' (no in-process background jobs)'}: "
+        f"{http['lines_per_s']:,.0f} lines/s ({http['lines']:,} lines in "
         f"{http['seconds']:.1f} s, {http['requests']} requests of ~{args.body_mb} MB, "
         f"{args.senders} senders, p50 {http['p50_ms']:.0f} ms, p99 {http['p99_ms']:.0f} ms, "
         f"{http['rejected']} answered 429)\n"
@@ -304,6 +306,13 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=4)
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--no-background-jobs",
+        dest="background_jobs",
+        action="store_false",
+        help="serve without the shop's in-process outbox relay and periodic jobs (`make run` "
+        "has them), to see what they cost the ingest",
+    )
     parser.add_argument("--no-record", dest="record", action="store_false")
     asyncio.run(run(parser.parse_args()))
 
