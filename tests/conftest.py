@@ -38,6 +38,8 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 TEST_SECRET = "test-secret-key-" + "x" * 40
 BACKENDS = ["sqlite", "postgresql"]
 
+pytest_plugins = ["tests.support.fixtures"]
+
 
 def _reachable(host: str, port: int) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
@@ -211,16 +213,6 @@ async def create_staff(runtime: Runtime, client: httpx.AsyncClient) -> dict[str,
             db_session, email=email, password="staff-password-1", roles=("admin",)
         )
     return await login(client, email, "staff-password-1")
-
-
-@pytest.fixture
-async def customer_headers(client: httpx.AsyncClient) -> dict[str, str]:
-    return await register_and_login(client)
-
-
-@pytest.fixture
-async def staff_headers(runtime: Runtime, client: httpx.AsyncClient) -> dict[str, str]:
-    return await create_staff(runtime, client)
 
 
 # --- real server processes ----------------------------------------------------------------------

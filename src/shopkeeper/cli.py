@@ -185,7 +185,8 @@ MetricsHost = Annotated[str, typer.Option(help="Interface of the metrics endpoin
 def worker(metrics_port: MetricsPort = None, metrics_host: MetricsHost = "127.0.0.1") -> None:
     """Consume background jobs (event handlers, e-mail) from RabbitMQ; also relays the outbox.
     Stops on SIGTERM/SIGINT after the jobs in hand finish."""
-    from shopkeeper.core.outbox import background, load_handlers
+    from shopkeeper.core.messaging.handlers import load_handlers
+    from shopkeeper.core.runtime import background
 
     settings = get_settings()
     if settings.broker_url is None:
@@ -205,7 +206,8 @@ def worker(metrics_port: MetricsPort = None, metrics_host: MetricsHost = "127.0.
 @app.command()
 def scheduler(metrics_port: MetricsPort = None, metrics_host: MetricsHost = "127.0.0.1") -> None:
     """Run `@periodic` jobs. Any number may run: each job runs once per period among them."""
-    from shopkeeper.core.outbox import background, load_handlers
+    from shopkeeper.core.messaging.handlers import load_handlers
+    from shopkeeper.core.runtime import background
 
     settings = get_settings()
 

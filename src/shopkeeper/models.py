@@ -1,10 +1,10 @@
 """Every table of every domain, imported in one place for Alembic, the admin and tests."""
 
 from shopkeeper.accounts.models import ApiKey, RefreshToken, User, UserRole
-from shopkeeper.core.events import OutboxEvent, ProcessedEvent
 from shopkeeper.core.idempotency import IdempotencyKey
-from shopkeeper.core.jobs import JobLease
 from shopkeeper.core.mail import OutboundMail
+from shopkeeper.core.messaging.events import OutboxEvent, ProcessedEvent
+from shopkeeper.core.messaging.periodic import JobLease
 from shopkeeper.shop.carts.models import Cart, CartItem
 from shopkeeper.shop.catalog.models import Category, Product, Variant
 from shopkeeper.shop.inventory.models import StockAllocation, StockLevel, Warehouse

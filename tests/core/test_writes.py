@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Integer, String, bindparam, select, text
 
 from shopkeeper.core.db import new_id, table_of, utcnow
-from shopkeeper.core.events import OutboxEvent
+from shopkeeper.core.messaging.events import OutboxEvent
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.writes import WriteBatch
 

@@ -11,7 +11,7 @@ import httpx
 
 from shopkeeper.core.settings import Settings
 from tests.conftest import ServerProcess, free_port, settings_env, wait_until_ready
-from tests.platform.conftest import SmtpSink, background_settings, eventually, sqlite_only
+from tests.support.platform import SmtpSink, background_settings, eventually, sqlite_only
 
 
 async def test_serve_alone_sends_one_welcome_mail_over_smtp(

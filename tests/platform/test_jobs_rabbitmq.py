@@ -13,12 +13,12 @@ import aiormq
 from sqlalchemy import func, select
 
 from shopkeeper.accounts import service as users_service
-from shopkeeper.core.events import OutboxEvent
 from shopkeeper.core.mail import OutboundMail
+from shopkeeper.core.messaging.events import OutboxEvent
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings
 from tests.conftest import ServerProcess, settings_env
-from tests.platform.conftest import SmtpSink, background_settings, eventually, postgres_only
+from tests.support.platform import SmtpSink, background_settings, eventually, postgres_only
 
 
 def _worker_settings(

@@ -23,11 +23,14 @@ async def _claim_as_crashed_sender(runtime: Runtime, mail_id: object, age_second
 
 
 async def test_a_recent_claim_is_left_alone_and_a_stale_one_taken_over(runtime: Runtime) -> None:
-    mail_id = await runtime.mailer.send(
-        to="ken@example.com",
-        template="welcome",
-        context={"email": "ken@example.com", "full_name": None},
-    )
+    async with runtime.db.session() as session:
+        mail_id = await runtime.mailer.send(
+            session,
+            to="ken@example.com",
+            template="welcome",
+            context={"email": "ken@example.com", "full_name": None},
+        )
+        await session.commit()
     outbox = runtime.settings.var_dir / "mail"
     timeout = runtime.settings.mail_claim_timeout_seconds
 

@@ -12,14 +12,11 @@ from sqlalchemy import func, select, update
 from taskiq import InMemoryBroker
 
 from shopkeeper.core.db import utcnow
-from shopkeeper.core.events import OutboxEvent, ProcessedEvent
 from shopkeeper.core.mail import OutboundMail
-from shopkeeper.core.outbox import (
-    dispatch_event,
-    load_handlers,
-    prune_finished_events,
-    redeliver_stalled,
-)
+from shopkeeper.core.messaging.dispatch import dispatch_event
+from shopkeeper.core.messaging.events import OutboxEvent, ProcessedEvent
+from shopkeeper.core.messaging.handlers import load_handlers
+from shopkeeper.core.messaging.relay import prune_finished_events, redeliver_stalled
 from shopkeeper.core.runtime import Runtime
 from tests.support.events import drain_events
 

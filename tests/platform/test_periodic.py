@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from shopkeeper.core.jobs import PeriodicJob, claim_run, run_scheduler
+from shopkeeper.core.messaging.periodic import PeriodicJob, claim_run, run_scheduler
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings
 

@@ -17,13 +17,13 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 import shopkeeper.core.realtime as realtime_module
-from shopkeeper.core.events import record_event
+from shopkeeper.core.messaging.events import record_event
 from shopkeeper.core.realtime import CLOSE_TOO_SLOW, RealtimeHub
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings
 from shopkeeper.shop.inventory.events import StockLow
 from tests.conftest import create_staff
-from tests.platform.conftest import background_settings, postgres_only
+from tests.support.platform import background_settings, postgres_only
 
 
 def _ws_url(base_url: str, path: str) -> str:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from shopkeeper.core.outbox import drain, load_handlers
+from shopkeeper.core.messaging.handlers import load_handlers
+from shopkeeper.core.messaging.relay import drain
 from shopkeeper.core.runtime import Runtime
 
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from shopkeeper.accounts.events import UserRegistered
-from shopkeeper.core.events import HandlerContext, handles
+from shopkeeper.core.messaging.handlers import handles
+from shopkeeper.core.runtime import HandlerContext
 
 
 @handles(UserRegistered)
-async def send_welcome_mail(ctx: HandlerContext, payload: dict[str, Any]) -> None:
-    await ctx.runtime.mailer.send(
-        to=payload["email"],
+async def send_welcome_mail(ctx: HandlerContext, event: UserRegistered) -> None:
+    await ctx.mailer.send(
+        ctx.session,
+        to=event.email,
         template="welcome",
-        context={"email": payload["email"], "full_name": payload.get("full_name")},
+        context={"email": event.email, "full_name": event.full_name},
     )

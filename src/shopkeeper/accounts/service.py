@@ -19,7 +19,7 @@ from shopkeeper.accounts.roles import permissions_of, unknown_roles, unknown_sco
 from shopkeeper.accounts.schemas import TokenPair
 from shopkeeper.core.db import affected_rows, table_of, utcnow
 from shopkeeper.core.errors import Conflict, InvalidInput, NotFound, Unauthorized
-from shopkeeper.core.events import record_event
+from shopkeeper.core.messaging.events import record_event
 from shopkeeper.core.ratelimit import RateLimiter
 from shopkeeper.core.security import (
     Actor,

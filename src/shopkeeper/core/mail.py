@@ -1,7 +1,8 @@
 """E-mail: rendered from Jinja2 templates, queued in the database, sent by a job over SMTP (or
 written as `.eml` files under `<var_dir>/mail/` when no SMTP host is configured).
 
-`Mailer.send` only queues: inside an event handler the queued mail commits with the handler's
+`Mailer.send(session, ...)` only queues, in the caller's transaction: called by an event handler
+with its session (`ctx.mailer.send(ctx.session, ...)`), the mail commits with the handler's
 `processed_events` marker, so a handler that is delivered twice queues its mail once. Sending is
 its own job (`MailQueued`), which claims the mail in a committed step before talking to SMTP
 and marks it sent right after the server accepted it. A sender killed mid-way leaves a claim
@@ -19,7 +20,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiosmtplib
 import structlog
@@ -30,8 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shopkeeper.core.db import Base, Database, UTCDateTime, affected_rows, new_id, utcnow
-from shopkeeper.core.events import HandlerContext, handles, record_event
-from shopkeeper.core.outbox import current_handler_session
+from shopkeeper.core.messaging.events import record_event
+from shopkeeper.core.messaging.handlers import handles
 from shopkeeper.core.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -97,23 +98,12 @@ class Mailer:
         return RenderedMail(subject=" ".join(subject.split()), text=text, html=html)
 
     async def send(
-        self,
-        *,
-        to: str,
-        template: str,
-        context: Mapping[str, Any],
-        session: AsyncSession | None = None,
+        self, session: AsyncSession, *, to: str, template: str, context: Mapping[str, Any]
     ) -> uuid.UUID:
-        """Queue a mail for sending. Inside an event handler (or given `session`) it joins that
-        transaction and the caller's commit sends it; otherwise it commits on its own."""
-        rendered = self.render(template, context)
-        joined = session or current_handler_session.get()
-        if joined is not None:
-            return self._queue(joined, to, template, rendered)
-        async with self.db.session() as own:
-            mail_id = self._queue(own, to, template, rendered)
-            await own.commit()
-        return mail_id
+        """Queue a mail in `session`'s transaction: it is sent once the caller commits, and
+        never if the caller rolls back. Rendering happens now, so a template error fails the
+        caller rather than the sender."""
+        return self._queue(session, to, template, self.render(template, context))
 
     def _queue(
         self, session: AsyncSession, to: str, template: str, rendered: RenderedMail
@@ -213,6 +203,13 @@ class Mailer:
         partial.replace(target)  # a reader never sees half a message
 
 
+class HasMailer(Protocol):
+    """The part of a handler context the sender needs (`core.runtime.HandlerContext` has it)."""
+
+    @property
+    def mailer(self) -> Mailer: ...
+
+
 @handles(MailQueued)
-async def deliver_queued_mail(ctx: HandlerContext, payload: dict[str, Any]) -> None:
-    await ctx.runtime.mailer.deliver(uuid.UUID(payload["mail_id"]))
+async def deliver_queued_mail(ctx: HasMailer, event: MailQueued) -> None:
+    await ctx.mailer.deliver(event.mail_id)

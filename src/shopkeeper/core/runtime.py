@@ -1,23 +1,38 @@
 """The long-lived objects of one process, built once at start-up and shared by requests, the
-outbox relay and job consumers alike."""
+outbox relay and job consumers alike.
+
+This is the one place that wires `core.messaging` together: the broker's dispatch task runs
+`dispatch_event` with this runtime, handlers get a `HandlerContext` made here, and
+`background` runs the relay, the scheduler and the consumers. Nothing in `core.messaging`
+imports this module; the runtime satisfies the Protocols of `core.messaging.host`.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated
 
+import structlog
 from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopkeeper.core.cache import Cache, cache_namespace
 from shopkeeper.core.db import Database
-from shopkeeper.core.jobs import JobQueue, check_broker
 from shopkeeper.core.mail import Mailer
-from shopkeeper.core.outbox import background, load_handlers
+from shopkeeper.core.messaging.broker import JobQueue, check_broker
+from shopkeeper.core.messaging.dispatch import dispatch_event
+from shopkeeper.core.messaging.handlers import load_handlers
+from shopkeeper.core.messaging.periodic import run_scheduler
+from shopkeeper.core.messaging.relay import run_relay
 from shopkeeper.core.ratelimit import RateLimiter
 from shopkeeper.core.realtime import RealtimeHub
 from shopkeeper.core.settings import Settings
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -36,7 +51,7 @@ class Runtime:
     def __post_init__(self) -> None:
         self.realtime = RealtimeHub(self.settings)
         self.mailer = Mailer(self.settings, self.db)
-        self.jobs = JobQueue(self)
+        self.jobs = JobQueue(self.settings, dispatch=self._dispatch)
         self.cache = Cache(
             redis_url=self.settings.redis_url,
             ttl_seconds=self.settings.cache_ttl_seconds,
@@ -48,6 +63,12 @@ class Runtime:
         if self.settings.broker_url is not None:
             settings = self.settings
             self.readiness_checks.setdefault("broker", lambda: check_broker(settings))
+
+    async def _dispatch(self, event_id: uuid.UUID, handler: str) -> None:
+        await dispatch_event(self, event_id, handler)
+
+    def handler_context(self, session: AsyncSession) -> HandlerContext:
+        return HandlerContext(session=session, runtime=self)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -83,6 +104,46 @@ class Runtime:
         await self.realtime.stop()
         await self.cache.close()
         await self.db.dispose()
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerContext:
+    """What an event handler gets besides its event: the dispatcher's open session, whose
+    transaction also records the `processed_events` row (so a database effect and its dedup key
+    commit together; never commit it yourself), and the process runtime."""
+
+    session: AsyncSession
+    runtime: Runtime
+
+    @property
+    def mailer(self) -> Mailer:
+        """Queue mail with `await ctx.mailer.send(ctx.session, ...)`."""
+        return self.runtime.mailer
+
+
+@asynccontextmanager
+async def background(
+    runtime: Runtime, *, relay: bool, periodic: bool, consume: bool
+) -> AsyncIterator[None]:
+    """Run the relay, the periodic scheduler and/or the broker consumers as tasks of this
+    process while in the block; stop them (letting running jobs finish) on the way out."""
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    if relay:
+        tasks.append(asyncio.create_task(run_relay(runtime, stop), name="outbox-relay"))
+    if periodic:
+        tasks.append(asyncio.create_task(run_scheduler(runtime, stop), name="scheduler"))
+    if consume:
+        tasks.append(asyncio.create_task(runtime.jobs.consume(stop), name="consumers"))
+    try:
+        yield
+    finally:
+        stop.set()
+        for task in tasks:
+            try:
+                await asyncio.wait_for(task, timeout=25)
+            except Exception as exc:
+                log.warning("background_task_failed", task=task.get_name(), error=repr(exc))
 
 
 # Dependencies are `async def` even when they never await: FastAPI runs a plain `def`

@@ -17,7 +17,7 @@ from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings
 from shopkeeper.shop.carts import jobs
 from shopkeeper.shop.carts.models import Cart, CartItem
-from tests.shop.orders.conftest import create_cart, create_sku, make_user, problem_slug
+from tests.support.shop import create_cart, create_sku, make_user, problem_slug
 
 API = "/api/v1"
 

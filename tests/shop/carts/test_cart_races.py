@@ -10,7 +10,7 @@ from shopkeeper.accounts import service as users_service
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.security import Principal
 from shopkeeper.shop.carts import service
-from tests.shop.inventory.conftest import StockFactory
+from tests.support.shop import StockFactory
 
 
 @pytest.fixture(autouse=True)

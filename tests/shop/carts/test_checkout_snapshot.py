@@ -9,7 +9,7 @@ from shopkeeper.core.money import Money
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.security import Principal
 from shopkeeper.shop.carts import service
-from tests.shop.inventory.conftest import StockFactory
+from tests.support.shop import StockFactory
 
 
 async def _user(runtime: Runtime) -> Principal:

@@ -20,8 +20,8 @@ from shopkeeper.shop.catalog import service
 from shopkeeper.shop.catalog.schemas import ProductIn
 from shopkeeper.shop.inventory import service as inventory
 from tests.conftest import REDIS_URL, create_staff, require_service
-from tests.shop.catalog.conftest import create_product, product_body
 from tests.support.events import drain_events
+from tests.support.shop import create_product, product_body
 
 
 async def test_etag_and_if_none_match_give_304_until_the_product_changes(

@@ -12,7 +12,7 @@ from shopkeeper.core.db import new_id, utcnow
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.shop.catalog.models import Product
 from shopkeeper.shop.catalog.search import search_key
-from tests.shop.catalog.conftest import create_category, create_product
+from tests.support.shop import create_category, create_product
 
 
 async def _names(client: httpx.AsyncClient, query: str) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.shop.catalog.conftest import create_category, create_product, product_body
+from tests.support.shop import create_category, create_product, product_body
 
 
 async def test_staff_creates_a_product_anyone_reads_it_by_id_and_slug(

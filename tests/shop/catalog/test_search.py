@@ -13,7 +13,7 @@ from shopkeeper.core.db import new_id, utcnow
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.shop.catalog.models import Product
 from shopkeeper.shop.catalog.search import search_key
-from tests.shop.catalog.conftest import create_product
+from tests.support.shop import create_product
 
 
 @pytest.fixture(autouse=True)

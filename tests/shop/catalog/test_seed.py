@@ -8,7 +8,7 @@ import httpx
 from rich.console import Console
 from sqlalchemy import func, select
 
-from shopkeeper.core.events import OutboxEvent
+from shopkeeper.core.messaging.events import OutboxEvent
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings
 from shopkeeper.shop.catalog.models import Variant

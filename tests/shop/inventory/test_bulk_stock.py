@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy import select
 
 from shopkeeper.core.errors import InvalidInput
-from shopkeeper.core.events import OutboxEvent
+from shopkeeper.core.messaging.events import OutboxEvent
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.shop.inventory import service
 from shopkeeper.shop.inventory.bulk import set_stock_levels
 from shopkeeper.shop.inventory.models import StockLevel, Warehouse
-from tests.shop.inventory.conftest import create_product
+from tests.support.shop import insert_product
 
 Levels = dict[tuple[str, str], tuple[int, int]]
 # Small chunks, so a few hundred SKUs span several of them.
@@ -26,7 +26,7 @@ async def skus(runtime: Runtime) -> list[str]:
     """300 catalog SKUs and the warehouses WH-A and WH-B, nothing stocked yet."""
     made = [f"BULK-{n:04d}" for n in range(300)]
     for start in range(0, len(made), 100):
-        await create_product(runtime, *made[start : start + 100])
+        await insert_product(runtime, *made[start : start + 100])
     async with runtime.db.session() as session:
         for code in ("WH-A", "WH-B"):
             await service.create_warehouse(session, code=code, name=code)

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.shop.inventory import service
 from shopkeeper.shop.inventory.models import AllocationState, StockAllocation
-from tests.shop.inventory.conftest import StockFactory
+from tests.support.shop import StockFactory
 
 
 @pytest.fixture(autouse=True)

@@ -20,8 +20,7 @@ from shopkeeper.core.runtime import Runtime
 from shopkeeper.shop.inventory import geo
 from shopkeeper.shop.inventory.allocation import Source, haversine_km, rank_sources
 from tests.conftest import IN_CI, POSTGRES_ADMIN_URL, make_settings
-from tests.shop.inventory.conftest import create_product
-from tests.shop.orders.conftest import ADDRESS, checkout, create_cart, make_user
+from tests.support.shop import ADDRESS, checkout, create_cart, insert_product, make_user
 
 API = "/api/v1"
 EQUATOR = (0.0, 0.0)
@@ -132,7 +131,7 @@ async def test_without_postgis_distances_come_from_the_haversine_formula(
 async def test_checkout_reserves_from_the_warehouse_nearest_the_shipping_address(
     client: httpx.AsyncClient, runtime: Runtime, staff_headers: dict[str, str]
 ) -> None:
-    await create_product(runtime, "MUG-GEO")
+    await insert_product(runtime, "MUG-GEO")
     await add_warehouse(client, staff_headers, "A-PARIS", (48.8566, 2.3522))
     await add_warehouse(client, staff_headers, "B-LISBON", (38.7223, -9.1393))
     for code in ("A-PARIS", "B-LISBON"):
@@ -158,7 +157,7 @@ async def test_allocation_follows_the_spheroid_where_it_disagrees_with_the_spher
 ) -> None:
     if backend == "postgresql":
         await require_postgis(runtime)
-    await create_product(runtime, "MUG-FAR")
+    await insert_product(runtime, "MUG-FAR")
     await add_warehouse(client, staff_headers, "NORTH", NORTH_60)
     await add_warehouse(client, staff_headers, "EAST", EAST_59_856)
     for code in ("NORTH", "EAST"):

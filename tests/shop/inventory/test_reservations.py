@@ -9,10 +9,10 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
 from shopkeeper.core.errors import InvalidInput
-from shopkeeper.core.events import OutboxEvent
+from shopkeeper.core.messaging.events import OutboxEvent
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.shop.inventory import service
-from tests.shop.inventory.conftest import StockFactory
+from tests.support.shop import StockFactory
 
 PARIS = (48.8566, 2.3522)
 BERLIN = (52.52, 13.405)

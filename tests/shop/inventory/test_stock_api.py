@@ -9,8 +9,8 @@ import pytest
 
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.shop.inventory import service
-from tests.shop.inventory.conftest import create_product
 from tests.support.events import drain_events
+from tests.support.shop import insert_product
 
 API = "/api/v1"
 
@@ -18,7 +18,7 @@ API = "/api/v1"
 async def test_staff_sets_and_reads_stock_across_warehouses(
     client: httpx.AsyncClient, runtime: Runtime, staff_headers: dict[str, str]
 ) -> None:
-    await create_product(runtime, "TEE-S")
+    await insert_product(runtime, "TEE-S")
     for code in ("PAR", "BER"):
         created = await client.post(
             f"{API}/warehouses",
@@ -57,7 +57,7 @@ async def test_staff_sets_and_reads_stock_across_warehouses(
 async def test_a_catalog_sku_without_stock_reads_as_zero(
     client: httpx.AsyncClient, runtime: Runtime, staff_headers: dict[str, str]
 ) -> None:
-    await create_product(runtime, "NEW-1")
+    await insert_product(runtime, "NEW-1")
     stock = await client.get(f"{API}/stock/NEW-1", headers=staff_headers)
     assert stock.json() == {
         "sku": "NEW-1",
@@ -96,7 +96,7 @@ async def test_stock_endpoints_are_for_staff_only(
 async def test_bad_stock_input_is_a_clear_problem_and_changes_nothing(
     client: httpx.AsyncClient, runtime: Runtime, staff_headers: dict[str, str]
 ) -> None:
-    await create_product(runtime, "CAP-1")
+    await insert_product(runtime, "CAP-1")
     await client.post(
         f"{API}/warehouses", json={"code": "W1", "name": "One"}, headers=staff_headers
     )
@@ -145,7 +145,7 @@ async def test_bad_stock_input_is_a_clear_problem_and_changes_nothing(
 async def test_staff_give_a_sku_its_own_low_stock_threshold_and_take_it_back(
     client: httpx.AsyncClient, runtime: Runtime, staff_headers: dict[str, str]
 ) -> None:
-    await create_product(runtime, "LAMP-7")
+    await insert_product(runtime, "LAMP-7")
     put = await client.put(
         f"{API}/stock/LAMP-7", json={"low_stock_threshold": 12}, headers=staff_headers
     )
@@ -169,7 +169,7 @@ async def test_staff_give_a_sku_its_own_low_stock_threshold_and_take_it_back(
 async def test_stock_changes_reach_cached_product_pages(
     client: httpx.AsyncClient, runtime: Runtime, staff_headers: dict[str, str]
 ) -> None:
-    product_id = await create_product(runtime, "LAMP-1")
+    product_id = await insert_product(runtime, "LAMP-1")
     await client.post(
         f"{API}/warehouses", json={"code": "W1", "name": "One"}, headers=staff_headers
     )

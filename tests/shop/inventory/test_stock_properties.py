@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.shop.inventory import service
-from tests.shop.inventory.conftest import create_product
+from tests.support.shop import insert_product
 
 WAREHOUSES = ("P-A", "P-B")
 
@@ -46,7 +46,7 @@ async def test_any_sequence_keeps_reserved_within_on_hand(
     runtime: Runtime, ops: list[tuple[Any, ...]]
 ) -> None:
     sku = f"PROP-{uuid.uuid4().hex[:10]}"
-    await create_product(runtime, sku)
+    await insert_product(runtime, sku)
     for code in WAREHOUSES:  # made by the first example, found by the others
         async with runtime.db.session() as session:
             with contextlib.suppress(service.WarehouseCodeTaken):

@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import event, func, select, update
 
 from shopkeeper.accounts.models import User
-from shopkeeper.core.events import OutboxEvent
+from shopkeeper.core.messaging.events import OutboxEvent
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.shop.carts.models import Cart
 from shopkeeper.shop.orders.models import Order
-from tests.shop.orders.conftest import (
+from tests.support.shop import (
     ADDRESS,
     PlaceOrder,
     checkout,

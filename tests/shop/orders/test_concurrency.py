@@ -17,7 +17,7 @@ from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings
 from shopkeeper.shop.carts.models import Cart, CartItem
 from shopkeeper.shop.orders.models import Order
-from tests.shop.orders.conftest import (
+from tests.support.shop import (
     checkout,
     create_cart,
     create_sku,

@@ -17,7 +17,7 @@ from shopkeeper.core.security import Principal
 from shopkeeper.shop.orders import service
 from shopkeeper.shop.orders.jobs import expire_reservations
 from shopkeeper.shop.orders.models import Order, OrderTransition
-from tests.shop.orders.conftest import PlaceOrder, create_sku, problem_slug, stock_of
+from tests.support.shop import PlaceOrder, create_sku, problem_slug, stock_of
 
 
 async def run_out(runtime: Runtime, *order_ids: str) -> None:

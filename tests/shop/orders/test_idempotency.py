@@ -20,7 +20,7 @@ from shopkeeper.core.idempotency import (
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.security import decode_access_token
 from shopkeeper.shop.orders.jobs import purge_idempotency
-from tests.shop.orders.conftest import ADDRESS, checkout, create_cart, create_sku, problem_slug
+from tests.support.shop import ADDRESS, checkout, create_cart, create_sku, problem_slug
 
 
 async def claim_as_running(

@@ -11,10 +11,10 @@ import httpx
 from sqlalchemy import event, select
 
 from shopkeeper.core.db import utcnow
-from shopkeeper.core.events import OutboxEvent
+from shopkeeper.core.messaging.events import OutboxEvent
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.shop.orders import service
-from tests.shop.orders.conftest import PlaceOrder, create_sku, make_user, problem_slug, stock_of
+from tests.support.shop import PlaceOrder, create_sku, make_user, problem_slug, stock_of
 
 
 async def pay(runtime: Runtime, order_id: str) -> bool:

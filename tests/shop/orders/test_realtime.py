@@ -12,9 +12,9 @@ from shopkeeper.core.db import utcnow
 from shopkeeper.core.mail import OutboundMail
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.shop.orders import service
-from tests.shop.orders.conftest import PlaceOrder, create_sku, make_user
 from tests.shop.orders.wsclient import ASGIWebSocket
 from tests.support.events import drain_events
+from tests.support.shop import PlaceOrder, create_sku, make_user
 
 
 def token_of(headers: dict[str, str]) -> str:

@@ -23,7 +23,7 @@ from shopkeeper.shop.orders.state import (
     OrderStatus,
     can_transition,
 )
-from tests.shop.orders.conftest import checkout, create_cart, create_sku, stock_of
+from tests.support.shop import checkout, create_cart, create_sku, stock_of
 
 S = OrderStatus
 

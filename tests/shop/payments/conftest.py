@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings
 from tests.conftest import make_settings
-from tests.shop.orders.conftest import checkout as place
-from tests.shop.orders.conftest import create_cart, create_sku
 from tests.shop.payments.fakes import alipay_fake, stripe_fake, wechatpay_fake
 from tests.shop.payments.fakes.alipay_fake import FakeAlipay
 from tests.shop.payments.fakes.keys import KeyPair, key_pair
 from tests.shop.payments.fakes.stripe_fake import FakeStripe
 from tests.shop.payments.fakes.wechatpay_fake import FakeWechatPay
-
-SANDBOX_SECRET = "sandbox-test-secret"
+from tests.support.shop import SANDBOX_SECRET
 
 
 @pytest.fixture(scope="session")
@@ -142,60 +137,3 @@ def settings(
     settings_factory: Callable[..., Settings], provider_settings_overrides: dict[str, Any]
 ) -> Settings:
     return settings_factory(**provider_settings_overrides)
-
-
-OrderFactory = Callable[..., Any]
-
-
-@pytest.fixture
-def new_order(client: httpx.AsyncClient, staff_headers: dict[str, str]) -> OrderFactory:
-    """`await new_order(customer_headers, price=...)` -> a `pending_payment` order (dict)."""
-
-    async def make(headers: dict[str, str], *, price: int = 1_250, quantity: int = 2) -> Any:
-        sku = await create_sku(client, staff_headers, price=price)
-        cart_id = await create_cart(client, headers, [(sku, quantity)])
-        response = await place(client, headers, cart_id)
-        assert response.status_code == 201, response.text
-        return response.json()
-
-    return make
-
-
-async def start_payment(
-    client: httpx.AsyncClient, headers: dict[str, str], order_id: str, provider: str
-) -> dict[str, Any]:
-    import uuid
-
-    response = await client.post(
-        f"/api/v1/orders/{order_id}/payments",
-        headers={**headers, "Idempotency-Key": str(uuid.uuid4())},
-        json={"provider": provider},
-    )
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def order_status(client: httpx.AsyncClient, headers: dict[str, str], order_id: str) -> str:
-    response = await client.get(f"/api/v1/orders/{order_id}", headers=headers)
-    assert response.status_code == 200, response.text
-    return str(response.json()["status"])
-
-
-async def payment_of(
-    client: httpx.AsyncClient, headers: dict[str, str], payment_id: str
-) -> dict[str, Any]:
-    response = await client.get(f"/api/v1/payments/{payment_id}", headers=headers)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-@pytest.fixture
-async def drained(runtime: Runtime) -> AsyncIterator[Callable[[], Any]]:
-    from tests.support.events import drain_events
-
-    async def drain() -> int:
-        return await drain_events(runtime)
-
-    yield drain

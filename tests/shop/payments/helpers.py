@@ -16,7 +16,7 @@ from shopkeeper.core.runtime import Runtime
 from shopkeeper.shop.orders.models import OrderTransition
 from shopkeeper.shop.payments.models import PaymentCallback
 from shopkeeper.shop.payments.providers.sandbox import sign
-from tests.shop.payments.conftest import SANDBOX_SECRET
+from tests.support.shop import SANDBOX_SECRET
 
 WEBHOOKS = "/api/v1/payments/webhooks"
 

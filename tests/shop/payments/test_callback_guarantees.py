@@ -17,7 +17,6 @@ from shopkeeper.shop.orders import service as orders_service
 from shopkeeper.shop.payments.jobs import reconcile_pending_payments
 from shopkeeper.shop.payments.models import PaymentCallback
 from tests.conftest import register_and_login
-from tests.shop.payments.conftest import OrderFactory, order_status, payment_of, start_payment
 from tests.shop.payments.fakes.alipay_fake import FakeAlipay
 from tests.shop.payments.fakes.stripe_fake import FakeStripe
 from tests.shop.payments.fakes.wechatpay_fake import FakeWechatPay
@@ -29,6 +28,7 @@ from tests.shop.payments.helpers import (
     refund_headers,
     sandbox_callback,
 )
+from tests.support.shop import OrderFactory, order_status, payment_of, start_payment
 
 
 async def test_rejected_callbacks_change_nothing_and_are_recorded(

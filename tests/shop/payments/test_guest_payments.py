@@ -12,14 +12,20 @@ import httpx
 
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings
-from tests.shop.orders.conftest import checkout, create_sku, problem_slug
-from tests.shop.payments.conftest import order_status, payment_of, start_payment
 from tests.shop.payments.helpers import (
     deliver,
     mails,
     paid_transitions,
     refund_headers,
     sandbox_callback,
+)
+from tests.support.shop import (
+    checkout,
+    create_sku,
+    order_status,
+    payment_of,
+    problem_slug,
+    start_payment,
 )
 
 GUEST_EMAIL = "guest-buyer@example.com"

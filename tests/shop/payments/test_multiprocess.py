@@ -12,8 +12,8 @@ import pytest
 
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings
-from tests.shop.payments.conftest import OrderFactory, order_status, start_payment
 from tests.shop.payments.helpers import WEBHOOKS, mails, paid_transitions, sandbox_callback
+from tests.support.shop import OrderFactory, order_status, start_payment
 
 
 @pytest.fixture

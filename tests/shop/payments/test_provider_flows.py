@@ -9,11 +9,11 @@ from urllib.parse import parse_qsl
 import httpx
 
 from shopkeeper.core.runtime import Runtime
-from tests.shop.payments.conftest import OrderFactory, order_status, payment_of, start_payment
 from tests.shop.payments.fakes.alipay_fake import FakeAlipay
 from tests.shop.payments.fakes.stripe_fake import FakeStripe
 from tests.shop.payments.fakes.wechatpay_fake import FakeWechatPay
 from tests.shop.payments.helpers import deliver, mails, paid_transitions, refund_headers
+from tests.support.shop import OrderFactory, order_status, payment_of, start_payment
 
 
 async def test_stripe_payment_intent_to_paid_order_and_refunds(

@@ -17,11 +17,11 @@ from shopkeeper.shop.payments.providers import build_provider
 from shopkeeper.shop.payments.providers.base import CallbackRejected, Charge, ProviderError
 from shopkeeper.shop.payments.providers.sandbox import SandboxProvider, sign
 from tests.conftest import make_settings
-from tests.shop.payments.conftest import SANDBOX_SECRET
 from tests.shop.payments.fakes.alipay_fake import FakeAlipay
 from tests.shop.payments.fakes.http import FakeRequest, FakeResponse, FakeServer
 from tests.shop.payments.fakes.stripe_fake import FakeStripe
 from tests.shop.payments.fakes.wechatpay_fake import FakeWechatPay
+from tests.support.shop import SANDBOX_SECRET
 
 
 def charge(amount: int = 2_500, currency: str = "USD") -> Charge:

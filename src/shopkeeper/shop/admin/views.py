@@ -16,7 +16,7 @@ from sqlalchemy.sql import sqltypes
 
 from shopkeeper.accounts.models import User
 from shopkeeper.core.db import Base
-from shopkeeper.core.events import OutboxEvent
+from shopkeeper.core.messaging.events import OutboxEvent
 from shopkeeper.core.money import Money
 
 log = structlog.get_logger(__name__)

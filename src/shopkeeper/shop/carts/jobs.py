@@ -7,7 +7,7 @@ from datetime import timedelta
 import structlog
 
 from shopkeeper.core.db import utcnow
-from shopkeeper.core.jobs import periodic
+from shopkeeper.core.messaging.periodic import periodic
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.shop.carts import service
 

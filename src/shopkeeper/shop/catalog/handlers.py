@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from shopkeeper.core.events import HandlerContext, handles
+from shopkeeper.core.messaging.handlers import handles
+from shopkeeper.core.runtime import HandlerContext
 from shopkeeper.shop.catalog.service import invalidate_products
 from shopkeeper.shop.inventory.events import StockChanged
 
 
 @handles(StockChanged)
-async def drop_cached_stock(ctx: HandlerContext, payload: dict[str, Any]) -> None:
+async def drop_cached_stock(ctx: HandlerContext, event: StockChanged) -> None:
     """Stock moved, so the `available` shown in cached details and listings is stale."""
-    await invalidate_products(ctx.runtime.cache, skus=payload["skus"])
+    await invalidate_products(ctx.runtime.cache, skus=event.skus)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopkeeper.core.db import dialect_name, is_postgres, utcnow
 from shopkeeper.core.errors import InvalidInput
-from shopkeeper.core.events import record_event
+from shopkeeper.core.messaging.events import record_event
 from shopkeeper.shop.inventory.events import StockChanged
 from shopkeeper.shop.inventory.models import StockLevel, Warehouse
 from shopkeeper.shop.inventory.service import (

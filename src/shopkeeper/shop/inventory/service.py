@@ -33,7 +33,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from shopkeeper.core.db import UTCDateTime, affected_rows, is_postgres, new_id, table_of, utcnow
 from shopkeeper.core.errors import Conflict, InvalidInput, NotFound
-from shopkeeper.core.events import queue_events, record_event
+from shopkeeper.core.messaging.events import queue_events, record_event
 from shopkeeper.core.settings import Settings
 from shopkeeper.core.writes import WriteBatch
 from shopkeeper.shop.inventory.allocation import Source, plan_line

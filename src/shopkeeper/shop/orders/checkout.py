@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shopkeeper.accounts import service as users_service
 from shopkeeper.core.db import is_postgres, new_id, table_of, utcnow
 from shopkeeper.core.errors import Conflict, InvalidInput
-from shopkeeper.core.events import queue_events
+from shopkeeper.core.messaging.events import queue_events
 from shopkeeper.core.observability import ORDERS_CREATED
 from shopkeeper.core.security import Principal
 from shopkeeper.core.settings import Settings

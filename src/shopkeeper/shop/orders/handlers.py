@@ -12,8 +12,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from shopkeeper.core.events import HandlerContext, handles
+from shopkeeper.core.messaging.handlers import handles
 from shopkeeper.core.money import Money
+from shopkeeper.core.runtime import HandlerContext
 from shopkeeper.shop.inventory.events import StockLow
 from shopkeeper.shop.orders.events import OrderPlaced, OrderShipped, OrderStatusChanged
 from shopkeeper.shop.orders.models import Order
@@ -27,13 +28,13 @@ def order_topic(order_id: uuid.UUID | str) -> str:
 
 
 @handles(OrderPlaced)
-async def send_order_confirmation(ctx: HandlerContext, payload: dict[str, Any]) -> None:
-    await _mail_about_order(ctx, uuid.UUID(payload["order_id"]), "order_confirmation")
+async def send_order_confirmation(ctx: HandlerContext, event: OrderPlaced) -> None:
+    await _mail_about_order(ctx, event.order_id, "order_confirmation")
 
 
 @handles(OrderShipped)
-async def send_shipping_notice(ctx: HandlerContext, payload: dict[str, Any]) -> None:
-    await _mail_about_order(ctx, uuid.UUID(payload["order_id"]), "order_shipped")
+async def send_shipping_notice(ctx: HandlerContext, event: OrderShipped) -> None:
+    await _mail_about_order(ctx, event.order_id, "order_shipped")
 
 
 async def _mail_about_order(ctx: HandlerContext, order_id: uuid.UUID, template: str) -> None:
@@ -41,58 +42,52 @@ async def _mail_about_order(ctx: HandlerContext, order_id: uuid.UUID, template: 
         select(Order).where(Order.id == order_id).options(selectinload(Order.lines))
     )
     if order is not None:
-        await ctx.runtime.mailer.send(
-            to=order.email, template=template, context=_mail_context(order)
+        await ctx.mailer.send(
+            ctx.session, to=order.email, template=template, context=_mail_context(order)
         )
 
 
 @handles(OrderPlaced)
-async def announce_order_created(ctx: HandlerContext, payload: dict[str, Any]) -> None:
+async def announce_order_created(ctx: HandlerContext, event: OrderPlaced) -> None:
     await ctx.runtime.realtime.publish(
         ADMIN_TOPIC,
         {
             "type": "order.created",
-            "order_id": payload["order_id"],
-            "number": payload["number"],
-            "total": {"amount": payload["total_amount"], "currency": payload["currency"]},
-            "at": payload["at"],
+            "order_id": str(event.order_id),
+            "number": event.number,
+            "total": {"amount": event.total_amount, "currency": event.currency},
+            "at": event.at.isoformat(),
         },
     )
 
 
 @handles(OrderStatusChanged)
-async def publish_order_status(ctx: HandlerContext, payload: dict[str, Any]) -> None:
-    status = payload["to_status"]
+async def publish_order_status(ctx: HandlerContext, event: OrderStatusChanged) -> None:
+    order_id, at = str(event.order_id), event.at.isoformat()
     await ctx.runtime.realtime.publish(
-        order_topic(payload["order_id"]),
-        {
-            "type": "order.status",
-            "order_id": payload["order_id"],
-            "status": status,
-            "at": payload["at"],
-        },
+        order_topic(order_id),
+        {"type": "order.status", "order_id": order_id, "status": event.to_status, "at": at},
     )
-    if status == OrderStatus.PAID:
+    if event.to_status == OrderStatus.PAID:
         await ctx.runtime.realtime.publish(
             ADMIN_TOPIC,
-            {
-                "type": "order.paid",
-                "order_id": payload["order_id"],
-                "number": payload["number"],
-                "at": payload["at"],
-            },
+            {"type": "order.paid", "order_id": order_id, "number": event.number, "at": at},
         )
 
 
 @handles(StockLow)
-async def announce_stock_low(ctx: HandlerContext, payload: dict[str, Any]) -> None:
+async def announce_stock_low(ctx: HandlerContext, event: StockLow) -> None:
+    # Events recorded before thresholds were per SKU carry none: the shop's applied then.
+    threshold = event.threshold
+    if threshold is None:
+        threshold = ctx.runtime.settings.stock_low_threshold
     await ctx.runtime.realtime.publish(
         ADMIN_TOPIC,
         {
             "type": "stock.low",
-            "sku": payload["sku"],
-            "available": payload["available"],
-            "threshold": payload.get("threshold", ctx.runtime.settings.stock_low_threshold),
+            "sku": event.sku,
+            "available": event.available,
+            "threshold": threshold,
         },
     )
 

@@ -6,7 +6,7 @@ import structlog
 
 from shopkeeper.core.db import utcnow
 from shopkeeper.core.idempotency import purge_idempotency_keys
-from shopkeeper.core.jobs import periodic
+from shopkeeper.core.messaging.periodic import periodic
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.shop.orders import service
 

@@ -22,7 +22,7 @@ from sqlalchemy.orm import selectinload
 
 from shopkeeper.core.db import utcnow
 from shopkeeper.core.errors import Conflict, InvalidInput, NotFound
-from shopkeeper.core.events import record_event
+from shopkeeper.core.messaging.events import record_event
 from shopkeeper.core.security import Principal
 from shopkeeper.shop.access import READ
 from shopkeeper.shop.inventory import service as inventory_service

@@ -30,7 +30,7 @@ from starlette.responses import Response
 
 from shopkeeper.core.db import Database, affected_rows, utcnow
 from shopkeeper.core.errors import problem_response
-from shopkeeper.core.events import record_event
+from shopkeeper.core.messaging.events import record_event
 from shopkeeper.core.money import parse_decimal_amount
 from shopkeeper.core.observability import CALLBACKS_REJECTED, PAYMENTS_SUCCEEDED
 from shopkeeper.core.security import Principal

@@ -9,7 +9,7 @@ import structlog
 from sqlalchemy import select
 
 from shopkeeper.core.db import utcnow
-from shopkeeper.core.jobs import periodic
+from shopkeeper.core.messaging.periodic import periodic
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.shop.payments.callbacks import apply_provider_event
 from shopkeeper.shop.payments.models import Payment, PaymentStatus

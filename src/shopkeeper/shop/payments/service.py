@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopkeeper.core.db import affected_rows, new_id, utcnow
 from shopkeeper.core.errors import Conflict, DomainError, NotFound
-from shopkeeper.core.events import record_event
+from shopkeeper.core.messaging.events import record_event
 from shopkeeper.core.security import Principal
 from shopkeeper.core.settings import Settings
 from shopkeeper.shop.orders import service as orders_service

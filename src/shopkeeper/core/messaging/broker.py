@@ -1,27 +1,22 @@
 """Background jobs on taskiq: an in-process broker when embedded, RabbitMQ when
-`SHOPKEEPER_BROKER_URL` is set; the same task code runs in both. Also `@periodic` jobs, whose
-runs are claimed through a lease row so that any number of schedulers run each job once per
-period.
+`SHOPKEEPER_BROKER_URL` is set; the same task code runs in both. Failed jobs are retried with
+backoff, then dead-lettered.
+
+The broker knows one task, the event dispatcher, whose function the runtime passes in
+(`JobQueue(settings, dispatch=...)`): this module runs jobs, it does not know what they do.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 import structlog
 from aio_pika import DeliveryMode, Message
 from prometheus_client import Counter, Histogram
-from sqlalchemy import String, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column
 from taskiq import AsyncBroker, InMemoryBroker, TaskiqMessage, TaskiqMiddleware, TaskiqResult
 from taskiq.acks import AcknowledgeType
 from taskiq.kicker import AsyncKicker
@@ -30,13 +25,13 @@ from taskiq_aio_pika import AioPikaBroker
 from taskiq_aio_pika.exchange import Exchange
 from taskiq_aio_pika.queue import Queue, QueueType
 
-from shopkeeper.core.db import Base, UTCDateTime, affected_rows, utcnow
 from shopkeeper.core.settings import Settings
 
-if TYPE_CHECKING:
-    from shopkeeper.core.runtime import Runtime
-
 log = structlog.get_logger(__name__)
+
+DISPATCH_TASK = "shopkeeper.dispatch_event"
+"""The task name of "run handler H for event E" on the wire; fixed, since queued messages
+outlive deploys."""
 
 JOBS_RUN = Counter("shopkeeper_jobs_run_total", "Job runs finished, failed or not", ["task"])
 JOBS_FAILED = Counter("shopkeeper_jobs_failed_total", "Job runs that raised", ["task"])
@@ -50,7 +45,9 @@ JOBS_RETRIED = Counter("shopkeeper_jobs_retried_total", "Job runs retried after 
 JOBS_DEAD_LETTERED = Counter(
     "shopkeeper_jobs_dead_lettered_total", "Jobs that failed their last retry", ["task"]
 )
-PERIODIC_RUNS = Counter("shopkeeper_periodic_runs_total", "Periodic job runs", ["job", "outcome"])
+
+Dispatch = Callable[[uuid.UUID, str], Awaitable[object]]
+"""Run the handler named by the second argument for the stored event with the first's id."""
 
 
 def dead_letter_queue_name(settings: Settings) -> str:
@@ -78,24 +75,28 @@ def build_broker(settings: Settings) -> AsyncBroker:
 
 
 class JobQueue:
-    """The process's broker and the tasks bound to its runtime. `start()` before kicking;
+    """The process's broker and its dispatch task. `start()` before kicking;
     `start(worker=True)` in the process that consumes (`shopkeeper worker`, embedded `serve`)."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        from shopkeeper.core.outbox import DISPATCH_TASK, dispatch_event
-
-        self.settings = runtime.settings
-        self.broker = build_broker(runtime.settings)
+    def __init__(self, settings: Settings, *, dispatch: Dispatch) -> None:
+        self.settings = settings
+        self.broker = build_broker(settings)
         self.started = False
 
-        async def dispatch(event_id: str, handler: str) -> None:
-            await dispatch_event(runtime, uuid.UUID(event_id), handler)
+        async def dispatch_event(event_id: str, handler: str) -> None:
+            await dispatch(uuid.UUID(event_id), handler)
 
-        self.dispatch_task = self.broker.register_task(dispatch, task_name=DISPATCH_TASK)
+        self.dispatch_task = self.broker.register_task(dispatch_event, task_name=DISPATCH_TASK)
 
     @property
     def in_process(self) -> bool:
         return isinstance(self.broker, InMemoryBroker)
+
+    async def publish_dispatch(self, event_id: uuid.UUID, handler: str) -> None:
+        """Queue "run `handler` for event `event_id`", starting the broker client if needed."""
+        if not self.started:
+            await self.start()
+        await self.dispatch_task.kiq(str(event_id), handler)
 
     async def start(self, *, worker: bool = False) -> None:
         if self.started:
@@ -237,106 +238,3 @@ async def check_broker(settings: Settings) -> None:
     assert settings.broker_url is not None
     connection = await aio_pika.connect(settings.broker_url, timeout=2)
     await connection.close()
-
-
-# --- periodic jobs ------------------------------------------------------------------------------
-
-PeriodicFunction = Callable[["Runtime"], Awaitable[object]]
-
-
-@dataclass(frozen=True, slots=True)
-class PeriodicJob:
-    name: str
-    every_seconds: float
-    run: PeriodicFunction
-
-
-_PERIODIC: dict[str, PeriodicJob] = {}
-
-
-P = TypeVar("P", bound=PeriodicFunction)
-
-
-def periodic(name: str, every_seconds: float) -> Callable[[P], P]:
-    """Run the decorated `async def job(runtime)` every `every_seconds` in `shopkeeper scheduler`
-    (or inside `serve` when embedded). However many schedulers run, one of them runs a job per
-    period; a job should still be idempotent, since a run that crashes is not repeated early."""
-
-    def register(function: P) -> P:
-        _PERIODIC[name] = PeriodicJob(name=name, every_seconds=every_seconds, run=function)
-        return function
-
-    return register
-
-
-def periodic_jobs() -> dict[str, PeriodicJob]:
-    return dict(_PERIODIC)
-
-
-class JobLease(Base):
-    """When a periodic job may next run; a scheduler claims a run by moving `next_run_at`."""
-
-    __tablename__ = "job_leases"
-
-    name: Mapped[str] = mapped_column(String(100), primary_key=True)
-    next_run_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    holder: Mapped[str | None] = mapped_column(String(200), default=None)
-
-
-async def claim_run(runtime: Runtime, job: PeriodicJob, holder: str) -> bool:
-    """True if this scheduler won the current period of `job`. A conditional UPDATE decides, so
-    of two schedulers reaching the same period only one sees its row count at 1."""
-    now = utcnow()
-    next_run = now + timedelta(seconds=job.every_seconds)
-    async with runtime.db.session() as session:
-        claimed = await session.execute(
-            update(JobLease)
-            .where(JobLease.name == job.name, JobLease.next_run_at <= now)
-            .values(next_run_at=next_run, holder=holder)
-        )
-        if affected_rows(claimed) == 1:
-            await session.commit()
-            return True
-        if await session.get(JobLease, job.name) is not None:
-            return False
-        session.add(JobLease(name=job.name, next_run_at=next_run, holder=holder))
-        try:
-            await session.commit()
-        except IntegrityError:  # another scheduler inserted the first lease a moment ago
-            return False
-        return True
-
-
-async def run_scheduler(
-    runtime: Runtime, stop: asyncio.Event, jobs: dict[str, PeriodicJob] | None = None
-) -> None:
-    """Run due periodic jobs until `stop` is set."""
-    holder = f"{socket.gethostname()}:{id(stop)}"
-    selected = jobs if jobs is not None else periodic_jobs()
-    running: dict[str, asyncio.Task[None]] = {}
-    while not stop.is_set():
-        for job in selected.values():
-            if job.name in running and not running[job.name].done():
-                continue
-            try:
-                won = await claim_run(runtime, job, holder)
-            except Exception as exc:  # the database may be restarting; try again next tick
-                log.warning("periodic_claim_failed", job=job.name, error=str(exc))
-                continue
-            if won:
-                running[job.name] = asyncio.create_task(_run_job(runtime, job))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), runtime.settings.scheduler_tick_seconds)
-    for task in running.values():
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, timeout=10)
-
-
-async def _run_job(runtime: Runtime, job: PeriodicJob) -> None:
-    try:
-        await job.run(runtime)
-    except Exception:
-        PERIODIC_RUNS.labels(job.name, "failed").inc()
-        log.exception("periodic_job_failed", job=job.name)
-    else:
-        PERIODIC_RUNS.labels(job.name, "succeeded").inc()

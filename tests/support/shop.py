@@ -1,4 +1,5 @@
-"""Fixtures of the orders tests: a catalog with stock, carts, and checkout over HTTP."""
+"""Shared test set-up for the shop: users and their tokens, products, stock, carts, orders and
+payments, made the way a client or staff member would make them. One meaning per name."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import insert
 
 from shopkeeper.accounts.models import User, UserRole
@@ -16,6 +16,8 @@ from shopkeeper.accounts.roles import ROLES
 from shopkeeper.core.db import new_id, utcnow
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.security import create_access_token, hash_password
+from shopkeeper.shop.catalog import service as catalog_service
+from shopkeeper.shop.catalog.schemas import ProductIn
 
 ADDRESS = {
     "name": "Ada Lovelace",
@@ -49,10 +51,10 @@ async def make_users(runtime: Runtime, count: int, *, staff: bool = False) -> li
         await session.execute(insert(User), rows)
         if staff:
             await session.execute(
-                insert(UserRole), [{"user_id": row["id"], "role": "shop_staff"} for row in rows]
+                insert(UserRole), [{"user_id": row["id"], "role": "admin"} for row in rows]
             )
         await session.commit()
-    permissions = ROLES["shop_staff"] if staff else frozenset()
+    permissions = ROLES["admin"] if staff else frozenset()
     return [
         {
             "Authorization": "Bearer "
@@ -69,14 +71,12 @@ async def make_user(runtime: Runtime, *, staff: bool = False) -> dict[str, str]:
     return headers
 
 
-@pytest.fixture
-async def customer_headers(runtime: Runtime) -> dict[str, str]:
-    return await make_user(runtime)
+PlaceOrder = Callable[..., Awaitable[dict[str, Any]]]
 
 
-@pytest.fixture
-async def staff_headers(runtime: Runtime) -> dict[str, str]:
-    return await make_user(runtime, staff=True)
+def problem_slug(response: httpx.Response) -> str:
+    assert response.headers["content-type"].startswith("application/problem+json"), response.text
+    return str(response.json()["type"]).rsplit("/", 1)[-1]
 
 
 async def create_sku(
@@ -151,23 +151,113 @@ async def stock_of(client: httpx.AsyncClient, staff: dict[str, str], sku: str) -
     return body
 
 
-PlaceOrder = Callable[..., Awaitable[dict[str, Any]]]
+def product_body(
+    name: str,
+    *,
+    price: int = 1000,
+    skus: int = 1,
+    description: str = "",
+    category_id: str | None = None,
+    attributes: dict[str, Any] | None = None,
+    variant_attributes: list[dict[str, Any]] | None = None,
+    currency: str = "USD",
+) -> dict[str, Any]:
+    token = secrets.token_hex(4)
+    variants = [
+        {
+            "sku": f"SKU-{token}-{index}",
+            "price": {"amount": price + index * 100, "currency": currency},
+            "attributes": (variant_attributes or [{}] * skus)[index],
+        }
+        for index in range(skus)
+    ]
+    body: dict[str, Any] = {
+        "name": name,
+        "description": description,
+        "attributes": attributes or {},
+        "variants": variants,
+    }
+    if category_id is not None:
+        body["category_id"] = category_id
+    return body
 
 
-@pytest.fixture
-def place_order(client: httpx.AsyncClient) -> PlaceOrder:
-    """`await place_order(headers, [(sku, qty), ...])` -> the created order (201 asserted)."""
-
-    async def place(headers: dict[str, str], items: list[tuple[str, int]]) -> dict[str, Any]:
-        cart_id = await create_cart(client, headers, items)
-        response = await checkout(client, headers, cart_id)
-        assert response.status_code == 201, response.text
-        order: dict[str, Any] = response.json()
-        return order
-
-    return place
+async def create_product(
+    client: httpx.AsyncClient, headers: dict[str, str], name: str, **options: Any
+) -> dict[str, Any]:
+    response = await client.post(
+        "/api/v1/products", json=product_body(name, **options), headers=headers
+    )
+    assert response.status_code == 201, response.text
+    product: dict[str, Any] = response.json()
+    return product
 
 
-def problem_slug(response: httpx.Response) -> str:
-    assert response.headers["content-type"].startswith("application/problem+json"), response.text
-    return str(response.json()["type"]).rsplit("/", 1)[-1]
+async def create_category(
+    client: httpx.AsyncClient, headers: dict[str, str], name: str, parent_id: str | None = None
+) -> dict[str, Any]:
+    response = await client.post(
+        "/api/v1/categories", json={"name": name, "parent_id": parent_id}, headers=headers
+    )
+    assert response.status_code == 201, response.text
+    category: dict[str, Any] = response.json()
+    return category
+
+
+async def insert_product(
+    runtime: Runtime, *skus: str, price: int = 1000, name: str | None = None
+) -> uuid.UUID:
+    """A catalog product with one variant per SKU, all at `price` minor units."""
+    body = ProductIn.model_validate(
+        {
+            "name": name or f"Product {secrets.token_hex(3)}",
+            "variants": [
+                {"sku": sku, "price": {"amount": price, "currency": runtime.settings.currency}}
+                for sku in skus
+            ],
+        }
+    )
+    async with runtime.db.session() as session:
+        product = await catalog_service.create_product(
+            session, cache=runtime.cache, currency=runtime.settings.currency, body=body
+        )
+    return uuid.UUID(str(product["id"]))
+
+
+StockFactory = Callable[..., Awaitable[None]]
+
+
+SANDBOX_SECRET = "sandbox-test-secret"
+
+
+OrderFactory = Callable[..., Any]
+
+
+async def start_payment(
+    client: httpx.AsyncClient, headers: dict[str, str], order_id: str, provider: str
+) -> dict[str, Any]:
+    import uuid
+
+    response = await client.post(
+        f"/api/v1/orders/{order_id}/payments",
+        headers={**headers, "Idempotency-Key": str(uuid.uuid4())},
+        json={"provider": provider},
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def order_status(client: httpx.AsyncClient, headers: dict[str, str], order_id: str) -> str:
+    response = await client.get(f"/api/v1/orders/{order_id}", headers=headers)
+    assert response.status_code == 200, response.text
+    return str(response.json()["status"])
+
+
+async def payment_of(
+    client: httpx.AsyncClient, headers: dict[str, str], payment_id: str
+) -> dict[str, Any]:
+    response = await client.get(f"/api/v1/payments/{payment_id}", headers=headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
