@@ -68,3 +68,13 @@ async def test_a_broken_gzip_body_is_a_bad_request(ingest_client: httpx.AsyncCli
         URL, content=b"\x1f\x8b not really", headers={"Content-Encoding": "gzip"}
     )
     assert response.status_code == 400
+
+
+def test_lines_are_counted_as_the_store_keeps_them() -> None:
+    from shopkeeper.logs.ingest.body import count_lines
+
+    assert count_lines(b'{"a": 1}\n{"a": 2}\n') == 2
+    assert count_lines(b'{"a": 1}\n{"a": 2}') == 2
+    assert count_lines(b'{"a": 1}\r\n\r\n{"a": 2}\n  \n') == 2
+    assert count_lines(b"\n\n") == 0
+    assert count_lines(b"") == 0
