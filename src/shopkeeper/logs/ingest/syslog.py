@@ -143,7 +143,10 @@ def _rfc5424(match: re.Match[bytes], peer_host: str) -> LogRecord:
             prefix = element[1].decode("utf-8", "replace")
             for param in _SD_PARAM.finditer(element[2]):
                 name = param[1].decode("utf-8", "replace")
-                value = _SD_UNESCAPE.sub(rb"\1", param[2]).decode("utf-8", "replace")
+                raw = param[2]
+                if b"\\" in raw:
+                    raw = _SD_UNESCAPE.sub(rb"\1", raw)
+                value = raw.decode("utf-8", "replace")
                 attributes[f"{prefix}.{name}"] = value
     message = msg or b""
     if message.startswith(BOM):
@@ -218,6 +221,12 @@ def _zone(zone: bytes) -> bytes:
 
 def bsd_ns(stamp: bytes, received_ns: int) -> int:
     """`Mmm dd hh:mm:ss`, taken as UTC in the year that puts it nearest to the receipt."""
+    # Cached per receipt hour: a busy sender repeats each second's stamp many times.
+    return _bsd_ns(stamp, received_ns // 3_600_000_000_000 * 3_600_000_000_000)
+
+
+@lru_cache(maxsize=4096)
+def _bsd_ns(stamp: bytes, received_ns: int) -> int:
     try:
         month = _MONTHS[stamp[:3]]
         day = int(stamp[4:6])
