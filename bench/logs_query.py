@@ -369,7 +369,7 @@ async def run(args: argparse.Namespace) -> None:
         shutil.rmtree(work, ignore_errors=True)
     load1 = os.getloadavg()[0]
     header = (
-        "| query | lines or series | single request (median of "
+        "| query | lines (log query) or points (metric) | single request (median of "
         f"{args.repeats}) | same SQL on chDB directly | p50 / p99 at {args.clients} clients | "
         "req/s | errors |\n|---|---|---|---|---|---|---|"
     )
