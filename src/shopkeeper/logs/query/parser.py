@@ -39,7 +39,6 @@ def parse(text: str) -> ast.Expr:
     parser = _Parser(text)
     expr = parser.expr(0)
     parser.expect_eof()
-    _validate(expr, text)
     return expr
 
 
@@ -49,16 +48,6 @@ def parse_selector(text: str) -> tuple[ast.Matcher, ...]:
     if not isinstance(expr, ast.LogQuery) or expr.stages:
         raise ParseError("only a stream selector is allowed here")
     return expr.matchers
-
-
-def _validate(expr: ast.Expr, text: str) -> None:
-    if isinstance(expr, ast.BinaryOp):
-        for side in (expr.left, expr.right):
-            if isinstance(side, ast.LogQuery):  # pragma: no cover - the grammar prevents it
-                raise ParseError("a log query cannot be an operand", None, text)
-            _validate(side, text)
-    elif isinstance(expr, ast.VectorAggregation):
-        _validate(expr.inner, text)
 
 
 class _Parser:
