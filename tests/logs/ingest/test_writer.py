@@ -146,3 +146,20 @@ async def test_429_is_answered_in_each_protocols_format(
     assert response.status_code == 429
     assert response.headers["retry-after"] == "1"
     assert check(response)  # type: ignore[operator]
+
+
+async def test_a_stream_of_small_pushes_becomes_fewer_inserts(
+    log_store: LogStore, tenant: str
+) -> None:
+    counting = CountingStore(log_store)
+    writer = GroupCommitWriter(counting, max_pending_lines=10_000, batch_lines=1_000)  # type: ignore[arg-type]
+    await writer.start()
+
+    async def push(i: int) -> None:
+        await asyncio.sleep(i * 0.02)
+        await writer.write([_batch(tenant, f"small {i}")])
+
+    await asyncio.gather(*(push(i) for i in range(10)))
+    await writer.stop()
+    assert len(await stored_rows(log_store, tenant)) == 10
+    assert len(counting.inserts) < 10  # rounds of small pushes are held to 5 a second
