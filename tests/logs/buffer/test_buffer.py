@@ -98,3 +98,34 @@ async def test_http_ingest_through_the_buffer_answers_after_the_confirm(
     assert [(row["message"], row["level"], row["service"]) for row in rows] == [
         ("via buffer", "warn", "gw")
     ] * 3
+
+
+async def test_http_ingest_with_the_buffer_down_is_429_with_retry_after(
+    logs_settings: Settings, log_store: LogStore, tenant: str
+) -> None:
+    settings = logs_settings.model_copy(
+        update={
+            "logs_buffer_url": "amqp://guest:guest@127.0.0.1:1/",
+            "logs_buffer_confirm_timeout": 1.0,
+        }
+    )
+    key = await make_key(settings, scopes=["logs:write"], tenant=tenant)
+    app = create_app(settings)
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http,
+    ):
+        ndjson = await http.post(
+            "/api/v1/logs/ingest",
+            content=b'{"message": "lost?"}\n',
+            headers={"Content-Type": "application/x-ndjson", "Authorization": f"Bearer {key}"},
+        )
+        loki = await http.post(
+            "/api/v1/logs/loki/api/v1/push",
+            json={"streams": [{"stream": {"job": "x"}, "values": [["1", "lost?"]]}]},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+    for response in (ndjson, loki):
+        assert response.status_code == 429, response.text
+        assert int(response.headers["Retry-After"]) >= 1
+    assert await stored_rows(log_store, tenant) == []
