@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import structlog
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, WebSocket
 from fastapi.responses import PlainTextResponse, Response
 
 from shopkeeper import __version__
@@ -25,6 +25,7 @@ from shopkeeper.logs.query.params import (
     parse_step,
     parse_timestamp,
 )
+from shopkeeper.logs.query.tail import serve_tail
 from shopkeeper.logs.runtime import LogStoreDep
 from shopkeeper.logs.store import StoreUnavailable
 
@@ -201,6 +202,13 @@ async def index_volume(request: Request, store: LogStoreDep, tenant: ReadTenant)
         return {"status": "success", "data": {"resultType": "vector", "result": result}}
 
     return await _answer(work)
+
+
+@router.websocket("/tail")
+async def tail(websocket: WebSocket) -> None:
+    """Loki's live tail: `query` (a log query), `limit`, `start`, `delay_for`; authenticated by
+    the Authorization header or `?token=`."""
+    await serve_tail(websocket)
 
 
 @router.get("/status/buildinfo")
