@@ -65,7 +65,11 @@ async def serve_tail(websocket: WebSocket) -> None:
     except (QueryError, ValueError) as exc:
         await websocket.close(code=1008, reason=str(exc)[:120])
         return
-    store: LogStore = websocket.app.state.logs.store
+    logs = getattr(websocket.app.state, "logs", None)
+    if logs is None:  # storage did not open in this process (see logs/runtime.py)
+        await websocket.close(code=1011, reason="log storage unavailable")
+        return
+    store: LogStore = logs.store
     await websocket.accept()
     try:
         await _tail(websocket, store, actor.tenant, expr, start, limit, delay)
