@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shopkeeper.logs.ingest.syslog import decode_frames, parse_message
+from shopkeeper.logs.ingest.syslog import decode_frames, encode_message, parse_message
+from shopkeeper.logs.store.base import encode_records
 
 
 def ns(text: str) -> int:
@@ -138,3 +139,21 @@ def test_tag_with_pid_needs_no_colon_as_rsyslog_forwards_rfc5424_input() -> None
     record = parse_message(b"<128>2026-12-04T11:50:00.123456Z web-7 checkout[4242] order 0")
     assert (record.host, record.service, record.message) == ("web-7", "checkout", "order 0")
     assert record.attributes["pid"] == "4242"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'<34>1 2003-10-11T22:14:15.003Z mymachine su - ID47 [a@1 k="v"] \xef\xbb\xbfmsg',
+        b"<34>Oct 11 22:14:15 mymachine su[12]: 'su root' failed",
+        b"<12>2026-12-04T11:00:00.250+01:00 box cron[1]: ran",
+        b"<13>Feb  5 17:32:18 10.0.0.99 Use the BFG!",
+        b"<11>billing[77]: card declined",
+        b"no syslog at all",
+    ],
+)
+def test_the_receivers_rows_are_the_records_rows(line: bytes) -> None:
+    received = ns("2026-12-04T12:00:00+00:00")
+    assert encode_message(line, "10.0.0.1", received) == encode_records(
+        [parse_message(line, "10.0.0.1", received)]
+    )

@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Final
 
+import orjson
+
 from shopkeeper.logs.records import UNKNOWN_SERVICE, LogRecord, syslog_severity_level
 
 FACILITIES: Final = (
@@ -44,6 +46,12 @@ _RFC3164_HEAD = re.compile(
 _HOSTNAME = re.compile(rb"([^\s:\[\]]+) (?=\S)")
 # A TAG ends with `:` or `[pid]` (rsyslog forwarding RFC 5424 input writes `app[pid]` bare).
 _TAG = re.compile(rb"([^\s:\[\]]{1,64})(?:\[([^\]\s]*)\]:?|:) ?")
+_RFC3164_COMMON = re.compile(
+    rb"<(\d{1,3})>"
+    rb"(?:([A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d)|(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\S*)) "
+    rb"([^\s:\[\]]+) ([^\s:\[\]]{1,64})(?:\[([^\]\s]*)\]:?|:) ?(.*)",
+    re.DOTALL,
+)
 _MONTHS: Final = {
     name: number
     for number, name in enumerate(
@@ -104,21 +112,70 @@ def _delimiter(buffer: bytearray, start: int, end: int) -> int:
     return nul if nul >= 0 else newline
 
 
+Fields = tuple[int, str, str, str, str, dict[str, str]]
+"""(timestamp ns or 0, service, host, level, message, attributes) of one message."""
+
+_LEVELS: Final = tuple(syslog_severity_level(severity) for severity in range(8))
+_NOT_SYSLOG: Final = "not an RFC 5424 or RFC 3164 syslog message"
+
+
 def parse_message(data: bytes, peer_host: str = "", received_ns: int = 0) -> LogRecord:
     """One syslog message (either RFC) as a record; a line matching neither is kept whole, as
     `unknown` from the peer, with `_parse_error` saying so."""
+    timestamp_ns, service, host, level, message, attributes = parse_fields(
+        data, peer_host, received_ns
+    )
+    return LogRecord(
+        message=message,
+        timestamp_ns=timestamp_ns,
+        service=service,
+        host=host,
+        level=level,
+        attributes=attributes,
+    )
+
+
+def encode_message(data: bytes, peer_host: str, received_ns: int) -> bytes:
+    """One message as a row of the store's `records` batches (what `encode_records` writes for
+    the same record), without building the record: the receiver's per-line hot path."""
+    timestamp_ns, service, host, level, message, attributes = parse_fields(
+        data, peer_host, received_ns
+    )
+    return orjson.dumps(
+        {
+            "ts": timestamp_ns,
+            "service": service,
+            "host": host,
+            "level": level,
+            "message": message,
+            "trace_id": "",
+            "span_id": "",
+            "attributes": attributes,
+            "label_keys": [],
+        },
+        option=orjson.OPT_APPEND_NEWLINE,
+    )
+
+
+def parse_fields(data: bytes, peer_host: str = "", received_ns: int = 0) -> Fields:
     data = data.rstrip(b"\r\n\x00")
     if data.startswith(b"<"):
         match = _RFC5424.match(data)
         if match is not None:
             return _rfc5424(match, peer_host)
+        common = _RFC3164_COMMON.match(data)
+        if common is not None and int(common[1]) < 192:
+            return _rfc3164_common(common, received_ns or time.time_ns())
         head = _RFC3164_HEAD.match(data)
         if head is not None and int(head[1]) < 192:
             return _rfc3164(data, head, peer_host, received_ns or time.time_ns())
-    return LogRecord(
-        message=data.decode("utf-8", "replace"),
-        host=peer_host,
-        attributes={"_parse_error": "not an RFC 5424 or RFC 3164 syslog message"},
+    return (
+        0,
+        UNKNOWN_SERVICE,
+        peer_host,
+        "unknown",
+        data.decode("utf-8", "replace"),
+        {"_parse_error": _NOT_SYSLOG},
     )
 
 
@@ -127,10 +184,10 @@ def _priority(pri: bytes, attributes: dict[str, str]) -> str:
     facility = value >> 3
     if facility < len(FACILITIES):
         attributes["facility"] = FACILITIES[facility]
-    return syslog_severity_level(value & 7)
+    return _LEVELS[value & 7]
 
 
-def _rfc5424(match: re.Match[bytes], peer_host: str) -> LogRecord:
+def _rfc5424(match: re.Match[bytes], peer_host: str) -> Fields:
     pri, stamp, hostname, app_name, procid, msgid, sd, msg = match.groups()
     attributes: dict[str, str] = {}
     level = _priority(pri, attributes)
@@ -146,22 +203,38 @@ def _rfc5424(match: re.Match[bytes], peer_host: str) -> LogRecord:
                 raw = param[2]
                 if b"\\" in raw:
                     raw = _SD_UNESCAPE.sub(rb"\1", raw)
-                value = raw.decode("utf-8", "replace")
-                attributes[f"{prefix}.{name}"] = value
+                attributes[f"{prefix}.{name}"] = raw.decode("utf-8", "replace")
     message = msg or b""
     if message.startswith(BOM):
         message = message[3:]
-    return LogRecord(
-        message=message.decode("utf-8", "replace"),
-        timestamp_ns=0 if stamp == NIL else rfc3339_ns(stamp),
-        service=UNKNOWN_SERVICE if app_name == NIL else app_name.decode("utf-8", "replace"),
-        host=peer_host if hostname == NIL else hostname.decode("utf-8", "replace"),
-        level=level,
-        attributes=attributes,
+    return (
+        0 if stamp == NIL else rfc3339_ns(stamp),
+        UNKNOWN_SERVICE if app_name == NIL else app_name.decode("utf-8", "replace"),
+        peer_host if hostname == NIL else hostname.decode("utf-8", "replace"),
+        level,
+        message.decode("utf-8", "replace"),
+        attributes,
     )
 
 
-def _rfc3164(data: bytes, head: re.Match[bytes], peer_host: str, received_ns: int) -> LogRecord:
+def _rfc3164_common(match: re.Match[bytes], received_ns: int) -> Fields:
+    """The usual BSD line, `<PRI>TIMESTAMP HOST TAG[pid]: MSG`, in one match."""
+    pri, bsd_stamp, iso_stamp, host, tag, pid, msg = match.groups()
+    attributes: dict[str, str] = {}
+    level = _priority(pri, attributes)
+    if pid:
+        attributes["pid"] = pid.decode("utf-8", "replace")
+    return (
+        bsd_ns(bsd_stamp, received_ns) if bsd_stamp else rfc3339_ns(iso_stamp),
+        tag.decode("utf-8", "replace"),
+        host.decode("utf-8", "replace"),
+        level,
+        msg.decode("utf-8", "replace"),
+        attributes,
+    )
+
+
+def _rfc3164(data: bytes, head: re.Match[bytes], peer_host: str, received_ns: int) -> Fields:
     attributes: dict[str, str] = {}
     level = _priority(head[1], attributes)
     position = head.end()
@@ -181,13 +254,13 @@ def _rfc3164(data: bytes, head: re.Match[bytes], peer_host: str, received_ns: in
         if tag[2]:
             attributes["pid"] = tag[2].decode("utf-8", "replace")
         position = tag.end()
-    return LogRecord(
-        message=data[position:].decode("utf-8", "replace"),
-        timestamp_ns=timestamp_ns,
-        service=service,
-        host=host,
-        level=level,
-        attributes=attributes,
+    return (
+        timestamp_ns,
+        service,
+        host,
+        level,
+        data[position:].decode("utf-8", "replace"),
+        attributes,
     )
 
 

@@ -19,10 +19,9 @@ import structlog
 
 from shopkeeper.core.errors import DomainError
 from shopkeeper.core.settings import Settings
-from shopkeeper.logs.ingest.syslog import decode_frames, parse_message
+from shopkeeper.logs.ingest.syslog import decode_frames, encode_message
 from shopkeeper.logs.ingest.writer import BatchSink
-from shopkeeper.logs.records import LogRecord
-from shopkeeper.logs.store import records_batch
+from shopkeeper.logs.store import Batch
 
 log = structlog.get_logger(__name__)
 
@@ -33,16 +32,16 @@ MAX_TCP_BUFFER = 1024 * 1024
 
 @dataclass
 class SyslogCollector:
-    """Accumulates parsed records and flushes them to the sink every `flush_seconds` or every
-    `batch_lines` lines, one write at a time (under load, each INSERT takes what waits, up to
-    `batch_lines`: fewer, larger inserts are what keeps up)."""
+    """Accumulates parsed messages (as encoded record rows) and flushes them to the sink every
+    `flush_seconds` or every `batch_lines` lines, one write at a time (under load, each INSERT
+    takes what waits, up to `batch_lines`: fewer, larger inserts are what keeps up)."""
 
     sink: BatchSink
     tenant: str = "default"
     batch_lines: int = 50_000
     flush_seconds: float = 0.2
     max_pending_lines: int = 200_000
-    pending: list[LogRecord] = field(default_factory=list)
+    pending: list[bytes] = field(default_factory=list)
     dropped: int = 0
     stored: int = 0
     _paused: set[asyncio.Transport] = field(default_factory=set)
@@ -68,8 +67,8 @@ class SyslogCollector:
     def waiting(self) -> int:
         return len(self.pending) + self._in_flight
 
-    def add(self, records: list[LogRecord], reader: asyncio.Transport | None = None) -> bool:
-        """Queues records; False (and nothing queued) when a datagram must be dropped."""
+    def add(self, records: list[bytes], reader: asyncio.Transport | None = None) -> bool:
+        """Queues rows; False (and nothing queued) when a datagram must be dropped."""
         if reader is None and self.waiting >= self.max_pending_lines:
             self.dropped += len(records)
             return False
@@ -97,7 +96,13 @@ class SyslogCollector:
         if len(self.pending) >= self.batch_lines:
             self._full.set()
         self._in_flight = len(records)
-        batch = records_batch(records, tenant=self.tenant, source=SOURCE)
+        batch = Batch(
+            tenant=self.tenant,
+            source=SOURCE,
+            format="records",
+            payload=b"".join(records),
+            lines=len(records),
+        )
         delay = 0.1
         try:
             while True:
@@ -132,7 +137,7 @@ class SyslogDatagram(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         now = time.time_ns()
-        self.collector.add([parse_message(data, _peer_host(addr), now)])
+        self.collector.add([encode_message(data, _peer_host(addr), now)])
 
 
 class SyslogStream(asyncio.Protocol):
@@ -153,9 +158,9 @@ class SyslogStream(asyncio.Protocol):
         self.buffer += data
         now = time.time_ns()
         peer = self.peer
-        records = [parse_message(frame, peer, now) for frame in decode_frames(self.buffer)]
+        records = [encode_message(frame, peer, now) for frame in decode_frames(self.buffer)]
         if len(self.buffer) > MAX_TCP_BUFFER:
-            records.append(parse_message(bytes(self.buffer), peer, now))
+            records.append(encode_message(bytes(self.buffer), peer, now))
             self.buffer.clear()
         if records:
             self.collector.add(records, self.transport)
@@ -163,7 +168,8 @@ class SyslogStream(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         # A last message without a trailing delimiter is still a message.
         if self.buffer.strip(b"\r\n\x00 "):
-            self.collector.add([parse_message(bytes(self.buffer), self.peer)], self.transport)
+            row = encode_message(bytes(self.buffer), self.peer, time.time_ns())
+            self.collector.add([row], self.transport)
         self.buffer.clear()
         return None
 
