@@ -241,6 +241,46 @@ def engine_limit(
     return {"lines_per_s": lines / best, "seconds": best}, storage
 
 
+async def writer_only(
+    path: Path, payloads: list[bytes], senders: int, duration: float
+) -> dict[str, float]:
+    """The same bodies handed straight to the group-commit writer in this process, no HTTP:
+    what the storage path does on its own."""
+    from shopkeeper.logs.ingest.body import count_lines
+    from shopkeeper.logs.ingest.writer import GroupCommitWriter
+    from shopkeeper.logs.store import Batch
+    from shopkeeper.logs.store.embedded import EmbeddedStore
+
+    store = EmbeddedStore(path, database="shopkeeper_logs", retention_days=14)
+    await store.open()
+    writer = GroupCommitWriter(store, max_pending_lines=400_000, batch_lines=50_000)
+    await writer.start()
+    stored = 0
+    stop_at = time.monotonic() + duration
+
+    async def sender(offset: int) -> None:
+        nonlocal stored
+        i = offset
+        while time.monotonic() < stop_at:
+            body = payloads[i % len(payloads)]
+            lines = count_lines(body)
+            batch = Batch(
+                tenant="default", source="ndjson", format="json_lines", payload=body, lines=lines
+            )
+            await writer.write([batch])
+            stored += lines
+            i += senders
+
+    started = time.monotonic()
+    try:
+        await asyncio.gather(*(sender(n) for n in range(senders)))
+    finally:
+        elapsed = time.monotonic() - started
+        await writer.stop()
+        await store.close()
+    return {"lines_per_s": stored / elapsed}
+
+
 async def run(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(ROOT / "src"))
     work = Path(tempfile.mkdtemp(prefix="logs-bench-"))
@@ -268,6 +308,11 @@ async def run(args: argparse.Namespace) -> None:
             server.terminate()
             server.wait(timeout=60)
         after, _ = engine_limit(lines_file, len(lines), work / "engine", args.repeats)
+        in_process = (
+            await writer_only(work / "writer", payloads, args.senders, args.duration)
+            if args.writer
+            else None
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     limit = max(before, after, key=lambda result: result["lines_per_s"])
@@ -283,7 +328,13 @@ async def run(args: argparse.Namespace) -> None:
         f"{before['lines_per_s']:,.0f} lines/s before, {after['lines_per_s']:,.0f} after "
         f"({len(lines):,} lines, best of {args.repeats} each)\n"
         f"HTTP / engine (the better of the two): {ratio:.0%}\n"
-        f"storage: {storage['bytes_per_line']:.1f} bytes per line on disk "
+        + (
+            f"the same bodies straight into the group-commit writer, no HTTP (after): "
+            f"{in_process['lines_per_s']:,.0f} lines/s\n"
+            if in_process
+            else ""
+        )
+        + f"storage: {storage['bytes_per_line']:.1f} bytes per line on disk "
         f"(of which text index and blooms {storage['index_bytes_per_line']:.1f}; "
         f"{storage['rows']:,} distinct lines stored once, raw line {average:.0f} bytes)"
     )
@@ -312,6 +363,11 @@ def main() -> None:
         action="store_false",
         help="serve without the shop's in-process outbox relay and periodic jobs (`make run` "
         "has them), to see what they cost the ingest",
+    )
+    parser.add_argument(
+        "--writer",
+        action="store_true",
+        help="also feed the same bodies to the group-commit writer in-process (no HTTP)",
     )
     parser.add_argument("--no-record", dest="record", action="store_false")
     asyncio.run(run(parser.parse_args()))
