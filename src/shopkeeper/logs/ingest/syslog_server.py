@@ -14,6 +14,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import structlog
 
@@ -150,8 +151,8 @@ class SyslogStream(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports (uvicorn's loop) are not asyncio.Transport subclasses.
+        self.transport = cast(asyncio.Transport, transport)
         self.peer = _peer_host(transport.get_extra_info("peername"))
 
     def data_received(self, data: bytes) -> None:
