@@ -163,3 +163,26 @@ async def test_a_stream_of_small_pushes_becomes_fewer_inserts(
     await writer.stop()
     assert len(await stored_rows(log_store, tenant)) == 10
     assert len(counting.inserts) < 10  # rounds of small pushes are held to 5 a second
+
+
+async def test_stopping_stores_what_waits_and_refuses_new_writes(
+    log_store: LogStore, tenant: str
+) -> None:
+    counting = CountingStore(log_store)
+    writer = GroupCommitWriter(counting, max_pending_lines=100, batch_lines=100)  # type: ignore[arg-type]
+    await writer.start()
+    counting.gate = asyncio.Event()
+    waiting = [asyncio.create_task(writer.write([_batch(tenant, f"w{i}")])) for i in range(3)]
+    await asyncio.sleep(0.05)
+    stopping = asyncio.create_task(writer.stop())
+    await asyncio.sleep(0.05)
+    with pytest.raises(StorageUnavailable):
+        await writer.write([_batch(tenant, "late")])
+    counting.gate.set()
+    await stopping
+    await asyncio.gather(*waiting)
+    assert sorted(row["message"] for row in await stored_rows(log_store, tenant)) == [
+        "w0",
+        "w1",
+        "w2",
+    ]

@@ -23,6 +23,7 @@ log = structlog.get_logger(__name__)
 
 LINGER_SECONDS = 0.05
 """Longest wait for bodies still being received before an INSERT starts."""
+STOP_SECONDS = 30.0
 SMALL_ROUND_LINES = 10_000
 SMALL_ROUND_INTERVAL = 0.2
 """Rounds under SMALL_ROUND_LINES start at most this often: a stream of small pushes (a Loki
@@ -47,21 +48,27 @@ class GroupCommitWriter:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._last_round_at = 0.0
+        self._round: list[tuple[list[Batch], asyncio.Future[None]]] = []
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="logs-group-commit")
 
     async def stop(self) -> None:
-        """Stores what is queued, then stops."""
+        """Stores what is queued (new writes are refused meanwhile), then stops. Requests still
+        waiting after STOP_SECONDS are answered 503, not left hanging."""
         task, self._task = self._task, None
         if task is None:
             return
-        while self._queue:
+        deadline = asyncio.get_running_loop().time() + STOP_SECONDS
+        while self.pending_lines > 0 and asyncio.get_running_loop().time() < deadline:
             self._wakeup.set()
             await asyncio.sleep(0.01)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        leftovers = [*self._round, *self._queue]
+        self._queue.clear()
+        self._settle(leftovers, StorageUnavailable("the log writer stopped"))
 
     async def write(self, batches: list[Batch]) -> None:
         lines = sum(batch.lines for batch in batches)
@@ -84,7 +91,7 @@ class GroupCommitWriter:
             self._wakeup.clear()
             while self._queue:
                 await self._linger()
-                round_ = self._take_round()
+                round_ = self._round = self._take_round()
                 self._last_round_at = asyncio.get_running_loop().time()
                 batches = [batch for members, _ in round_ for batch in members]
                 lines = sum(batch.lines for batch in batches)
@@ -100,6 +107,7 @@ class GroupCommitWriter:
                     self._settle(round_, None)
                 finally:
                     self.pending_lines -= lines
+                    self._round = []
 
     async def _linger(self) -> None:
         """While other ingest bodies are still arriving, wait for them (briefly, and only while
