@@ -127,3 +127,20 @@ async def test_loki_errors_are_plain_text(ingest_client: httpx.AsyncClient) -> N
         PATH, content=b"not snappy", headers={"Content-Type": "application/x-protobuf"}
     )
     assert response.status_code == 400
+
+
+async def test_gzip_encoded_json_pushes_are_decoded(
+    ingest_client: httpx.AsyncClient, log_store: LogStore, tenant: str
+) -> None:
+    import gzip
+
+    body = {"streams": [{"stream": {"job": "zipped"}, "values": [[str(time.time_ns()), "hi"]]}]}
+    response = await ingest_client.post(
+        PATH,
+        content=gzip.compress(orjson.dumps(body)),
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+    assert response.status_code == 204
+    assert [(row["service"], row["message"]) for row in await stored_rows(log_store, tenant)] == [
+        ("zipped", "hi")
+    ]
