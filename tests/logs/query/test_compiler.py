@@ -25,8 +25,8 @@ PREFIX = (
 SUFFIX = " ORDER BY timestamp DESC LIMIT {limit:UInt64} OFFSET {offset:UInt64}"
 ATTR_UNDERSCORE = (
     "if(mapContains(attributes, {p1:String}), attributes[{p1:String}], "
-    "arrayElement(mapValues(attributes), arrayFirstIndex(k -> "
-    "replaceRegexpAll(k, '[^a-zA-Z0-9_]', '_') = {p1:String}, mapKeys(attributes))))"
+    "arrayElement(mapValues(attributes), arrayFirstIndex(k -> match(k, {p2:String}), "
+    "mapKeys(attributes))))"
 )
 
 
@@ -49,8 +49,8 @@ def compiled(logql: str) -> tuple[str, dict[str, object], tuple[ast.Stage, ...]]
          {"p0": "^(?:debug)$", "p1": "h1"}),
         ('{env="prod"}', "attributes[{p0:String}] = {p1:String}", {"p0": "env", "p1": "prod"}),
         ('{service="a", http_status="500"}',
-         f"service = {{p0:String}} AND {ATTR_UNDERSCORE} = {{p2:String}}",
-         {"p0": "a", "p1": "http_status", "p2": "500"}),
+         f"service = {{p0:String}} AND {ATTR_UNDERSCORE} = {{p3:String}}",
+         {"p0": "a", "p1": "http_status", "p2": "^(?:http[^a-zA-Z0-9]status)$", "p3": "500"}),
         ('{trace_id="abc"}', "trace_id = {p0:String}", {"p0": "abc"}),
         ('{service=~".+"}', "service != ''", {}),
         ('{service=~".+", host=~".*", level!~".+"}', "service != '' AND 1 AND level = ''", {}),
@@ -197,3 +197,27 @@ def test_grafanas_drop_of_error_labels_before_any_parser_stays_in_sql() -> None:
     assert residual == ()
     _, _, residual = compiled('{service="shop"} | json | drop __error__')
     assert len(residual) == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "keys", "others"),
+    [
+        ("http_status", ["http_status", "http.status", "http-status", "http status"],
+         ["httpstatus", "http.statuses", "xhttp.status"]),
+        ("_1abc", ["1abc", "_1abc", "-1abc"], ["11abc", "abc"]),
+        ("na_ve", ["naïve", "na.ve"], ["naive", "na..ve"]),
+    ],
+)  # fmt: skip
+def test_sanitized_key_pattern_matches_exactly_the_keys_that_sanitize_to_the_name(
+    name: str, keys: list[str], others: list[str]
+) -> None:
+    import re
+
+    from shopkeeper.logs.query.compiler import sanitized_key_pattern
+    from shopkeeper.logs.query.pipeline import sanitize
+
+    pattern = re.compile(sanitized_key_pattern(name))
+    for key in keys:
+        assert sanitize(key) == name and pattern.match(key), key
+    for key in others:
+        assert sanitize(key) != name and not pattern.match(key), key

@@ -582,3 +582,41 @@ async def test_index_volume_sums_bytes_by_the_selectors_labels(
         if line.service == "shop":
             want_levels[line.level] += len(line.message.encode())
     assert levels == dict(want_levels)
+
+
+async def test_attribute_keys_are_matched_by_their_sanitized_names(
+    logs_app: Any, logs_settings: Any, log_store: Any
+) -> None:
+    import secrets
+    import time
+
+    from shopkeeper.logs.records import LogRecord
+    from shopkeeper.logs.store import records_batch
+    from tests.logs.conftest import make_key
+
+    tenant = f"k_{secrets.token_hex(4)}"
+    now = time.time_ns()
+    keys = {"1abc": "digit", "naïve.key": "accent", "a-b": "dash", "a_b": "plain"}
+    records = [
+        LogRecord(message=f"line {i}", timestamp_ns=now - i * NS, service="keys", attributes={k: v})
+        for i, (k, v) in enumerate(keys.items())
+    ]
+    await log_store.insert(records_batch(records, tenant=tenant, source="ndjson"))
+    key = await make_key(logs_settings, scopes=["logs:read"], tenant=tenant)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=logs_app),
+        base_url="http://test/api/v1/logs/loki/api/v1",
+        headers={"Authorization": f"Bearer {key}"},
+    ) as http:
+
+        async def lines(query: str) -> list[str]:
+            response = await http.get("/query_range", params={"query": query, "since": "5m"})
+            assert response.status_code == 200, response.text
+            return sorted(v[1] for s in response.json()["data"]["result"] for v in s["values"])
+
+        assert await lines('{service="keys"} | _1abc="digit"') == ["line 0"]
+        assert await lines('{service="keys", na_ve_key="accent"}') == ["line 1"]
+        # Both `a-b` and `a_b` are label `a_b`: either value matches.
+        assert await lines('{service="keys"} | a_b=~"dash|plain"') == ["line 2", "line 3"]
+        values = await http.get("/label/_1abc/values", params={"since": "5m"})
+        assert values.json()["data"] == ["digit"]

@@ -62,7 +62,8 @@ class Compiled:
 
 
 def label_sql(name: str, params: Params) -> str:
-    """The SQL value of a label: a column, or the attribute whose sanitized key is `name`."""
+    """The SQL value of a label: a column, or the attribute whose sanitized key is `name`
+    (Loki's rule: characters outside [a-zA-Z0-9_] become `_`, a leading digit gets a `_`)."""
     if name in COLUMN_LABELS:
         return name
     key = params.bind(name)
@@ -71,9 +72,23 @@ def label_sql(name: str, params: Params) -> str:
         return f"attributes[{key}]"
     return (
         f"if(mapContains(attributes, {key}), attributes[{key}], arrayElement(mapValues(attributes),"
-        f" arrayFirstIndex(k -> replaceRegexpAll(k, '[^a-zA-Z0-9_]', '_') = {key},"
+        f" arrayFirstIndex(k -> match(k, {params.bind(sanitized_key_pattern(name))}),"
         " mapKeys(attributes))))"
     )
+
+
+def sanitized_key_pattern(name: str) -> str:
+    """An anchored regex matching exactly the keys that sanitize to `name`: each `_` of the
+    name stands for any character outside [a-zA-Z0-9]; a `_` before a leading digit may also
+    be the prefix that sanitizing adds to a key starting with that digit."""
+
+    def spelled(text: str) -> str:
+        return "".join("[^a-zA-Z0-9]" if char == "_" else char for char in text)
+
+    alternatives = [spelled(name)]
+    if len(name) > 1 and name[0] == "_" and name[1].isdigit():
+        alternatives.append(spelled(name[1:]))
+    return "^(?:" + "|".join(alternatives) + ")$"
 
 
 def anchored(pattern: str) -> str:
