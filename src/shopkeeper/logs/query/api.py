@@ -3,6 +3,7 @@ source and logcli read from us. Errors answer as Loki does: 400 with a plain-tex
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -34,7 +35,10 @@ log = structlog.get_logger(__name__)
 
 # ClickHouse error codes that mean the query itself was wrong (a pattern RE2 cannot compile,
 # a bad argument), not that the store failed.
-_CLIENT_ERROR_CODES = ("Code: 427.", "Code: 36.", "Code: 43.", "Code: 6.")
+_CLIENT_ERROR_CODES = frozenset({"427", "36", "43", "6"})
+_ENGINE_ERROR = re.compile(
+    r"Code: (\d+)\. DB::Exception: (.*?)(?:In scope|Look at|\(\w+\)|\n|$)", re.DOTALL
+)
 
 
 class _Params(dict[str, str]):
@@ -68,12 +72,21 @@ async def _answer(work: Callable[[], Awaitable[Any]]) -> Response:
         return PlainTextResponse(str(exc), status_code=400)
     except StoreUnavailable:
         return PlainTextResponse("log storage unavailable", status_code=503)
-    except RuntimeError as exc:  # the engine's own errors: a query it refused, or a failure
-        text = str(exc)
-        if text.startswith(_CLIENT_ERROR_CODES):
-            return PlainTextResponse(text.split(". Look at", 1)[0].split("\n", 1)[0], 400)
+    except Exception as exc:  # the engine's own errors: a query it refused, or a failure
+        refused = _client_error(str(exc))
+        if refused is not None:
+            return PlainTextResponse(refused, status_code=400)
         log.exception("logs_query_failed")
         return PlainTextResponse("internal error while running the query", status_code=500)
+
+
+def _client_error(text: str) -> str | None:
+    """The reason ClickHouse refused a query the client got wrong, without our SQL (which
+    ClickHouse quotes after "In scope"); None for any other failure."""
+    found = _ENGINE_ERROR.search(text)
+    if found is None or found.group(1) not in _CLIENT_ERROR_CODES:
+        return None
+    return found.group(2).strip().rstrip(".:") or "the query was refused"
 
 
 def _max_range(request: Request) -> int:
