@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import orjson
 
 from shopkeeper.logs.store import LogStore
+from tests.conftest import free_port
 from tests.logs.conftest import LiveIngest, stored_rows
 
 
@@ -105,3 +109,39 @@ async def test_writer_without_a_buffer_says_so() -> None:
     done = await asyncio.to_thread(shopkeeper, "writer", env=env)
     assert done.returncode == 2
     assert b"SHOPKEEPER_LOGS_BUFFER_URL" in done.stderr
+
+
+async def test_standalone_syslog_receiver_stores_what_it_got_before_sigterm(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SHOPKEEPER_")}
+    env |= {"SHOPKEEPER_VAR_DIR": str(tmp_path)}
+    port = free_port()
+    receiver = subprocess.Popen(
+        [sys.executable, "-m", "shopkeeper.cli", "logs", "syslog", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                connection = socket.create_connection(("127.0.0.1", port), timeout=1)
+                break
+            except OSError:
+                assert receiver.poll() is None, receiver.stderr.read() if receiver.stderr else ""
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.1)
+        connection.sendall(b"<11>1 - edge-1 standalone - - - first\n<14>standalone: second\n")
+        connection.close()
+        await asyncio.sleep(0.5)
+    finally:
+        receiver.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(receiver.wait, 60)
+    assert receiver.returncode == 0, receiver.stderr.read() if receiver.stderr else ""
+    done = await run("query", '{service="standalone"}', "--json", "--direction", "forward", env=env)
+    values = [
+        (stream["stream"]["level"], value[1])
+        for stream in orjson.loads(done.stdout)["data"]["result"]
+        for value in stream["values"]
+    ]
+    assert sorted(values) == [("error", "first"), ("info", "second")]
