@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request, WebSocket
 from fastapi.responses import PlainTextResponse, Response
 
 from shopkeeper import __version__
+from shopkeeper.core.errors import problem_responses
 from shopkeeper.core.jsonutil import dumps
 from shopkeeper.logs.auth import ReadTenant
 from shopkeeper.logs.query import service
@@ -31,6 +32,16 @@ from shopkeeper.logs.runtime import LogStoreDep
 from shopkeeper.logs.store import StoreUnavailable
 
 router = APIRouter(prefix="/loki/api/v1", tags=["logs: query (Loki API)"])
+
+# Loki's own errors are plain text; credentials are refused by the accounts dependency.
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {
+        "description": "A wrong query or parameter, named (plain text, as Loki)",
+        "content": {"text/plain": {}},
+    },
+    **problem_responses(401, 403, s403="`permission-denied`: the caller lacks `logs:read`"),
+    503: {"description": "Log storage unavailable (plain text)", "content": {"text/plain": {}}},
+}
 log = structlog.get_logger(__name__)
 
 # ClickHouse error codes that mean the query itself was wrong (a pattern RE2 cannot compile,
@@ -93,7 +104,8 @@ def _max_range(request: Request) -> int:
     return parse_max_range(request.app.state.settings.logs_max_query_range)
 
 
-@router.api_route("/query_range", methods=["GET", "POST"])
+@router.get("/query_range", operation_id="loki_query_range", responses=RESPONSES)
+@router.post("/query_range", operation_id="loki_query_range_post", responses=RESPONSES)
 async def query_range(request: Request, store: LogStoreDep, tenant: ReadTenant) -> Response:
     """Loki's range query: streams for a log query, a matrix for a metric query."""
     params = await _parameters(request)
@@ -115,7 +127,8 @@ async def query_range(request: Request, store: LogStoreDep, tenant: ReadTenant) 
     return await _answer(work)
 
 
-@router.api_route("/query", methods=["GET", "POST"])
+@router.get("/query", operation_id="loki_query", responses=RESPONSES)
+@router.post("/query", operation_id="loki_query_post", responses=RESPONSES)
 async def query(request: Request, store: LogStoreDep, tenant: ReadTenant) -> Response:
     """Loki's instant query: a vector (or scalar) at `time` (default now)."""
     params = await _parameters(request)
@@ -134,8 +147,9 @@ async def query(request: Request, store: LogStoreDep, tenant: ReadTenant) -> Res
     return await _answer(work)
 
 
-@router.api_route("/labels", methods=["GET", "POST"])
-@router.api_route("/label", methods=["GET", "POST"], include_in_schema=False)
+@router.get("/labels", operation_id="loki_labels", responses=RESPONSES)
+@router.post("/labels", operation_id="loki_labels_post", responses=RESPONSES)
+@router.get("/label", include_in_schema=False)
 async def labels(request: Request, store: LogStoreDep, tenant: ReadTenant) -> Response:
     """Names of the stream labels seen in the range (default: the last hour), optionally
     within the streams of `query`."""
@@ -155,7 +169,8 @@ async def labels(request: Request, store: LogStoreDep, tenant: ReadTenant) -> Re
     return await _answer(work)
 
 
-@router.api_route("/label/{name}/values", methods=["GET", "POST"])
+@router.get("/label/{name}/values", operation_id="loki_label_values", responses=RESPONSES)
+@router.post("/label/{name}/values", operation_id="loki_label_values_post", responses=RESPONSES)
 async def label_values(
     name: str, request: Request, store: LogStoreDep, tenant: ReadTenant
 ) -> Response:
@@ -177,7 +192,8 @@ async def label_values(
     return await _answer(work)
 
 
-@router.api_route("/series", methods=["GET", "POST"])
+@router.get("/series", operation_id="loki_series", responses=RESPONSES)
+@router.post("/series", operation_id="loki_series_post", responses=RESPONSES)
 async def series(request: Request, store: LogStoreDep, tenant: ReadTenant) -> Response:
     """The label sets of the streams matching `match[]` in the range."""
     params = await _parameters(request)
@@ -193,7 +209,8 @@ async def series(request: Request, store: LogStoreDep, tenant: ReadTenant) -> Re
     return await _answer(work)
 
 
-@router.api_route("/index/volume", methods=["GET", "POST"])
+@router.get("/index/volume", operation_id="loki_index_volume", responses=RESPONSES)
+@router.post("/index/volume", operation_id="loki_index_volume_post", responses=RESPONSES)
 async def index_volume(request: Request, store: LogStoreDep, tenant: ReadTenant) -> Response:
     """Bytes of the streams matching `query`, by `targetLabels` (or the selector's labels)."""
     params = await _parameters(request)
@@ -224,9 +241,12 @@ async def tail(websocket: WebSocket) -> None:
     await serve_tail(websocket)
 
 
-@router.get("/status/buildinfo")
-async def buildinfo() -> Response:
-    """Loki's build information; Grafana reads `version` to pick the features it uses."""
+@router.get(
+    "/status/buildinfo", operation_id="loki_buildinfo", responses=problem_responses(401, 403)
+)
+async def buildinfo(tenant: ReadTenant) -> Response:
+    """Loki's build information; Grafana reads `version` to pick the features it uses (with
+    the data source's credentials, like every other read)."""
     return _json(
         {
             "version": "3.0.0",
