@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 import orjson
 
-from bench.logs_ingest import free_port, serve, wait_ready
+from bench.logs_ingest import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -261,14 +261,34 @@ def engine_times(logs_dir: Path, items: list[Query], now: int, repeats: int) -> 
     return out
 
 
+def _env(var_dir: Path, port: int | None = None) -> dict[str, str]:
+    """The environment of a default embedded `shopkeeper serve` on `var_dir`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPKEEPER_")}
+    env.update(
+        SHOPKEEPER_VAR_DIR=str(var_dir),
+        SHOPKEEPER_LOG_LEVEL="WARNING",
+        PYTHONPATH=str(ROOT / "src"),
+    )
+    if port is not None:
+        env["SHOPKEEPER_PORT"] = str(port)
+    return env
+
+
+def serve(var_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    """`shopkeeper serve` (migrated first): one process, owning the chDB directory."""
+    cli = [sys.executable, "-m", "shopkeeper.cli"]
+    env = _env(var_dir, port)
+    subprocess.run([*cli, "migrate"], env=env, check=True, capture_output=True)
+    log = (var_dir / "serve.log").open("wb")
+    return subprocess.Popen([*cli, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
 def read_key(var_dir: Path) -> str:
     """A `logs:read` key in the served app's database (`shopkeeper keys create`)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPKEEPER_")}
-    env.update(SHOPKEEPER_VAR_DIR=str(var_dir), PYTHONPATH=str(ROOT / "src"))
     command = ["keys", "create", "--name", "bench", "--scope", "logs:read"]
     created = subprocess.run(
         [sys.executable, "-m", "shopkeeper.cli", *command],
-        env=env,
+        env=_env(var_dir),
         check=True,
         capture_output=True,
         text=True,
@@ -346,7 +366,7 @@ async def run(args: argparse.Namespace) -> None:
         engine = engine_times(var_dir / "logs", items, now, args.repeats)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        server, _ = serve(var_dir, port)  # its key writes; ours reads
+        server = serve(var_dir, port)
         try:
             await wait_ready(url)
             key = read_key(var_dir)
