@@ -108,6 +108,8 @@ def make_settings(database_url: str, var_dir: Path, **overrides: Any) -> Setting
         "log_json": True,
         "log_level": "WARNING",
         "run_background_in_process": False,
+        # chDB opens one directory per process: the logs tests share one (tests/logs/conftest.py).
+        "logs_enabled": False,
     }
     values.update(overrides)
     return Settings(**values)

@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             gc.collect()
             gc.freeze()
         try:
-            async with active.running():
+            async with _logs_system(app, settings), active.running():
                 yield
         finally:
             if owned:
@@ -83,12 +83,44 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         payments_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
+    exempt: tuple[str, ...] = ()
+    if settings.logs_enabled:
+        from shopkeeper.logs.api import router as logs_router
+
+        app.include_router(logs_router, prefix=API_PREFIX)
+        exempt = (f"{API_PREFIX}/logs/",)  # ingest enforces its own, larger limit
     mount_admin(app, settings)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, exempt_prefixes=exempt
+    )
     app.add_middleware(RequestContextMiddleware)
     # A cached public read is answered before anything else runs (see core.response_cache).
     app.cached_prefixes = (f"{API_PREFIX}/products", f"{API_PREFIX}/categories")
     return app
+
+
+@asynccontextmanager
+async def _logs_system(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    """The logs system's storage and writer, and this process's own logs shipped into it. A
+    store that cannot open (its chDB directory owned by another process) leaves the shop
+    serving and the logs endpoints answering 503."""
+    if not settings.logs_enabled:
+        yield
+        return
+    from shopkeeper.logs.runtime import logs_running
+
+    try:
+        running = logs_running(settings)
+        logs = await running.__aenter__()
+    except Exception as exc:
+        log.warning("logs_storage_unavailable", error=str(exc))
+        yield
+        return
+    app.state.logs = logs
+    try:
+        yield
+    finally:
+        await running.__aexit__(None, None, None)
 
 
 async def _bootstrap_admin(runtime: Runtime) -> None:

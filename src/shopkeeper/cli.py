@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import shutil
 import sys
@@ -138,6 +139,7 @@ def create_user(
 
 keys_app = typer.Typer(help="Manage API keys (for log shippers, crawl workers, scripts).")
 app.add_typer(keys_app, name="keys")
+app.add_typer(importlib.import_module("shopkeeper.logs.cli").logs_app, name="logs")
 
 
 @keys_app.command("create")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import sys
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
@@ -46,6 +48,28 @@ EVENTS_PUBLISHED = Counter("shopkeeper_outbox_published_total", "Outbox events p
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
 
 
+LogTap = Callable[[Mapping[str, Any]], None]
+_log_taps: list[LogTap] = []
+
+
+def add_log_tap(tap: LogTap) -> None:
+    """Also hand every structured log event to `tap` (which must not block or raise); how a
+    system collects the process's own logs without the core knowing it."""
+    _log_taps.append(tap)
+
+
+def remove_log_tap(tap: LogTap) -> None:
+    with contextlib.suppress(ValueError):
+        _log_taps.remove(tap)
+
+
+def _run_log_taps(_logger: Any, _method: str, event: structlog.typing.EventDict) -> Any:
+    for tap in _log_taps:
+        with contextlib.suppress(Exception):
+            tap(event)
+    return event
+
+
 def configure_logging(level: str = "INFO", json: bool = True) -> None:
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -53,6 +77,7 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
         structlog.processors.format_exc_info,
+        _run_log_taps,
     ]
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     structlog.configure(
@@ -155,12 +180,13 @@ def _incoming_request_id(scope: Scope) -> str | None:
 class BodySizeLimitMiddleware:
     """Refuse bodies over the limit with 413, whether announced by Content-Length or streamed."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, exempt_prefixes: tuple[str, ...] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.exempt_prefixes = exempt_prefixes  # their routes enforce limits of their own
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"].startswith(self.exempt_prefixes):
             await self.app(scope, receive, send)
             return
         for name, value in scope["headers"]:

@@ -121,6 +121,45 @@ class Settings(BaseSettings):
     run_background_in_process: bool | None = None
     """Run outbox relay, consumers and periodic jobs inside `serve`; default: when no broker."""
 
+    logs_enabled: bool = True
+    """Serve the logs system (ingest, query, UI) and ship this process's own logs into it."""
+    logs_dir: Path | None = None
+    """Where chDB keeps the embedded log storage; default `<var_dir>/logs`. Only one process
+    may open it: the `serve` process that owns it (see docs/logs.md)."""
+    logs_clickhouse_url: str | None = None
+    """A ClickHouse server's HTTP URL (`http://user:password@host:8123`); replaces chDB."""
+    logs_database: str = "shopkeeper_logs"
+    """ClickHouse database holding the `logs` table."""
+    logs_retention_days: int = Field(default=14, ge=1)
+    """Lines older than this are dropped, by whole daily partitions."""
+    logs_max_body_bytes: int = 16 * 1024 * 1024
+    """Largest ingest body, compressed or after decompression; larger ones are 413."""
+    logs_max_pending_lines: int = 400_000
+    """Lines accepted but not yet stored before ingest answers 429 with Retry-After."""
+    logs_batch_lines: int = 50_000
+    """At most this many lines go into one INSERT when concurrent requests are coalesced."""
+    logs_ship_own_logs: bool = True
+    """Store this process's own request and application logs (service `shopkeeper`)."""
+    logs_max_query_range: str = "30d"
+    """Longest time range one log query may cover (a Loki duration such as `30d`, `12h`)."""
+    logs_syslog_port: int = Field(default=5514, ge=0, le=65535)
+    """UDP and TCP port of the syslog receiver (RFC 5424 and 3164); 0 turns it off."""
+    logs_syslog_host: str = "127.0.0.1"
+    """Interface the syslog receiver binds; syslog has no auth, so only trusted senders."""
+    logs_syslog_tenant: str = "default"
+    """Tenant of every line received by syslog."""
+    logs_buffer_url: str | None = None
+    """`amqp://` URL of the production ingest buffer (a RabbitMQ stream); unset: ingest writes
+    straight to storage. Set, gateways publish and `shopkeeper logs writer` stores."""
+    logs_buffer_stream: str = "shopkeeper.logs.ingest"
+    """Name of the RabbitMQ stream queue carrying ingest batches."""
+    logs_buffer_max_bytes: int = Field(default=20 * 1024**3, ge=1024**2)
+    """Retention of the stream (`x-max-length-bytes`): must exceed the writers' worst backlog."""
+    logs_buffer_max_in_flight_lines: int = Field(default=400_000, ge=1)
+    """Lines a gateway has published but the broker not yet confirmed before it answers 429."""
+    logs_buffer_confirm_timeout: float = Field(default=10.0, gt=0)
+    """Seconds a gateway waits for the broker's confirm before answering 429 (nothing acked)."""
+
     @field_validator("currency")
     @classmethod
     def _currency_is_iso_4217_shaped(cls, value: str) -> str:
@@ -150,6 +189,10 @@ class Settings(BaseSettings):
                 _embedded_secret(self.var_dir, "sandbox_secret")
             )
         return self
+
+    @property
+    def logs_path(self) -> Path:
+        return self.logs_dir if self.logs_dir is not None else self.var_dir / "logs"
 
     @property
     def is_sqlite(self) -> bool:

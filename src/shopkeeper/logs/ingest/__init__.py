@@ -1,0 +1,1 @@
+"""Ingest: the protocols shippers speak, each mapped to `Batch`es handed to one `BatchSink`."""

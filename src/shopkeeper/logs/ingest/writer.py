@@ -1,0 +1,156 @@
+"""Group commit: batches of concurrent requests go into storage together, and each request
+is answered as soon as the INSERT holding its lines returns.
+
+While one INSERT runs, newly arrived batches wait; the next INSERT takes all of them (up to
+`batch_lines`). Under load that coalesces small requests into large parts; alone, a request
+pays one INSERT and no timer. Lines accepted but not stored are bounded: past
+`max_pending_lines` a request is refused with 429 before anything of it is queued."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from typing import Protocol
+
+import structlog
+
+from shopkeeper.logs.ingest.body import bodies_being_received
+from shopkeeper.logs.ingest.errors import IngestOverloaded, StorageUnavailable
+from shopkeeper.logs.store import Batch, LogStore, StoreUnavailable
+
+log = structlog.get_logger(__name__)
+
+LINGER_SECONDS = 0.05
+"""Longest wait for bodies still being received before an INSERT starts."""
+STOP_SECONDS = 30.0
+SMALL_ROUND_LINES = 10_000
+SMALL_ROUND_INTERVAL = 0.2
+"""Rounds under SMALL_ROUND_LINES start at most this often: a stream of small pushes (a Loki
+client's few lines every 100 ms) becomes a few parts a second, not one per request, at the
+cost of at most 200 ms of latency."""
+
+
+class BatchSink(Protocol):
+    """Where ingest hands batches: returns once they are durable (stored, or confirmed by the
+    production buffer); raises `IngestOverloaded` or `StorageUnavailable` having kept none."""
+
+    async def write(self, batches: list[Batch]) -> None: ...
+
+
+class GroupCommitWriter:
+    def __init__(self, store: LogStore, *, max_pending_lines: int, batch_lines: int) -> None:
+        self.store = store
+        self.max_pending_lines = max_pending_lines
+        self.batch_lines = batch_lines
+        self.pending_lines = 0
+        self._queue: deque[tuple[list[Batch], asyncio.Future[None]]] = deque()
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._last_round_at = 0.0
+        self._round: list[tuple[list[Batch], asyncio.Future[None]]] = []
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="logs-group-commit")
+
+    async def stop(self) -> None:
+        """Stores what is queued (new writes are refused meanwhile), then stops. Requests still
+        waiting after STOP_SECONDS are answered 503, not left hanging."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        deadline = asyncio.get_running_loop().time() + STOP_SECONDS
+        while self.pending_lines > 0 and asyncio.get_running_loop().time() < deadline:
+            self._wakeup.set()
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        leftovers = [*self._round, *self._queue]
+        self._queue.clear()
+        self._settle(leftovers, StorageUnavailable("the log writer stopped"))
+
+    async def write(self, batches: list[Batch]) -> None:
+        lines = sum(batch.lines for batch in batches)
+        if lines == 0:
+            return
+        if self._task is None:
+            raise StorageUnavailable("the log writer is not running")
+        # One request larger than the whole bound is still taken when nothing else waits.
+        if self.pending_lines and self.pending_lines + lines > self.max_pending_lines:
+            raise IngestOverloaded(retry_after=1, detail="Too many lines waiting to be stored")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.pending_lines += lines
+        self._queue.append((batches, future))
+        self._wakeup.set()
+        await asyncio.shield(future)
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                await self._linger()
+                round_ = self._round = self._take_round()
+                self._last_round_at = asyncio.get_running_loop().time()
+                batches = [batch for members, _ in round_ for batch in members]
+                lines = sum(batch.lines for batch in batches)
+                try:
+                    await self.store.insert_many(batches)
+                except StoreUnavailable as exc:
+                    log.warning("logs_insert_failed", error=str(exc)[:500], lines=lines)
+                    self._settle(round_, StorageUnavailable())
+                except Exception as exc:  # never let the writer die with requests waiting
+                    log.exception("logs_insert_crashed", lines=lines)
+                    self._settle(round_, exc)
+                else:
+                    self._settle(round_, None)
+                finally:
+                    self.pending_lines -= lines
+                    self._round = []
+
+    async def _linger(self) -> None:
+        """While other ingest bodies are still arriving, wait for them (briefly, and only while
+        the round is small): one INSERT of all of them costs less than two."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LINGER_SECONDS
+        small_until = self._last_round_at + SMALL_ROUND_INTERVAL
+        while self._queued_lines() < SMALL_ROUND_LINES and loop.time() < small_until:
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), small_until - loop.time())
+        while bodies_being_received() and self._queued_lines() < self.batch_lines:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self._wakeup.clear()
+            # Every queued batch sets the event; a body that fails before it is queued
+            # (413, bad gzip) costs this wait its remaining time at most.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+
+    def _queued_lines(self) -> int:
+        return sum(batch.lines for batches, _ in self._queue for batch in batches)
+
+    def _take_round(self) -> list[tuple[list[Batch], asyncio.Future[None]]]:
+        round_ = [self._queue.popleft()]
+        lines = sum(batch.lines for batch in round_[0][0])
+        while self._queue:
+            next_lines = sum(batch.lines for batch in self._queue[0][0])
+            if lines + next_lines > self.batch_lines:
+                break
+            round_.append(self._queue.popleft())
+            lines += next_lines
+        return round_
+
+    @staticmethod
+    def _settle(
+        round_: list[tuple[list[Batch], asyncio.Future[None]]], error: BaseException | None
+    ) -> None:
+        for _, future in round_:
+            if future.done():
+                continue
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)

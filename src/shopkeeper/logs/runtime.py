@@ -1,0 +1,101 @@
+"""The logs system's long-lived objects in one process: the store, the sink ingest writes to,
+and the handler shipping this process's own logs. `app.py` starts them with the app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import structlog
+from fastapi import Depends, Request
+
+from shopkeeper.core.settings import Settings
+from shopkeeper.logs.buffer.publisher import BufferPublisher
+from shopkeeper.logs.ingest.errors import StorageUnavailable
+from shopkeeper.logs.ingest.syslog_server import SyslogServers, start_syslog_from_settings
+from shopkeeper.logs.ingest.writer import BatchSink, GroupCommitWriter
+from shopkeeper.logs.store import LogStore, open_store
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class LogsRuntime:
+    settings: Settings
+    store: LogStore
+    sink: BatchSink
+    """Embedded: a group-commit writer into the store. A production gateway may replace it by
+    the ingest buffer's publisher (same `write(batches)` contract)."""
+    _writer: GroupCommitWriter | None = field(default=None, repr=False)
+
+    _publisher: BufferPublisher | None = field(default=None, repr=False)
+    _syslog: SyslogServers | None = field(default=None, repr=False)
+
+    @classmethod
+    async def start(cls, settings: Settings) -> LogsRuntime:
+        store = await open_store(settings)
+        if settings.logs_buffer_url:
+            # A production gateway: batches go to the buffer; `logs writer` stores them.
+            publisher = BufferPublisher.from_settings(settings)
+            await publisher.start()
+            runtime = cls(settings=settings, store=store, sink=publisher, _publisher=publisher)
+        else:
+            writer = GroupCommitWriter(
+                store,
+                max_pending_lines=settings.logs_max_pending_lines,
+                batch_lines=settings.logs_batch_lines,
+            )
+            await writer.start()
+            runtime = cls(settings=settings, store=store, sink=writer, _writer=writer)
+        try:
+            runtime._syslog = await start_syslog_from_settings(settings, runtime.sink)
+        except OSError as exc:  # the port is taken (another worker, another server): no syslog
+            log.warning("logs_syslog_not_started", error=str(exc))
+        return runtime
+
+    async def stop(self) -> None:
+        if self._syslog is not None:
+            await self._syslog.stop()
+        if self._writer is not None:
+            await self._writer.stop()
+        if self._publisher is not None:
+            await self._publisher.stop()
+        await self.store.close()
+
+
+@asynccontextmanager
+async def logs_running(settings: Settings) -> AsyncIterator[LogsRuntime]:
+    """The logs system for the life of an app; also ships the process's own logs into it."""
+    from shopkeeper.logs.shipping import shipping_own_logs
+
+    runtime = await LogsRuntime.start(settings)
+    try:
+        if settings.logs_ship_own_logs:
+            async with shipping_own_logs(runtime.sink):
+                yield runtime
+        else:
+            yield runtime
+    finally:
+        await runtime.stop()
+
+
+async def get_logs(request: Request) -> LogsRuntime:
+    logs: LogsRuntime | None = getattr(request.app.state, "logs", None)
+    if logs is None:
+        raise StorageUnavailable("The log storage is not open in this process")
+    return logs
+
+
+async def get_store(request: Request) -> LogStore:
+    return (await get_logs(request)).store
+
+
+async def get_sink(request: Request) -> BatchSink:
+    return (await get_logs(request)).sink
+
+
+Logs = Annotated[LogsRuntime, Depends(get_logs)]
+LogStoreDep = Annotated[LogStore, Depends(get_store)]
+Sink = Annotated[BatchSink, Depends(get_sink)]

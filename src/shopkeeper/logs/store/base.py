@@ -1,0 +1,182 @@
+"""The storage interface: one ClickHouse SQL, two ways to reach it (chDB in-process, a server
+over HTTP). Writes arrive as `Batch`es, the unit that is stored, deduplicated and (in
+production) carried by the ingest buffer."""
+
+from __future__ import annotations
+
+import abc
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+
+from shopkeeper.logs.records import LogRecord
+from shopkeeper.logs.store import schema
+from shopkeeper.logs.store.transform import json_lines_select
+
+BatchFormat = Literal["json_lines", "records"]
+
+RECORD_STRUCTURE = (
+    "ts Int64, service String, host String, level String, message String, "
+    "trace_id String, span_id String, attributes Map(String, String), label_keys Array(String)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Lines of one tenant and source, stored all or nothing.
+
+    `payload` is raw JSON lines (`json_lines`: NDJSON as a client sent it, parsed by
+    ClickHouse) or `encode_records` output (`records`: already normalised by a protocol
+    decoder). `batch_id` is the deduplication token: a batch stored again under the same id
+    (a retried or redelivered batch) is not stored twice."""
+
+    tenant: str
+    source: str
+    format: BatchFormat
+    payload: bytes
+    lines: int
+    extra_attributes: Mapping[str, str] = field(default_factory=dict)
+    batch_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def group(self) -> tuple[str, str, str, tuple[tuple[str, str], ...]]:
+        """Batches of one group can be written by one INSERT."""
+        return (self.tenant, self.source, self.format, tuple(sorted(self.extra_attributes.items())))
+
+
+def encode_records(records: Iterable[LogRecord]) -> bytes:
+    """Normalised records as JSONEachRow rows in `RECORD_STRUCTURE`."""
+    return b"".join(
+        orjson.dumps(
+            {
+                "ts": record.timestamp_ns,
+                "service": record.service,
+                "host": record.host,
+                "level": record.level,
+                "message": record.message,
+                "trace_id": record.trace_id,
+                "span_id": record.span_id,
+                "attributes": record.attributes,
+                "label_keys": record.label_keys,
+            },
+            option=orjson.OPT_APPEND_NEWLINE,
+        )
+        for record in records
+    )
+
+
+def records_batch(
+    records: Sequence[LogRecord], *, tenant: str, source: str, batch_id: str | None = None
+) -> Batch:
+    return Batch(
+        tenant=tenant,
+        source=source,
+        format="records",
+        payload=encode_records(records),
+        lines=len(records),
+        batch_id=batch_id or uuid.uuid4().hex,
+    )
+
+
+def records_select(relation: str) -> str:
+    """`SELECT <all columns>` over normalised records; a zero timestamp means "now"."""
+    # The relation is ours; every value arrives as a bound parameter.
+    return (
+        "SELECT {tenant:String} AS tenant, service, host, level, {source:String} AS source, "  # noqa: S608
+        "if(ts = 0, now64(9, 'UTC'), fromUnixTimestamp64Nano(ts, 'UTC')) AS timestamp, "
+        "now64(9, 'UTC') AS observed_at, message, trace_id, span_id, "
+        "mapUpdate(attributes, CAST(JSONExtract({extra:String}, 'Map(String, String)'), "
+        "'Map(String, String)')) AS attributes, label_keys "
+        f"FROM {relation}"
+    )
+
+
+def insert_sql(table: str, batch_format: BatchFormat, relation: str) -> str:
+    select = (
+        json_lines_select(relation) if batch_format == "json_lines" else records_select(relation)
+    )
+    return f"INSERT INTO {table} ({', '.join(schema.COLUMN_NAMES)})\n{select}"
+
+
+def batch_parameters(batch: Batch) -> dict[str, Any]:
+    # The extra attributes travel as JSON text: every client binds a String the same way,
+    # while Map parameters are formatted differently by chDB and clickhouse-connect.
+    extra = orjson.dumps(dict(batch.extra_attributes)).decode()
+    return {"tenant": batch.tenant, "source": batch.source, "extra": extra}
+
+
+class StoreUnavailable(Exception):
+    """The storage did not take a batch (down, or refused it); nothing of it is acknowledged."""
+
+
+class LogStore(abc.ABC):
+    """ClickHouse, reached in-process (chDB) or over HTTP (a server); same SQL either way."""
+
+    def __init__(self, *, database: str, retention_days: int) -> None:
+        self.database = schema.identifier(database)
+        self.retention_days = retention_days
+        self.table = f"{self.database}.{schema.TABLE}"
+
+    async def open(self) -> None:
+        """Connect and create (or migrate the retention of) the table."""
+        await self._connect()
+        for statement in schema.create_table_sql(self.database, self.retention_days):
+            await self.command(statement)
+        await self.command(schema.modify_ttl_sql(self.database, self.retention_days))
+
+    @abc.abstractmethod
+    async def _connect(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def insert(self, batch: Batch) -> None:
+        """Store one batch durably (returns after ClickHouse has written it), deduplicated by
+        `batch.batch_id`. Raises `StoreUnavailable` when nothing was stored."""
+
+    async def insert_many(self, batches: Sequence[Batch]) -> None:
+        """Store batches, coalescing those of one group into one INSERT (fewer, larger parts).
+        The combined INSERT's deduplication token is derived from the batch ids in order."""
+        groups: dict[tuple[Any, ...], list[Batch]] = {}
+        for batch in batches:
+            groups.setdefault(batch.group, []).append(batch)
+        for members in groups.values():
+            await self.insert(_combine(members) if len(members) > 1 else members[0])
+
+    @abc.abstractmethod
+    async def query_bytes(
+        self, sql: str, parameters: Mapping[str, Any] | None = None, fmt: str = "JSONEachRow"
+    ) -> bytes:
+        """The raw output of a query in a ClickHouse output format."""
+
+    async def query(
+        self, sql: str, parameters: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """Rows as dicts (JSONEachRow; 64-bit integers as numbers)."""
+        raw = await self.query_bytes(sql, parameters, "JSONEachRow")
+        return [orjson.loads(line) for line in raw.splitlines() if line]
+
+    @abc.abstractmethod
+    async def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
+        """A statement without a result (DDL, ALTER, OPTIMIZE)."""
+
+
+def _combine(batches: Sequence[Batch]) -> Batch:
+    first = batches[0]
+    payload = b"".join(
+        batch.payload if batch.payload.endswith(b"\n") else batch.payload + b"\n"
+        for batch in batches
+    )
+    return Batch(
+        tenant=first.tenant,
+        source=first.source,
+        format=first.format,
+        payload=payload,
+        lines=sum(batch.lines for batch in batches),
+        extra_attributes=first.extra_attributes,
+        batch_id=uuid.uuid5(uuid.NAMESPACE_OID, ",".join(b.batch_id for b in batches)).hex,
+    )

@@ -1,0 +1,233 @@
+"""chDB: ClickHouse inside this process, on a data directory only this process may open.
+
+chDB runs one engine per process, on one directory. Every `EmbeddedStore` of a process on that
+directory shares it (an app, the shop's own log handler and tests alike), and every statement
+runs on one worker thread: chDB is synchronous and releases the GIL while it works, so the event
+loop keeps serving. A batch reaches ClickHouse as a file under the data directory, read by
+`file()` and parsed there."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import threading
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from shopkeeper.logs.store.base import (
+    RECORD_STRUCTURE,
+    Batch,
+    LogStore,
+    StoreUnavailable,
+    batch_parameters,
+    insert_sql,
+)
+
+_SESSION_SETTINGS = (
+    "SET output_format_json_quote_64bit_integers = 0",
+    "SET output_format_json_quote_decimals = 0",
+)
+
+
+PARALLEL_PARTS = 2
+"""Files a large batch is split into (this machine class has two cores)."""
+_MIN_PART_BYTES = 512 * 1024
+
+
+def _split_lines(payload: bytes, parts: int) -> list[bytes]:
+    """`payload` cut at line boundaries into up to `parts` pieces of at least 512 KiB."""
+    pieces: list[bytes] = []
+    start = 0
+    count = max(1, min(parts, len(payload) // _MIN_PART_BYTES))
+    for n in range(1, count):
+        cut = payload.find(b"\n", len(payload) * n // count)
+        if cut < 0:
+            break
+        pieces.append(payload[start : cut + 1])
+        start = cut + 1
+    pieces.append(payload[start:])
+    return [piece for piece in pieces if piece] or [payload]
+
+
+class _Engine:
+    """The process's chDB session and the thread that talks to it."""
+
+    def __init__(self, path: Path) -> None:
+        from chdb import session
+
+        self.path = path
+        self.incoming = path / "incoming"
+        path.mkdir(parents=True, exist_ok=True)
+        self.incoming.mkdir(exist_ok=True)
+        for leftover in self.incoming.iterdir():  # files of batches a crash never acknowledged
+            leftover.unlink(missing_ok=True)
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chdb")
+        self.session: Any = self.executor.submit(session.Session, str(path)).result()
+        for statement in _SESSION_SETTINGS:
+            self.executor.submit(self.session.query, statement).result()
+        self.users = 0
+
+    def close(self) -> None:
+        self.executor.submit(self.session.close).result()
+        self.executor.shutdown(wait=True)
+
+
+_engine: _Engine | None = None
+_engine_lock = threading.Lock()
+
+
+def _acquire(path: Path) -> _Engine:
+    global _engine
+    with _engine_lock:
+        if _engine is None:
+            if _owned_elsewhere(path):
+                raise StoreUnavailable(
+                    f"another process owns the chDB directory {path}: only one process may open "
+                    "it (run one `serve` process, or point SHOPKEEPER_LOGS_CLICKHOUSE_URL at a "
+                    "ClickHouse server)"
+                )
+            _engine = _Engine(path)
+        elif _engine.path != path:
+            raise StoreUnavailable(
+                f"this process already opened chDB on {_engine.path}; one directory per process"
+            )
+        _engine.users += 1
+        return _engine
+
+
+def _owned_elsewhere(path: Path) -> bool:
+    """Whether another process holds the lock ClickHouse takes on `<dir>/status` (chDB then
+    fails with a bare "Error initializing EmbeddedServer")."""
+    status = path / "status"
+    if not status.exists():
+        return False
+    with status.open("rb") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(file, fcntl.LOCK_UN)
+    return False
+
+
+def _release(engine: _Engine) -> None:
+    global _engine
+    with _engine_lock:
+        engine.users -= 1
+        if engine.users == 0:
+            engine.close()
+            if _engine is engine:
+                _engine = None
+
+
+class EmbeddedStore(LogStore):
+    def __init__(self, path: Path, *, database: str, retention_days: int) -> None:
+        super().__init__(database=database, retention_days=retention_days)
+        self.path = path.resolve()
+        self._engine: _Engine | None = None
+
+    async def _connect(self) -> None:
+        self._engine = await asyncio.to_thread(_acquire, self.path)
+
+    async def close(self) -> None:
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            await asyncio.to_thread(_release, engine)
+
+    async def insert(self, batch: Batch) -> None:
+        try:
+            await self._run(self._insert, batch)
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    def _insert(self, engine: _Engine, batch: Batch) -> None:
+        parts = _split_lines(batch.payload, PARALLEL_PARTS)
+        files = [
+            engine.incoming / f"{batch.batch_id}.{n}.{batch.format}" for n in range(len(parts))
+        ]
+        for file, part in zip(files, parts, strict=True):
+            file.write_bytes(part)
+        # One file per part: ClickHouse reads (and transforms) the parts on parallel streams,
+        # where one file of a few MB would be parsed on one.
+        pattern = str(engine.incoming / f"{batch.batch_id}.{{0..{len(parts) - 1}}}.{batch.format}")
+        try:
+            if batch.format == "json_lines":
+                relation = f"file({_quote(pattern)}, 'LineAsString', 'line String')"
+            else:
+                relation = f"file({_quote(pattern)}, 'JSONEachRow', {_quote(RECORD_STRUCTURE)})"
+            sql = insert_sql(self.table, batch.format, relation)
+            sql += f"\nSETTINGS insert_deduplication_token = {_quote(batch.batch_id)}"
+            engine.session.query(sql, params=chdb_parameters(batch_parameters(batch)))
+        finally:
+            for file in files:
+                file.unlink(missing_ok=True)
+
+    async def query_bytes(
+        self, sql: str, parameters: Mapping[str, Any] | None = None, fmt: str = "JSONEachRow"
+    ) -> bytes:
+        result: bytes = await self._run(self._query, sql, parameters, fmt)
+        return result
+
+    async def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
+        await self._run(self._query, sql, parameters, "TSV")
+
+    @staticmethod
+    def _query(engine: _Engine, sql: str, parameters: Mapping[str, Any] | None, fmt: str) -> bytes:
+        result = engine.session.query(sql, fmt, params=chdb_parameters(parameters))
+        data: bytes = result.bytes()
+        return data
+
+    async def _run(self, function: Any, *args: Any) -> Any:
+        engine = self._engine
+        if engine is None:
+            raise StoreUnavailable("the log store is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(engine.executor, function, engine, *args)
+
+
+def chdb_parameters(parameters: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """Query parameters as chDB needs them: text in ClickHouse's escaped format (as the HTTP
+    interface's `param_` values), arrays and maps as literals. chDB itself only calls `str()`,
+    which breaks a tab, a newline or a backslash in a string and every map or array."""
+    if not parameters:
+        return None
+    return {name: _parameter(value) for name, value in parameters.items()}
+
+
+def _parameter(value: Any) -> str:
+    if isinstance(value, str):
+        return (
+            value.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+    if isinstance(value, Mapping | list | tuple):
+        return _literal(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "\\N"
+    return str(value)
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, str):
+        return _quote(value)
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{_literal(k)}:{_literal(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_literal(item) for item in value) + "]"
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -1,0 +1,59 @@
+"""The table DDL: what chDB creates, and the cluster DDL pinned by a golden file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from shopkeeper.logs.store import LogStore, schema
+
+GOLDEN = Path(__file__).parent / "golden" / "cluster_ddl.sql"
+
+
+def test_cluster_ddl_matches_the_golden_file() -> None:
+    ddl = schema.cluster_ddl("logs_cluster", "shopkeeper_logs", 14)
+    if os.environ.get("UPDATE_GOLDEN"):
+        GOLDEN.write_text(ddl)
+    assert ddl == GOLDEN.read_text()
+
+
+async def test_cluster_ddl_is_valid_clickhouse_sql(log_store: LogStore) -> None:
+    # formatQuery parses without executing: chDB has no cluster or Keeper to run it on.
+    for statement in schema.cluster_ddl("logs_cluster").split(";\n"):
+        if statement.strip():
+            rows = await log_store.query(
+                "SELECT formatQuery({sql:String}) AS q", {"sql": statement}
+            )
+            assert "ON CLUSTER logs_cluster" in rows[0]["q"]
+
+
+async def test_the_table_has_the_promised_layout(log_store: LogStore) -> None:
+    (table,) = await log_store.query(
+        "SELECT engine, partition_key, sorting_key, create_table_query FROM system.tables "
+        "WHERE database = {db:String} AND name = 'logs'",
+        {"db": log_store.database},
+    )
+    assert table["engine"] == "MergeTree"
+    assert table["partition_key"] == "toDate(timestamp)"
+    assert table["sorting_key"] == "tenant, service, timestamp"
+    create = table["create_table_query"]
+    assert "TYPE text(tokenizer = splitByNonAlpha)" in create
+    assert "ttl_only_drop_parts = 1" in create
+    assert "TTL toDateTime(timestamp) + toIntervalDay(14)" in create
+    columns = {
+        row["name"]: row["type"]
+        for row in await log_store.query(
+            "SELECT name, type FROM system.columns WHERE database = {db:String} AND table = 'logs'",
+            {"db": log_store.database},
+        )
+    }
+    assert columns["service"] == "LowCardinality(String)"
+    assert columns["timestamp"] == "DateTime64(9, 'UTC')"
+    assert columns["attributes"] == "Map(LowCardinality(String), String)"
+
+
+def test_identifiers_are_checked() -> None:
+    import pytest
+
+    with pytest.raises(ValueError):
+        schema.cluster_ddl("x; DROP TABLE y")
