@@ -14,6 +14,7 @@ from shopkeeper.accounts import service as users_service
 from shopkeeper.accounts.api import router as users_router
 from shopkeeper.core.errors import install_error_handlers
 from shopkeeper.core.health import router as health_router
+from shopkeeper.core.inputs import InputValidationMiddleware
 from shopkeeper.core.observability import (
     BodySizeLimitMiddleware,
     RequestContextMiddleware,
@@ -82,6 +83,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     ):
         app.include_router(router, prefix=API_PREFIX)
     mount_admin(app, settings)
+    # Inside the body size limit, which bounds what it buffers; webhooks audit their own input.
+    app.add_middleware(
+        InputValidationMiddleware, exempt_prefixes=(f"{API_PREFIX}/payments/webhooks/",)
+    )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     # A cached public read is answered before anything else runs (see core.response_cache).
