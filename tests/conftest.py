@@ -206,7 +206,7 @@ async def create_staff(runtime: Runtime, client: httpx.AsyncClient) -> dict[str,
     email = f"staff-{secrets.token_hex(4)}@example.com"
     async with runtime.db.session() as db_session:
         await service.register_user(
-            db_session, email=email, password="staff-password-1", is_staff=True
+            db_session, email=email, password="staff-password-1", roles=("admin",)
         )
     return await login(client, email, "staff-password-1")
 

@@ -24,6 +24,7 @@ from shopkeeper.core.response_cache import CachedReadsApp
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings, get_settings
 from shopkeeper.shop.admin import mount_admin
+from shopkeeper.shop.carts import service as carts_service
 from shopkeeper.shop.carts.api import router as carts_router
 from shopkeeper.shop.catalog.api import router as catalog_router
 from shopkeeper.shop.inventory.api import router as inventory_router
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.sign_in_hooks = [carts_service.merge_cart_at_sign_in]
     install_error_handlers(app)
     app.include_router(health_router)
     for router in (

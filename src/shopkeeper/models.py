@@ -1,6 +1,6 @@
 """Every table of every domain, imported in one place for Alembic, the admin and tests."""
 
-from shopkeeper.accounts.models import RefreshToken, User
+from shopkeeper.accounts.models import ApiKey, RefreshToken, User, UserRole
 from shopkeeper.core.events import OutboxEvent, ProcessedEvent
 from shopkeeper.core.idempotency import IdempotencyKey
 from shopkeeper.core.jobs import JobLease
@@ -12,6 +12,7 @@ from shopkeeper.shop.orders.models import Order, OrderLine, OrderNumberCounter, 
 from shopkeeper.shop.payments.models import AppliedProviderEvent, Payment, PaymentCallback, Refund
 
 __all__ = [
+    "ApiKey",
     "AppliedProviderEvent",
     "Cart",
     "CartItem",
@@ -33,6 +34,7 @@ __all__ = [
     "StockAllocation",
     "StockLevel",
     "User",
+    "UserRole",
     "Variant",
     "Warehouse",
 ]

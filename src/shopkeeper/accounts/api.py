@@ -1,17 +1,28 @@
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from shopkeeper.accounts import service
-from shopkeeper.accounts.schemas import RefreshRequest, RegisterRequest, TokenPair, UserOut
+from shopkeeper.accounts.hooks import sign_in_hooks
+from shopkeeper.accounts.permissions import AccountsAdmin, CurrentUser
+from shopkeeper.accounts.schemas import (
+    ApiKeyCreated,
+    ApiKeyIn,
+    ApiKeyOut,
+    ApiKeyPage,
+    RefreshRequest,
+    RegisterRequest,
+    RolesIn,
+    TokenPair,
+    UserOut,
+)
 from shopkeeper.core.db import Session
 from shopkeeper.core.errors import problem_responses
 from shopkeeper.core.runtime import AppRuntime, ClientAddress
-from shopkeeper.core.security import CurrentUser
-from shopkeeper.shop.carts import service as carts_service
 
 router = APIRouter(tags=["auth"])
 
@@ -38,6 +49,7 @@ async def register(body: RegisterRequest, session: Session) -> UserOut:
 )
 async def issue_token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    request: Request,
     session: Session,
     runtime: AppRuntime,
     address: ClientAddress,
@@ -59,8 +71,8 @@ async def issue_token(
         password=form.password,
         client_address=address,
     )
-    if cart_token:
-        await carts_service.merge_guest_cart(session, user_id=user.id, cart_token=cart_token)
+    for hook in sign_in_hooks(request):
+        await hook(session, user.id, request.headers)
     return pair
 
 
@@ -96,3 +108,64 @@ async def logout(body: RefreshRequest, session: Session) -> Response:
 )
 async def me(principal: CurrentUser, session: Session) -> UserOut:
     return UserOut.model_validate(await service.get_user(session, user_id=principal.user_id))
+
+
+@router.put(
+    "/users/{user_id}/roles",
+    response_model=UserOut,
+    tags=["users"],
+    responses=problem_responses(401, 403, 404, 422, s422="`unknown-role`"),
+)
+async def set_roles(
+    user_id: uuid.UUID, body: RolesIn, _admin: AccountsAdmin, session: Session
+) -> UserOut:
+    """Replace a user's roles (admin). Their tokens carry the new permissions from their next
+    refresh, at most one access-token lifetime (15 minutes) later."""
+    user = await service.set_user_roles(session, user_id=user_id, roles=body.roles)
+    return UserOut.model_validate(user)
+
+
+@router.post(
+    "/keys",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ApiKeyCreated,
+    tags=["keys"],
+    responses=problem_responses(401, 403, 422, s422="`unknown-scope`"),
+)
+async def create_key(body: ApiKeyIn, _admin: AccountsAdmin, session: Session) -> ApiKeyCreated:
+    """A scoped key for a machine. `key` is in this answer only; we keep its hash."""
+    key, plaintext = await service.create_api_key(
+        session, name=body.name, scopes=body.scopes, tenant=body.tenant
+    )
+    return ApiKeyCreated(**ApiKeyOut.model_validate(key).model_dump(), key=plaintext)
+
+
+@router.get(
+    "/keys",
+    response_model=ApiKeyPage,
+    tags=["keys"],
+    responses=problem_responses(401, 403, 422, s422="`invalid-cursor`"),
+)
+async def list_keys(
+    _admin: AccountsAdmin,
+    session: Session,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> ApiKeyPage:
+    keys, next_cursor = await service.list_api_keys(session, limit=limit, cursor=cursor)
+    return ApiKeyPage(
+        items=[ApiKeyOut.model_validate(key) for key in keys], next_cursor=next_cursor
+    )
+
+
+@router.delete(
+    "/keys/{key_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    tags=["keys"],
+    responses=problem_responses(401, 403, 404, s404="`api-key-not-found`"),
+)
+async def revoke_key(key_id: uuid.UUID, _admin: AccountsAdmin, session: Session) -> Response:
+    """The key stops working at once, on every process (keys are looked up per request)."""
+    await service.revoke_api_key(session, key_id=key_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -4,9 +4,9 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import Boolean, ForeignKey, Index, String, Uuid
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from shopkeeper.core.db import Base, UTCDateTime, new_id, utcnow
+from shopkeeper.core.db import Base, JSONDocument, UTCDateTime, new_id, utcnow
 
 
 class User(Base):
@@ -19,6 +19,13 @@ class User(Base):
     is_staff: Mapped[bool] = mapped_column(Boolean, default=False)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    role_rows: Mapped[list[UserRole]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", order_by="UserRole.role"
+    )
+
+    @property
+    def roles(self) -> list[str]:
+        return [row.role for row in self.role_rows]
 
     def __str__(self) -> str:
         return self.email
@@ -43,3 +50,29 @@ class RefreshToken(Base):
         Index("ix_refresh_tokens_family_id", "family_id"),
         Index("ix_refresh_tokens_user_id", "user_id"),
     )
+
+
+class UserRole(Base):
+    """A role held by a user; `users.is_staff` is kept true while any row exists."""
+
+    __tablename__ = "user_roles"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(String(50), primary_key=True)
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiKey(Base):
+    """A machine's credential. Only the SHA-256 of the key is stored; the key is shown once."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    scopes: Mapped[list[str]] = mapped_column(JSONDocument)
+    tenant: Mapped[str] = mapped_column(String(100), default="default")
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

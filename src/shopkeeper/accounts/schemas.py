@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
@@ -27,7 +27,41 @@ class UserOut(BaseModel):
     email: str
     full_name: str | None
     is_staff: bool
+    roles: list[str]
     created_at: datetime
+
+
+class RolesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    roles: list[Annotated[str, Field(max_length=50)]] = Field(max_length=20)
+
+
+class ApiKeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    scopes: list[Annotated[str, Field(max_length=50)]] = Field(min_length=1, max_length=20)
+    tenant: str | None = Field(default=None, min_length=1, max_length=100, pattern=r"^[\w.-]+$")
+
+
+class ApiKeyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    scopes: list[str]
+    tenant: str
+    created_at: datetime
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="The key itself: shown this once, stored only as a hash")
+
+
+class ApiKeyPage(BaseModel):
+    items: list[ApiKeyOut]
+    next_cursor: str | None
 
 
 class TokenPair(BaseModel):

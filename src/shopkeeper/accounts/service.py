@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import secrets
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import ScalarSelect, select, update
+from sqlalchemy import ScalarSelect, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from shopkeeper.accounts.events import UserRegistered
-from shopkeeper.accounts.models import RefreshToken, User
+from shopkeeper.accounts.models import ApiKey, RefreshToken, User, UserRole
+from shopkeeper.accounts.roles import permissions_of, unknown_roles, unknown_scopes
 from shopkeeper.accounts.schemas import TokenPair
 from shopkeeper.core.db import affected_rows, table_of, utcnow
-from shopkeeper.core.errors import Conflict, NotFound, Unauthorized
+from shopkeeper.core.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from shopkeeper.core.events import record_event
 from shopkeeper.core.ratelimit import RateLimiter
 from shopkeeper.core.security import (
+    Actor,
     create_access_token,
     hash_password,
     hash_token,
@@ -47,6 +52,29 @@ class UserNotFound(NotFound):
     slug, title = "user-not-found", "User not found"
 
 
+class UnknownRole(InvalidInput):
+    slug, title = "unknown-role", "Unknown role"
+
+
+class UnknownScope(InvalidInput):
+    slug, title = "unknown-scope", "Unknown scope"
+
+
+class ApiKeyNotFound(NotFound):
+    slug, title = "api-key-not-found", "API key not found"
+
+
+class InvalidApiKey(Unauthorized):
+    slug, title = "invalid-api-key", "Invalid API key"
+
+
+class InvalidKeysCursor(InvalidInput):
+    slug, title = "invalid-cursor", "Invalid cursor"
+
+
+API_KEY_PREFIX = "sk_"
+
+
 def normalize_email(email: str) -> str:
     return email.strip().lower()
 
@@ -57,14 +85,17 @@ async def register_user(
     email: str,
     password: str,
     full_name: str | None = None,
-    is_staff: bool = False,
+    roles: tuple[str, ...] = (),
 ) -> User:
     email = normalize_email(email)
     existing = await session.scalar(select(User.id).where(User.email == email))
     if existing is not None:
         raise EmailTaken(f"{email} is already registered")
+    if unknown := unknown_roles(roles):
+        raise UnknownRole(f"No such role: {', '.join(unknown)}")
     user = User(email=email, password_hash=hash_password(password), full_name=full_name)
-    user.is_staff = is_staff
+    user.is_staff = bool(roles)
+    user.role_rows = [UserRole(role=role) for role in sorted(set(roles))]
     session.add(user)
     try:
         await session.flush()
@@ -82,7 +113,7 @@ async def ensure_staff_user(session: AsyncSession, *, email: str, password: str)
     if await session.scalar(select(User.id).where(User.email == email)) is not None:
         return False
     try:
-        await register_user(session, email=email, password=password, is_staff=True)
+        await register_user(session, email=email, password=password, roles=("admin",))
     except EmailTaken:
         return False  # another process created it at the same start-up
     return True
@@ -197,7 +228,104 @@ def _issue_tokens(
             expires_at=utcnow() + timedelta(seconds=settings.refresh_token_ttl_seconds),
         )
     )
-    access = create_access_token(settings=settings, user_id=user.id, is_staff=user.is_staff)
+    access = create_access_token(
+        settings=settings, user_id=user.id, permissions=permissions_of(user.roles)
+    )
     return TokenPair(
         access_token=access, refresh_token=raw, expires_in=settings.access_token_ttl_seconds
     )
+
+
+async def set_user_roles(session: AsyncSession, *, user_id: uuid.UUID, roles: list[str]) -> User:
+    """Replace a user's roles. Tokens already issued keep their permissions until their next
+    refresh (at most one access-token lifetime)."""
+    if unknown := unknown_roles(roles):
+        raise UnknownRole(f"No such role: {', '.join(unknown)}")
+    user = await get_user(session, user_id=user_id)
+    wanted = sorted(set(roles))
+    await session.execute(delete(UserRole).where(UserRole.user_id == user_id))
+    if wanted:
+        await session.execute(
+            insert(UserRole), [{"user_id": user_id, "role": role} for role in wanted]
+        )
+    user.is_staff = bool(wanted)
+    await session.commit()
+    await session.refresh(user, ["role_rows"])
+    return user
+
+
+async def create_api_key(
+    session: AsyncSession, *, name: str, scopes: list[str], tenant: str | None = None
+) -> tuple[ApiKey, str]:
+    """A new key and its plaintext, which exists only in this return value."""
+    if unknown := unknown_scopes(scopes):
+        raise UnknownScope(f"No such scope: {', '.join(unknown)}")
+    plaintext = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey(
+        name=name,
+        scopes=sorted(set(scopes)),
+        tenant=tenant or "default",
+        key_hash=hash_token(plaintext),
+    )
+    session.add(key)
+    await session.commit()
+    return key, plaintext
+
+
+async def list_api_keys(
+    session: AsyncSession, *, limit: int, cursor: str | None = None
+) -> tuple[list[ApiKey], str | None]:
+    query = select(ApiKey).where(ApiKey.revoked_at.is_(None)).order_by(ApiKey.id.desc())
+    if cursor is not None:
+        query = query.where(ApiKey.id < _decode_cursor(cursor))
+    keys = list((await session.scalars(query.limit(limit + 1))).all())
+    next_cursor = _encode_cursor(keys[limit - 1].id) if len(keys) > limit else None
+    return keys[:limit], next_cursor
+
+
+async def revoke_api_key(session: AsyncSession, *, key_id: uuid.UUID) -> None:
+    """Every process looks keys up per request, so a revoked key fails on its next use."""
+    revoked = await session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    if affected_rows(revoked) != 1:
+        raise ApiKeyNotFound()
+    await session.commit()
+
+
+async def actor_for_key(session: AsyncSession, *, presented: str) -> Actor:
+    """The actor a presented key stands for. Elasticsearch clients send `base64(id:key)`; the
+    part after the colon is then our key."""
+    key = await session.scalar(
+        select(ApiKey).where(
+            ApiKey.key_hash.in_([hash_token(candidate) for candidate in _key_forms(presented)]),
+            ApiKey.revoked_at.is_(None),
+        )
+    )
+    if key is None:
+        raise InvalidApiKey()
+    return Actor(user_id=None, key_id=key.id, permissions=frozenset(key.scopes), tenant=key.tenant)
+
+
+def _key_forms(presented: str) -> list[str]:
+    forms = [presented]
+    if not presented.startswith(API_KEY_PREFIX):
+        try:
+            decoded = base64.b64decode(presented, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return forms
+        forms.append(decoded.rpartition(":")[2])
+    return forms
+
+
+def _encode_cursor(key_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(key_id.bytes).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(bytes=base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error) as exc:
+        raise InvalidKeysCursor("The cursor is not one this endpoint returned") from exc

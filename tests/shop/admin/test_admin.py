@@ -8,9 +8,9 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from sqlalchemy import select, update
+from sqlalchemy import delete, select
 
-from shopkeeper.accounts.models import RefreshToken, User
+from shopkeeper.accounts.models import RefreshToken, User, UserRole
 from shopkeeper.app import create_app
 from shopkeeper.core.ratelimit import RateLimiter
 from shopkeeper.core.runtime import Runtime
@@ -33,7 +33,9 @@ async def add_user(
 ) -> str:
     email = email or f"{'admin' if staff else 'shopper'}-{secrets.token_hex(4)}@example.com"
     async with runtime.db.session() as session:
-        session.add(User(email=email, password_hash=password_hash(password), is_staff=staff))
+        user = User(email=email, password_hash=password_hash(password), is_staff=staff)
+        user.role_rows = [UserRole(role="shop_staff")] if staff else []
+        session.add(user)
         await session.commit()
     return email
 
@@ -166,7 +168,9 @@ async def test_revoking_staff_rights_ends_the_admin_session_at_once(
     assert (await client.get("/admin/user/list")).status_code == 200
 
     async with runtime.db.session() as session:
-        await session.execute(update(User).where(User.email == email).values(is_staff=False))
+        staff = await session.scalar(select(User).where(User.email == email))
+        assert staff is not None
+        await session.execute(delete(UserRole).where(UserRole.user_id == staff.id))
         await session.commit()
 
     assert (await client.get("/admin/user/list")).status_code == 302

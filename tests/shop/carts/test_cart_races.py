@@ -24,7 +24,7 @@ async def _customer(runtime: Runtime) -> Principal:
         user = await users_service.register_user(
             session, email="racer@example.com", password="correct-horse-1"
         )
-    return Principal(user_id=user.id, is_staff=False)
+    return Principal(user_id=user.id)
 
 
 async def _open(runtime: Runtime, principal: Principal | None) -> service.NewCart:

@@ -17,7 +17,7 @@ async def _user(runtime: Runtime) -> Principal:
         user = await users_service.register_user(
             session, email="buyer@example.com", password="correct-horse-1"
         )
-    return Principal(user_id=user.id, is_staff=False)
+    return Principal(user_id=user.id)
 
 
 async def test_snapshot_prices_lines_and_a_cart_checks_out_once(

@@ -90,7 +90,7 @@ async def test_stock_endpoints_are_for_staff_only(
     assert anonymous.headers["content-type"] == "application/problem+json"
     customer = await client.request(method, API + path, json=body, headers=customer_headers)
     assert customer.status_code == 403
-    assert customer.json()["type"].endswith("/staff-only")
+    assert customer.json()["type"].endswith("/permission-denied")
 
 
 async def test_bad_stock_input_is_a_clear_problem_and_changes_nothing(

@@ -11,7 +11,8 @@ import httpx
 import pytest
 from sqlalchemy import insert
 
-from shopkeeper.accounts.models import User
+from shopkeeper.accounts.models import User, UserRole
+from shopkeeper.accounts.roles import ROLES
 from shopkeeper.core.db import new_id, utcnow
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.security import create_access_token, hash_password
@@ -46,11 +47,18 @@ async def make_users(runtime: Runtime, count: int, *, staff: bool = False) -> li
     ]
     async with runtime.db.session() as session:
         await session.execute(insert(User), rows)
+        if staff:
+            await session.execute(
+                insert(UserRole), [{"user_id": row["id"], "role": "shop_staff"} for row in rows]
+            )
         await session.commit()
+    permissions = ROLES["shop_staff"] if staff else frozenset()
     return [
         {
             "Authorization": "Bearer "
-            + create_access_token(settings=runtime.settings, user_id=row["id"], is_staff=staff)
+            + create_access_token(
+                settings=runtime.settings, user_id=row["id"], permissions=permissions
+            )
         }
         for row in rows
     ]

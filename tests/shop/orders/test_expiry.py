@@ -83,7 +83,7 @@ async def test_an_expired_order_cannot_be_paid_or_cancelled(
     order_id = uuid.UUID(order["id"])
 
     me = (await client.get("/api/v1/users/me", headers=customer_headers)).json()
-    owner = Principal(user_id=uuid.UUID(me["id"]), is_staff=False)
+    owner = Principal(user_id=uuid.UUID(me["id"]))
     async with runtime.db.session() as session:
         with pytest.raises(service.OrderNotPayable):
             await service.payable_order(session, order_id=order_id, principal=owner)

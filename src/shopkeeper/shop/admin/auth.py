@@ -12,11 +12,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from shopkeeper.accounts.models import User
+from shopkeeper.accounts.roles import permissions_of
 from shopkeeper.accounts.service import normalize_email
 from shopkeeper.core.errors import RateLimited
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.security import hash_token, verify_password
 from shopkeeper.core.settings import Settings
+from shopkeeper.shop.access import READ
 
 if TYPE_CHECKING:
     from sqladmin import Admin
@@ -77,7 +79,7 @@ class StaffAuthentication(AuthenticationBackend):
             user = await session.scalar(select(User).where(User.email == email))
         # Same argon2 cost whether or not the account exists (see verify_password).
         valid = verify_password(password, user.password_hash if user is not None else None)
-        if user is None or not valid or not user.is_active or not user.is_staff:
+        if user is None or not valid or not user.is_active or not may_use_admin(user):
             # Failures share the API login's budgets, so the admin form is no side door for
             # guessing passwords.
             for limit, *key in limits:
@@ -107,7 +109,7 @@ class StaffAuthentication(AuthenticationBackend):
         if (
             user is None
             or not user.is_active
-            or not user.is_staff
+            or not may_use_admin(user)
             or request.session.get("auth") != password_fingerprint(user)
         ):
             request.session.clear()
@@ -124,3 +126,8 @@ class StaffAuthentication(AuthenticationBackend):
         )
         response.headers.update(exc.headers)
         return response
+
+
+def may_use_admin(user: User) -> bool:
+    """The back office is the shop's: its staff need `shop:read` from one of their roles."""
+    return READ in permissions_of(user.roles)

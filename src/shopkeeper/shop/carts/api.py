@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Response, status
 
+from shopkeeper.accounts.permissions import AppSettings, OptionalUser
 from shopkeeper.core.db import Session
 from shopkeeper.core.errors import problem_responses
 from shopkeeper.core.runtime import AppRuntime, ClientAddress
-from shopkeeper.core.security import AppSettings, OptionalUser
 from shopkeeper.shop.carts import service
 from shopkeeper.shop.carts.schemas import CartItemIn, CartItemPatch, CartOut
 

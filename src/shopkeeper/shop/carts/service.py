@@ -25,15 +25,19 @@ from shopkeeper.core.money import Money
 from shopkeeper.core.security import Principal, hash_token, new_opaque_token
 from shopkeeper.core.settings import Settings
 from shopkeeper.shop.carts.models import MAX_LINE_QUANTITY, Cart, CartItem, CartStatus
-from shopkeeper.shop.carts.pricing import PricedVariant, line_name, price_variants
-from shopkeeper.shop.catalog.models import Product, Variant
+from shopkeeper.shop.catalog.service import (
+    PRICED_VARIANTS,
+    PricedVariant,
+    line_name,
+    price_variants,
+)
 from shopkeeper.shop.inventory.service import InsufficientStock, available_by_sku
 
 MAX_LINES = 100
 
 # Checkout's statements, built once over table columns (see inventory.service for why).
 _carts, _items_table = table_of(Cart), table_of(CartItem)
-_variants, _products = table_of(Variant), table_of(Product)
+_priced = PRICED_VARIANTS
 _CLOSE_CART = (
     update(_carts)
     .where(_carts.c.id == bindparam("cart_id"), _carts.c.status == CartStatus.OPEN.value)
@@ -44,15 +48,14 @@ _PRICED_ITEMS = (
     select(
         _items_table.c.sku,
         _items_table.c.quantity,
-        _variants.c.product_id,
-        _products.c.name,
-        _variants.c.name.label("variant_name"),
-        _variants.c.price,
-        _variants.c.currency,
-        _products.c.archived_at,
+        _priced.c.product_id,
+        _priced.c.product_name,
+        _priced.c.variant_name,
+        _priced.c.price,
+        _priced.c.currency,
+        _priced.c.archived_at,
     )
-    .join(_variants, _variants.c.sku == _items_table.c.sku)
-    .join(_products, _products.c.id == _variants.c.product_id)
+    .join(_priced, _priced.c.sku == _items_table.c.sku)
     .where(_items_table.c.cart_id == bindparam("cart_id"))
     .order_by(_items_table.c.created_at, _items_table.c.sku)
 )
@@ -415,9 +418,7 @@ def snapshot_query(**extra: ColumnElement[Any]) -> SnapshotQuery:
         .returning(_carts.c.id, _carts.c.user_id, _carts.c.token_hash)
         .cte("closed")
     )
-    priced = _items_table.join(_variants, _variants.c.sku == _items_table.c.sku).join(
-        _products, _products.c.id == _variants.c.product_id
-    )
+    priced = _items_table.join(_priced, _priced.c.sku == _items_table.c.sku)
     close_and_read = (
         select(
             closed.c.user_id, closed.c.token_hash, *_PRICED_ITEMS.selected_columns, *extra_columns
@@ -637,3 +638,13 @@ async def _touch(session: AsyncSession, cart_id: uuid.UUID) -> None:
 def _insert(session: AsyncSession) -> Any:
     dialect = postgresql if is_postgres(session) else sqlite
     return dialect.insert(CartItem)
+
+
+async def merge_cart_at_sign_in(
+    session: AsyncSession, user_id: uuid.UUID, headers: Mapping[str, str]
+) -> None:
+    """The sign-in hook (see accounts.hooks): a guest cart sent as `X-Cart-Token` joins the
+    user's cart."""
+    cart_token = headers.get("x-cart-token")
+    if cart_token:
+        await merge_guest_cart(session, user_id=user_id, cart_token=cart_token)

@@ -13,7 +13,7 @@ from shopkeeper.core.errors import problem_responses
 from shopkeeper.core.jsonutil import dumps
 from shopkeeper.core.response_cache import cached_json_response
 from shopkeeper.core.runtime import AppRuntime
-from shopkeeper.core.security import StaffUser
+from shopkeeper.shop.access import ShopWriter
 from shopkeeper.shop.catalog import service
 from shopkeeper.shop.catalog.schemas import (
     CategoryIn,
@@ -44,7 +44,7 @@ class _Json(JSONResponse):
     ),
 )
 async def create_category(
-    body: CategoryIn, session: Session, runtime: AppRuntime, _staff: StaffUser
+    body: CategoryIn, session: Session, runtime: AppRuntime, _staff: ShopWriter
 ) -> Response:
     category = await service.create_category(session, cache=runtime.cache, body=body)
     return _Json(service.category_dict(category), status_code=status.HTTP_201_CREATED)
@@ -78,7 +78,7 @@ async def list_categories(request: Request, session: Session, runtime: AppRuntim
     ),
 )
 async def create_product(
-    body: ProductIn, session: Session, runtime: AppRuntime, _staff: StaffUser
+    body: ProductIn, session: Session, runtime: AppRuntime, _staff: ShopWriter
 ) -> Response:
     product = await service.create_product(
         session, cache=runtime.cache, currency=runtime.settings.currency, body=body
@@ -180,7 +180,7 @@ async def update_product(
     body: ProductPatch,
     session: Session,
     runtime: AppRuntime,
-    _staff: StaffUser,
+    _staff: ShopWriter,
 ) -> Response:
     product = await service.update_product(
         session, cache=runtime.cache, product_id=product_id, body=body
@@ -194,7 +194,7 @@ async def update_product(
     responses=problem_responses(401, 403, 404, 422, s404="`product-not-found`"),
 )
 async def archive_product(
-    product_id: uuid.UUID, session: Session, runtime: AppRuntime, _staff: StaffUser
+    product_id: uuid.UUID, session: Session, runtime: AppRuntime, _staff: ShopWriter
 ) -> Response:
     """Archive: hidden from lists and lookups, kept for the orders that name it."""
     await service.archive_product(session, cache=runtime.cache, product_id=product_id)

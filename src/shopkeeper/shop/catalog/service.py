@@ -11,20 +11,24 @@ import re
 import unicodedata
 import uuid
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Subquery
 
 from shopkeeper.core.cache import Cache
 from shopkeeper.core.db import is_postgres, table_of, utcnow
 from shopkeeper.core.errors import Conflict, InvalidInput, NotFound
 from shopkeeper.core.jsonutil import dumps
+from shopkeeper.core.money import Money
 from shopkeeper.shop.catalog.models import Category, Product, Variant
 from shopkeeper.shop.catalog.schemas import CategoryIn, ProductIn, ProductPatch
 from shopkeeper.shop.catalog.search import Listed, ProductQuery, find_products, search_key
+from shopkeeper.shop.inventory import service as inventory_service
 from shopkeeper.shop.inventory.service import available_by_sku, available_of
 
 LISTS_TAG = "catalog:lists"
@@ -350,3 +354,67 @@ async def _ensure_category(session: AsyncSession, category_id: uuid.UUID | None)
         return
     if await session.scalar(select(func.count()).where(Category.id == category_id)) == 0:
         raise UnknownCategory("category_id names no category", category_id=str(category_id))
+
+
+@dataclass(frozen=True, slots=True)
+class PricedVariant:
+    sku: str
+    product_id: uuid.UUID
+    name: str
+    price: Money
+    archived: bool
+
+
+def line_name(product_name: str, variant_name: str | None) -> str:
+    return f"{product_name} ({variant_name})" if variant_name else product_name
+
+
+def _priced_variants() -> Subquery:
+    return (
+        select(
+            Variant.sku,
+            Variant.product_id,
+            Product.name.label("product_name"),
+            Variant.name.label("variant_name"),
+            Variant.price,
+            Variant.currency,
+            Product.archived_at,
+        )
+        .join(Product, Product.id == Variant.product_id)
+        .subquery("priced_variants")
+    )
+
+
+PRICED_VARIANTS = _priced_variants()
+"""Every variant's SKU, product, names, price and archived flag as one selectable, for a domain
+that reads them inside its own statement (carts price their lines and close in one statement).
+Databases flatten it into a plain join."""
+
+
+async def price_variants(session: AsyncSession, skus: Collection[str]) -> dict[str, PricedVariant]:
+    """Current price, name and archived flag per SKU; SKUs the catalog does not know are absent."""
+    wanted = set(skus)
+    if not wanted:
+        return {}
+    priced = PRICED_VARIANTS
+    rows = await session.execute(select(priced).where(priced.c.sku.in_(wanted)))
+    return {
+        sku: PricedVariant(
+            sku=sku,
+            product_id=product_id,
+            name=line_name(product_name, variant_name),
+            price=Money(amount=price, currency=currency),
+            archived=archived_at is not None,
+        )
+        for sku, product_id, product_name, variant_name, price, currency, archived_at in rows
+    }
+
+
+async def sold_skus(session: AsyncSession, skus: Sequence[str]) -> set[str]:
+    """Which of `skus` are catalog variants (archived ones included: their stock is kept)."""
+    if not skus:
+        return set()
+    return set(await session.scalars(select(Variant.sku).where(Variant.sku.in_(skus))))
+
+
+inventory_service.use_sku_directory(sold_skus)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query, status
 
 from shopkeeper.core.db import Session
 from shopkeeper.core.errors import problem_responses
-from shopkeeper.core.security import StaffUser
+from shopkeeper.shop.access import ShopReader, ShopWriter
 from shopkeeper.shop.inventory import geo, service
 from shopkeeper.shop.inventory.schemas import (
     StockLevelIn,
@@ -32,7 +32,7 @@ SkuPath = Annotated[str, Path(min_length=1, max_length=64)]
     response_model=WarehouseOut,
     responses=problem_responses(401, 403, 409, 422, s409="`warehouse-code-taken`"),
 )
-async def create_warehouse(body: WarehouseIn, _staff: StaffUser, session: Session) -> WarehouseOut:
+async def create_warehouse(body: WarehouseIn, _staff: ShopWriter, session: Session) -> WarehouseOut:
     warehouse = await service.create_warehouse(
         session,
         code=body.code,
@@ -49,7 +49,7 @@ async def create_warehouse(body: WarehouseIn, _staff: StaffUser, session: Sessio
     responses=problem_responses(401, 403, 422, s422="`validation-error`: a malformed `near`"),
 )
 async def list_warehouses(
-    _staff: StaffUser,
+    _staff: ShopReader,
     session: Session,
     near: Annotated[
         str | None,
@@ -82,7 +82,7 @@ async def set_stock_level(
     sku: SkuPath,
     warehouse_code: Annotated[str, Path(min_length=1, max_length=32)],
     body: StockLevelIn,
-    _staff: StaffUser,
+    _staff: ShopWriter,
     session: Session,
 ) -> StockLevelOut:
     level = await service.set_stock_level(
@@ -96,7 +96,7 @@ async def set_stock_level(
     response_model=StockOut,
     responses=problem_responses(401, 403, 404, s404="`unknown-sku`"),
 )
-async def get_stock(sku: SkuPath, _staff: StaffUser, session: Session) -> StockOut:
+async def get_stock(sku: SkuPath, _staff: ShopReader, session: Session) -> StockOut:
     return StockOut.of(await service.get_stock(session, sku=sku))
 
 
@@ -106,7 +106,7 @@ async def get_stock(sku: SkuPath, _staff: StaffUser, session: Session) -> StockO
     responses=problem_responses(401, 403, 404, 422, s404="`unknown-sku`"),
 )
 async def set_low_stock_threshold(
-    sku: SkuPath, body: ThresholdIn, _staff: StaffUser, session: Session
+    sku: SkuPath, body: ThresholdIn, _staff: ShopWriter, session: Session
 ) -> StockOut:
     """The SKU's own low-stock threshold (`stock.low` on `/api/v1/ws/admin` when a reservation
     crosses it); `null` returns it to the shop's `SHOPKEEPER_STOCK_LOW_THRESHOLD`."""

@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shopkeeper.core.db import dialect_name, is_postgres, utcnow
 from shopkeeper.core.errors import InvalidInput
 from shopkeeper.core.events import record_event
-from shopkeeper.shop.catalog.models import Variant
 from shopkeeper.shop.inventory.events import StockChanged
 from shopkeeper.shop.inventory.models import StockLevel, Warehouse
 from shopkeeper.shop.inventory.service import (
@@ -22,6 +21,7 @@ from shopkeeper.shop.inventory.service import (
     StockBelowReserved,
     UnknownSku,
     WarehouseNotFound,
+    unknown_skus,
 )
 
 # Rows checked and written per round of statements: the look-ups bind one parameter per SKU,
@@ -88,10 +88,8 @@ async def _warehouse_ids(session: AsyncSession, codes: set[str]) -> dict[str, uu
 
 async def _ensure_known_skus(session: AsyncSession, skus: list[str]) -> None:
     # As in `set_stock_level`: the foreign key would refuse the row too, but not say which SKU.
-    known = set(await session.scalars(select(Variant.sku).where(Variant.sku.in_(skus))))
-    for sku in skus:
-        if sku not in known:
-            raise UnknownSku(f"No catalog variant has SKU {sku!r}", sku=sku)
+    if missing := await unknown_skus(session, skus):
+        raise UnknownSku(f"No catalog variant has SKU {missing[0]!r}", sku=missing[0])
 
 
 async def _refuse_below_reserved(

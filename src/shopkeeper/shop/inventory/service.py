@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -36,7 +36,6 @@ from shopkeeper.core.errors import Conflict, InvalidInput, NotFound
 from shopkeeper.core.events import queue_events, record_event
 from shopkeeper.core.settings import Settings
 from shopkeeper.core.writes import WriteBatch
-from shopkeeper.shop.catalog.models import Variant
 from shopkeeper.shop.inventory.allocation import Source, plan_line
 from shopkeeper.shop.inventory.events import StockChanged, StockLow
 from shopkeeper.shop.inventory.geo import warehouse_distances_km
@@ -476,9 +475,28 @@ def _insert(session: AsyncSession, model: type[Any]) -> Any:
     return statement
 
 
+SkuDirectory = Callable[[AsyncSession, Sequence[str]], Awaitable[set[str]]]
+"""Which of these SKUs the catalog sells. The catalog provides it (`use_sku_directory`): it
+depends on inventory, so inventory asks through this instead of importing it."""
+
+_sku_directory: SkuDirectory | None = None
+
+
+def use_sku_directory(directory: SkuDirectory) -> None:
+    global _sku_directory
+    _sku_directory = directory
+
+
+async def unknown_skus(session: AsyncSession, skus: Sequence[str]) -> list[str]:
+    """The SKUs of `skus` the catalog does not sell, in their order."""
+    if _sku_directory is None:
+        raise RuntimeError("no SKU directory: import shopkeeper.shop.catalog.service first")
+    known = await _sku_directory(session, skus)
+    return [sku for sku in skus if sku not in known]
+
+
 async def _ensure_known_sku(session: AsyncSession, sku: str) -> None:
     # Stock is kept only for SKUs the catalog sells (a foreign key says so too); this look-up
-    # turns the violation into a clear 404. The catalog service depends on this module, so the
-    # check reads its table instead of importing it.
-    if await session.scalar(select(Variant.id).where(Variant.sku == sku)) is None:
+    # turns the violation into a clear 404.
+    if await unknown_skus(session, [sku]):
         raise UnknownSku(f"No catalog variant has SKU {sku!r}", sku=sku)

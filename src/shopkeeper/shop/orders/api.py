@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, WebSocket, status
 from starlette.responses import Response
 
+from shopkeeper.accounts.permissions import CurrentUser, OptionalUser
 from shopkeeper.core.db import Session
 from shopkeeper.core.errors import Unauthorized, problem_responses
 from shopkeeper.core.idempotency import (
@@ -19,8 +20,8 @@ from shopkeeper.core.idempotency import (
 )
 from shopkeeper.core.realtime import CLOSE_FORBIDDEN, authenticate_websocket, close_websocket
 from shopkeeper.core.runtime import AppRuntime, Runtime
-from shopkeeper.core.security import CurrentUser, OptionalUser, StaffUser
 from shopkeeper.core.writes import WriteBatch
+from shopkeeper.shop.access import READ, ShopWriter
 from shopkeeper.shop.orders import checkout, service
 from shopkeeper.shop.orders.handlers import ADMIN_TOPIC, order_topic
 from shopkeeper.shop.orders.models import Order
@@ -199,7 +200,7 @@ async def cancel_order(
 )
 async def ship_order(
     order_id: uuid.UUID,
-    principal: StaffUser,
+    principal: ShopWriter,
     session: Session,
     body: ShipRequest | None = None,
 ) -> OrderOut:
@@ -220,7 +221,7 @@ async def ship_order(
         401, 403, 404, 409, 422, s409="`invalid-transition` (only a shipped order is delivered)"
     ),
 )
-async def deliver_order(order_id: uuid.UUID, principal: StaffUser, session: Session) -> OrderOut:
+async def deliver_order(order_id: uuid.UUID, principal: ShopWriter, session: Session) -> OrderOut:
     """Staff: the carrier delivered the order."""
     order = await service.deliver_order(session, order_id=order_id, principal=principal)
     return OrderOut.of(order)
@@ -251,7 +252,7 @@ async def admin_updates(websocket: WebSocket) -> None:
     principal = await authenticate_websocket(websocket, runtime.settings)
     if principal is None:
         return
-    if not principal.is_staff:
+    if not principal.can(READ):
         await close_websocket(websocket, CLOSE_FORBIDDEN, "staff only")
         return
     await runtime.realtime.serve(websocket, [ADMIN_TOPIC])

@@ -24,6 +24,7 @@ from shopkeeper.core.db import utcnow
 from shopkeeper.core.errors import Conflict, InvalidInput, NotFound
 from shopkeeper.core.events import record_event
 from shopkeeper.core.security import Principal
+from shopkeeper.shop.access import READ
 from shopkeeper.shop.inventory import service as inventory_service
 from shopkeeper.shop.orders.events import OrderCancelled, OrderShipped, OrderStatusChanged
 from shopkeeper.shop.orders.models import Order, OrderTransition
@@ -55,7 +56,7 @@ class InvalidCursor(InvalidInput):
 def actor_of(principal: Principal | None) -> str:
     if principal is None:
         return "guest"
-    return f"{'staff' if principal.is_staff else 'customer'}:{principal.user_id}"
+    return f"{'staff' if principal.can(READ) else 'customer'}:{principal.user_id}"
 
 
 def guest_token_hash(cart_token: str) -> str:
@@ -64,7 +65,7 @@ def guest_token_hash(cart_token: str) -> str:
 
 def is_visible(order: Order, principal: Principal | None, cart_token: str | None = None) -> bool:
     """Staff see every order, customers their own, guests the ones of their cart token."""
-    if principal is not None and (principal.is_staff or order.user_id == principal.user_id):
+    if principal is not None and (principal.can(READ) or order.user_id == principal.user_id):
         return True
     return (
         cart_token is not None
@@ -102,7 +103,7 @@ async def list_orders(
 ) -> tuple[Sequence[Order], str | None]:
     """Newest first (ids are UUIDv7, so by id is by time); two statements whatever the size."""
     query = select(Order).options(selectinload(Order.lines)).order_by(Order.id.desc())
-    if not principal.is_staff:
+    if not principal.can(READ):
         query = query.where(Order.user_id == principal.user_id)
     if status is not None:
         query = query.where(Order.status == status)

@@ -8,6 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, Request, Response, status
 from starlette.responses import JSONResponse
 
+from shopkeeper.accounts.permissions import OptionalUser
 from shopkeeper.core.db import Session
 from shopkeeper.core.errors import Unauthorized, problem_responses
 from shopkeeper.core.idempotency import (
@@ -18,7 +19,7 @@ from shopkeeper.core.idempotency import (
     run_idempotent,
 )
 from shopkeeper.core.runtime import AppRuntime
-from shopkeeper.core.security import OptionalUser, StaffUser
+from shopkeeper.shop.access import PaymentsRefunder
 from shopkeeper.shop.orders.api import CartToken
 from shopkeeper.shop.payments import callbacks, sandbox, service
 from shopkeeper.shop.payments.schemas import (
@@ -151,7 +152,7 @@ async def refund_payment(
     request: Request,
     session: Session,
     runtime: AppRuntime,
-    principal: StaffUser,
+    principal: PaymentsRefunder,
     idempotency_key: IdempotencyKeyHeader,
 ) -> Response:
     """Refund part or (by default) the rest of a payment, through its provider (staff)."""

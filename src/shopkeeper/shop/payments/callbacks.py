@@ -36,6 +36,7 @@ from shopkeeper.core.money import parse_decimal_amount
 from shopkeeper.core.observability import CALLBACKS_REJECTED, PAYMENTS_SUCCEEDED
 from shopkeeper.core.security import Principal
 from shopkeeper.core.settings import Settings
+from shopkeeper.shop.access import READ
 from shopkeeper.shop.orders import service as orders_service
 from shopkeeper.shop.payments import service
 from shopkeeper.shop.payments.events import (
@@ -60,7 +61,7 @@ from shopkeeper.shop.payments.providers.base import (
 
 # Reading the order to address the "payment received" mail is the payments domain acting for
 # the shop itself, not for a caller.
-SYSTEM = Principal(user_id=uuid.UUID(int=0), is_staff=True)
+SYSTEM = Principal(user_id=uuid.UUID(int=0), permissions=frozenset({READ}))
 
 # Kept out of the audit copy of an unverified body: card and wallet details, client secrets.
 _REDACTED_KEYS = frozenset({"payment_method_details", "payment_method", "card", "source",
