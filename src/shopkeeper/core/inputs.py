@@ -145,7 +145,7 @@ class InputValidationMiddleware:
             return "path"
         if not _percent_decoded_clean(scope.get("query_string", b"")):
             return "query"
-        for name, value in scope["headers"]:
+        for _name, value in scope["headers"]:
             if b"\x00" in value:
                 return "header"
         return None
