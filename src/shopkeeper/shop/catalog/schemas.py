@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from shopkeeper.core.money import Money
+from shopkeeper.core.money import Money, Price
 
 Slug = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -42,7 +42,7 @@ class VariantIn(BaseModel):
 
     sku: Sku
     name: Name | None = None
-    price: Money
+    price: Price
     attributes: Attributes = Field(default_factory=dict)
 
 

@@ -1,0 +1,36 @@
+"""Integer inputs with bounds checked before any SQL sees them.
+
+PostgreSQL's INTEGER stops at 2^31-1 and BIGINT at 2^63-1; past those a query fails with a 500
+or, from 2^64, the driver drops the connection. Every integer a client sends is therefore one of
+these types, whose `ge`/`le` are in the OpenAPI document and enforced by validation
+(`tests/hardening/test_integer_bounds.py` walks the document to keep it so).
+
+Integer-valued JSON numbers (`35.0`) are integers in JSON Schema, so they are accepted as such;
+strings, booleans and fractions are not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BeforeValidator, Field
+from pydantic.fields import FieldInfo
+
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+
+
+def _whole_number(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+WholeNumber = BeforeValidator(_whole_number)
+
+
+def between(ge: int, le: int) -> FieldInfo:
+    """Use as `Annotated[int, between(0, 100), WholeNumber]`, in that order (the other keeps
+    `minimum`/`maximum` out of the JSON schema): strict, bounds inclusive."""
+    field: FieldInfo = Field(strict=True, ge=ge, le=le)
+    return field
