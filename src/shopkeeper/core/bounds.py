@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BeforeValidator, Field
+import orjson
+from pydantic import AfterValidator, BeforeValidator, Field
 from pydantic.fields import FieldInfo
 
 INT32_MAX = 2**31 - 1
@@ -34,3 +35,26 @@ def between(ge: int, le: int) -> FieldInfo:
     `minimum`/`maximum` out of the JSON schema): strict, bounds inclusive."""
     field: FieldInfo = Field(strict=True, ge=ge, le=le)
     return field
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of JSON-like data: a scalar is 0, `{"a": 1}` is 1."""
+    if isinstance(value, dict):
+        return 1 + max((json_depth(item) for item in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((json_depth(item) for item in value), default=0)
+    return 0
+
+
+def bounded_json(*, max_depth: int, max_bytes: int) -> AfterValidator:
+    """Free-form JSON (product attributes) whose nesting and encoded size are bounded at the
+    door, so that nothing is stored that cannot be served back (orjson refuses depth > 254)."""
+
+    def check(value: Any) -> Any:
+        if json_depth(value) > max_depth:
+            raise ValueError(f"nested deeper than {max_depth} levels")
+        if len(orjson.dumps(value)) > max_bytes:
+            raise ValueError(f"larger than {max_bytes} bytes as JSON")
+        return value
+
+    return AfterValidator(check)

@@ -26,6 +26,10 @@ FORBIDDEN = re.compile("[\x00\ud800-\udfff]")
 # A JSON body can only carry a NUL or a surrogate as a `\u` escape (raw control characters are
 # invalid JSON); bodies without one skip the parse-and-walk.
 _JSON_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+_JSON_TOKENS = re.compile(rb'[\[\]{}"\\]')
+MAX_JSON_DEPTH = 32
+"""Deeper JSON bodies are refused before any parser recurses into them (Python's `json` raises
+RecursionError near 1000 levels, orjson refuses to encode past 254)."""
 _MESSAGE = "NUL characters, unpaired UTF-16 surrogates and non-UTF-8 text are not accepted"
 
 
@@ -66,6 +70,34 @@ def body_is_clean(body: bytes) -> bool:
         return not contains_forbidden(json.loads(text))
     except ValueError:
         return True  # not JSON after all: the route's own parser answers that
+
+
+def json_depth_within(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether no array or object in `body` nests deeper than `limit`; brackets inside strings
+    do not count. Cheap for ordinary bodies: they have too few brackets to need the scan."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return True
+    depth = 0
+    in_string = False
+    skip_to = 0  # inside a string, the character after a backslash is escaped
+    for match in _JSON_TOKENS.finditer(body):
+        if match.start() < skip_to:
+            continue
+        token = match.group()
+        if in_string:
+            if token == b"\\":
+                skip_to = match.end() + 1
+            elif token == b'"':
+                in_string = False
+        elif token == b'"':
+            in_string = True
+        elif token in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return False
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return True
 
 
 def _percent_decoded_clean(raw: bytes) -> bool:
@@ -113,12 +145,15 @@ class InputValidationMiddleware:
             await self.app(scope, receive, send)
             return
         where = self._bad_head(scope)
+        message = _MESSAGE
         if where is None and scope["type"] == "http":
             kind = _content_kind(scope)
             if kind is not None:
                 body, receive = await _buffer(receive)
                 if not body_is_clean(body) or (kind == "form" and not _percent_decoded_clean(body)):
                     where = "body"
+                elif kind == "json" and not json_depth_within(body):
+                    where, message = "body", f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
         if where is None:
             await self.app(scope, receive, send)
             return
@@ -130,9 +165,9 @@ class InputValidationMiddleware:
             422,
             "validation-error",
             "Invalid input",
-            _MESSAGE,
+            message,
             None,
-            errors=[{"loc": [where], "msg": _MESSAGE}],
+            errors=[{"loc": [where], "msg": message}],
         )
         await response(scope, receive, send)
 
