@@ -18,6 +18,7 @@ from shopkeeper.accounts.models import User
 from shopkeeper.core.db import Base
 from shopkeeper.core.events import OutboxEvent
 from shopkeeper.core.money import Money
+from shopkeeper.shop.admin.export import SafeExportView
 
 log = structlog.get_logger(__name__)
 
@@ -80,7 +81,7 @@ def format_money(model: object, attribute: str) -> str:
         return f"{amount} {currency}"
 
 
-class ReadOnlyView(ModelView):
+class ReadOnlyView(SafeExportView):
     """Browse, search and export; no create, edit or delete."""
 
     can_create: ClassVar[bool] = False
@@ -90,7 +91,7 @@ class ReadOnlyView(ModelView):
     page_size: ClassVar[int] = 25
 
 
-class UserAdmin(ModelView, model=User):
+class UserAdmin(SafeExportView, model=User):
     """Staff may rename, deactivate and grant or revoke staff rights. Users are never created
     here (no way to plant an arbitrary password hash) nor deleted (orders keep pointing at them);
     e-mail stays read-only because it is the normalised login identity."""
