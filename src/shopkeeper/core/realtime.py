@@ -47,7 +47,7 @@ class RealtimeHub:
         self._redis: Redis | None = None
         self._listener: asyncio.Task[None] | None = None
         self._first_attempt = asyncio.Event()
-        self.channel_prefix = f"{settings.redis_channel_prefix}:realtime:"
+        self.channel_prefix = realtime_channel_prefix(settings)
 
     @property
     def distributed(self) -> bool:
@@ -174,6 +174,13 @@ class RealtimeHub:
                 await websocket.send_text(
                     orjson.dumps({"type": "heartbeat", "at": utcnow().isoformat()}).decode()
                 )
+
+
+def realtime_channel_prefix(settings: Settings) -> str:
+    """`<namespace>:[<channel prefix>:]realtime:` — under the namespace like every Redis key, so
+    shops sharing a Redis never see each other's messages."""
+    extra = f"{settings.redis_channel_prefix}:" if settings.redis_channel_prefix else ""
+    return f"{settings.redis_namespace}:{extra}realtime:"
 
 
 async def _wait_for_disconnect(websocket: WebSocket) -> None:

@@ -99,7 +99,8 @@ class Settings(BaseSettings):
 
     broker_queue: str = "shopkeeper"
     """RabbitMQ exchange and queue name (dead letters go to `<queue>.dead_letter`)."""
-    redis_channel_prefix: str = "shopkeeper"
+    redis_channel_prefix: str | None = None
+    """Extra prefix of real-time channels, inside `redis_namespace` (which alone isolates)."""
     outbox_poll_seconds: float = 1.0
     outbox_redeliver_after_seconds: float = 600.0
     """Jobs of an event published this long ago whose handlers have not all finished are
