@@ -20,14 +20,13 @@ from shopkeeper.accounts.schemas import TokenPair
 from shopkeeper.core.db import affected_rows, table_of, utcnow
 from shopkeeper.core.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from shopkeeper.core.events import record_event
+from shopkeeper.core.hashing import hash_password_off_loop, verify_password_off_loop
 from shopkeeper.core.ratelimit import RateLimiter
 from shopkeeper.core.security import (
     Actor,
     create_access_token,
-    hash_password,
     hash_token,
     new_opaque_token,
-    verify_password,
 )
 from shopkeeper.core.settings import Settings
 
@@ -93,7 +92,9 @@ async def register_user(
         raise EmailTaken(f"{email} is already registered")
     if unknown := unknown_roles(roles):
         raise UnknownRole(f"No such role: {', '.join(unknown)}")
-    user = User(email=email, password_hash=hash_password(password), full_name=full_name)
+    user = User(
+        email=email, password_hash=await hash_password_off_loop(password), full_name=full_name
+    )
     user.is_staff = bool(roles)
     user.role_rows = [UserRole(role=role) for role in sorted(set(roles))]
     session.add(user)
@@ -155,7 +156,9 @@ async def authenticate(
 
     user = await session.scalar(select(User).where(User.email == email))
     # verify_password spends the same argon2 time whether or not the account exists.
-    valid = verify_password(password, user.password_hash if user is not None else None)
+    valid = await verify_password_off_loop(
+        password, user.password_hash if user is not None else None
+    )
     if user is None or not valid or not user.is_active:
         await ratelimiter.record(settings.login_attempts_per_account, *account_key)
         await ratelimiter.record(settings.login_attempts_per_address, *address_key)

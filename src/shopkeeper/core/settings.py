@@ -51,6 +51,8 @@ class Settings(BaseSettings):
 
     login_attempts_per_account: str = "5/minute"
     login_attempts_per_address: str = "20/minute"
+    registrations_per_address: str = "20/minute"
+    """Accounts one client address may register (each costs an argon2 hash)."""
     guest_carts_per_address: str = "60/minute"
     """How many guest carts one client address may open (a signed-in user has one open cart)."""
     cart_retention_days: int = 30
