@@ -125,11 +125,12 @@ async def me(principal: CurrentUser, session: Session) -> UserOut:
     responses=problem_responses(401, 403, 404, 422, s422="`unknown-role`"),
 )
 async def set_roles(
-    user_id: uuid.UUID, body: RolesIn, _admin: AccountsAdmin, session: Session
+    user_id: uuid.UUID, body: RolesIn, _admin: AccountsAdmin, session: Session, runtime: AppRuntime
 ) -> UserOut:
     """Replace a user's roles (admin). Their tokens carry the new permissions from their next
     refresh, at most one access-token lifetime (15 minutes) later."""
     user = await service.set_user_roles(session, user_id=user_id, roles=body.roles)
+    await runtime.realtime.principal_changed(user_id)  # open sockets re-authorise now
     return UserOut.model_validate(user)
 
 

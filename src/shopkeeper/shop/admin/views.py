@@ -13,6 +13,7 @@ import structlog
 from sqladmin import ModelView
 from sqlalchemy import inspect
 from sqlalchemy.sql import sqltypes
+from starlette.requests import Request
 
 from shopkeeper.accounts.models import User
 from shopkeeper.core.db import Base
@@ -117,6 +118,12 @@ class UserAdmin(SafeExportView, model=User):
     column_sortable_list: ClassVar[Any] = [User.email, User.created_at]
     column_default_sort: ClassVar[Any] = (User.created_at, True)
     page_size: ClassVar[int] = 25
+
+    async def after_model_change(
+        self, data: dict[str, Any], model: Any, is_created: bool, request: Request
+    ) -> None:
+        # Deactivation or lost staff rights close the user's live sockets at once.
+        await request.app.state.runtime.realtime.principal_changed(model.id)
 
 
 class OutboxEventAdmin(ReadOnlyView, model=OutboxEvent):
