@@ -20,6 +20,7 @@ from shopkeeper.core.observability import (
     RequestContextMiddleware,
     configure_logging,
 )
+from shopkeeper.core.openapi import install_truthful_openapi
 from shopkeeper.core.response_cache import CachedReadsApp
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings, get_settings
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.settings = settings
     app.state.sign_in_hooks = [carts_service.merge_cart_at_sign_in]
     install_error_handlers(app)
+    install_truthful_openapi(app)
     app.include_router(health_router)
     for router in (
         users_router,
