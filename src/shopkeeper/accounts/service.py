@@ -87,14 +87,15 @@ async def register_user(
     roles: tuple[str, ...] = (),
 ) -> User:
     email = normalize_email(email)
+    # Hashed before the session takes a connection: held through the hash, 20 registrations
+    # emptied the pool and every other request queued behind them (bench/registrations.py).
+    password_hash = await hash_password_off_loop(password)
     existing = await session.scalar(select(User.id).where(User.email == email))
     if existing is not None:
         raise EmailTaken(f"{email} is already registered")
     if unknown := unknown_roles(roles):
         raise UnknownRole(f"No such role: {', '.join(unknown)}")
-    user = User(
-        email=email, password_hash=await hash_password_off_loop(password), full_name=full_name
-    )
+    user = User(email=email, password_hash=password_hash, full_name=full_name)
     user.is_staff = bool(roles)
     user.role_rows = [UserRole(role=role) for role in sorted(set(roles))]
     session.add(user)
