@@ -123,7 +123,8 @@ class UserAdmin(SafeExportView, model=User):
         self, data: dict[str, Any], model: Any, is_created: bool, request: Request
     ) -> None:
         # Deactivation or lost staff rights close the user's live sockets at once.
-        await request.app.state.runtime.realtime.principal_changed(model.id)
+        runtime = request.app.state.runtime_of()
+        await runtime.realtime.principal_changed(model.id)
 
 
 class OutboxEventAdmin(ReadOnlyView, model=OutboxEvent):
