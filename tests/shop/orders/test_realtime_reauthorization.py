@@ -77,3 +77,19 @@ async def test_a_demoted_staff_member_leaves_the_staff_channel(
         # Only the changed user's sockets are affected.
         await runtime.realtime.publish("admin", {"type": "ping"})
         assert (await kept.receive_json())["type"] == "ping"
+
+
+async def test_deactivating_in_the_admin_closes_the_users_staff_socket(
+    app: FastAPI, client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    from tests.shop.admin.test_admin import STAFF_PASSWORD, admin_login, make_staff
+
+    staff = await make_user(runtime, staff=True)
+    user_id = await user_id_of(client, staff)
+    await admin_login(client, await make_staff(runtime), STAFF_PASSWORD)
+    async with ASGIWebSocket(app, f"/api/v1/ws/admin?token={token_of(staff)}") as socket:
+        edited = await client.post(
+            f"/admin/user/edit/{user_id}", data={"full_name": "Gone", "save": "Save"}
+        )
+        assert edited.status_code == 302, edited.text
+        assert await socket.expect_close() == 4401  # unchecked is_active: deactivated
