@@ -53,7 +53,11 @@ def bounded_json(*, max_depth: int, max_bytes: int) -> AfterValidator:
     def check(value: Any) -> Any:
         if json_depth(value) > max_depth:
             raise ValueError(f"nested deeper than {max_depth} levels")
-        if len(orjson.dumps(value)) > max_bytes:
+        try:
+            encoded = orjson.dumps(value)
+        except TypeError as exc:  # e.g. an integer past 64 bits: it could not be served back
+            raise ValueError(f"not storable as JSON: {exc}") from exc
+        if len(encoded) > max_bytes:
             raise ValueError(f"larger than {max_bytes} bytes as JSON")
         return value
 
