@@ -14,11 +14,13 @@ from shopkeeper.accounts import service as users_service
 from shopkeeper.accounts.api import router as users_router
 from shopkeeper.core.errors import install_error_handlers
 from shopkeeper.core.health import router as health_router
+from shopkeeper.core.inputs import InputValidationMiddleware
 from shopkeeper.core.observability import (
     BodySizeLimitMiddleware,
     RequestContextMiddleware,
     configure_logging,
 )
+from shopkeeper.core.openapi import install_truthful_openapi
 from shopkeeper.core.response_cache import CachedReadsApp
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings, get_settings
@@ -73,6 +75,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.settings = settings
     app.state.sign_in_hooks = [carts_service.merge_cart_at_sign_in]
     install_error_handlers(app)
+    install_truthful_openapi(app)
     app.include_router(health_router)
     for router in (
         users_router,
@@ -90,6 +93,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.include_router(logs_router, prefix=API_PREFIX)
         exempt = (f"{API_PREFIX}/logs/",)  # ingest enforces its own, larger limit
     mount_admin(app, settings)
+    # Inside the body size limit, which bounds what it buffers. Webhooks audit their own input;
+    # log ingest keeps every line as sent (a line it cannot parse is stored raw with the reason).
+    app.add_middleware(
+        InputValidationMiddleware,
+        exempt_prefixes=(f"{API_PREFIX}/payments/webhooks/", f"{API_PREFIX}/logs/"),
+    )
     app.add_middleware(
         BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, exempt_prefixes=exempt
     )

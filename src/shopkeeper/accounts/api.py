@@ -31,9 +31,17 @@ router = APIRouter(tags=["auth"])
     "/auth/register",
     status_code=status.HTTP_201_CREATED,
     response_model=UserOut,
-    responses=problem_responses(409, 422, s409="`email-taken`"),
+    responses=problem_responses(
+        409, 422, 429, s409="`email-taken`", s429="`rate-limited`: too many from one address"
+    ),
 )
-async def register(body: RegisterRequest, session: Session) -> UserOut:
+async def register(
+    body: RegisterRequest, session: Session, runtime: AppRuntime, address: ClientAddress
+) -> UserOut:
+    # argon2 is the costliest thing an anonymous caller can ask for: bounded per address.
+    await runtime.ratelimiter.hit(
+        runtime.settings.registrations_per_address, "register-address", address
+    )
     user = await service.register_user(
         session, email=body.email, password=body.password, full_name=body.full_name
     )
@@ -117,11 +125,12 @@ async def me(principal: CurrentUser, session: Session) -> UserOut:
     responses=problem_responses(401, 403, 404, 422, s422="`unknown-role`"),
 )
 async def set_roles(
-    user_id: uuid.UUID, body: RolesIn, _admin: AccountsAdmin, session: Session
+    user_id: uuid.UUID, body: RolesIn, _admin: AccountsAdmin, session: Session, runtime: AppRuntime
 ) -> UserOut:
     """Replace a user's roles (admin). Their tokens carry the new permissions from their next
     refresh, at most one access-token lifetime (15 minutes) later."""
     user = await service.set_user_roles(session, user_id=user_id, roles=body.roles)
+    await runtime.realtime.principal_changed(user_id)  # open sockets re-authorise now
     return UserOut.model_validate(user)
 
 

@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import OAuth2PasswordBearer
 
+from shopkeeper.accounts.liveness import ensure_active_user
 from shopkeeper.accounts.service import API_KEY_PREFIX, actor_for_key
 from shopkeeper.core.errors import Forbidden, Unauthorized
 from shopkeeper.core.security import Actor, Principal, decode_access_token
@@ -71,6 +72,7 @@ async def authenticate(request: Request) -> Actor | None:
     kind, value = credentials
     if kind == "token":
         principal = decode_access_token(value, request.app.state.settings)
+        await ensure_active_user(request.app.state.runtime.db, principal.user_id)
         return Actor(user_id=principal.user_id, key_id=None, permissions=principal.permissions)
     async with request.app.state.runtime.db.session() as session:
         return await actor_for_key(session, presented=value)
@@ -99,13 +101,15 @@ def permission(name: str) -> object:
 
 
 async def optional_principal(
-    settings: AppSettings, token: Annotated[str | None, Depends(oauth2_scheme)]
+    request: Request, settings: AppSettings, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> Principal | None:
     if token is None:
         return None
     if token.startswith(API_KEY_PREFIX):
         raise Unauthorized("API keys are for machines; this endpoint is for signed-in users")
-    return decode_access_token(token, settings)
+    principal = decode_access_token(token, settings)
+    await ensure_active_user(request.app.state.runtime.db, principal.user_id)
+    return principal
 
 
 async def current_principal(

@@ -19,15 +19,14 @@ from shopkeeper.accounts.roles import permissions_of, unknown_roles, unknown_sco
 from shopkeeper.accounts.schemas import TokenPair
 from shopkeeper.core.db import affected_rows, table_of, utcnow
 from shopkeeper.core.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from shopkeeper.core.hashing import hash_password_off_loop, verify_password_off_loop
 from shopkeeper.core.messaging.events import record_event
 from shopkeeper.core.ratelimit import RateLimiter
 from shopkeeper.core.security import (
     Actor,
     create_access_token,
-    hash_password,
     hash_token,
     new_opaque_token,
-    verify_password,
 )
 from shopkeeper.core.settings import Settings
 
@@ -88,12 +87,15 @@ async def register_user(
     roles: tuple[str, ...] = (),
 ) -> User:
     email = normalize_email(email)
+    # Hashed before the session takes a connection: held through the hash, 20 registrations
+    # emptied the pool and every other request queued behind them (bench/registrations.py).
+    password_hash = await hash_password_off_loop(password)
     existing = await session.scalar(select(User.id).where(User.email == email))
     if existing is not None:
         raise EmailTaken(f"{email} is already registered")
     if unknown := unknown_roles(roles):
         raise UnknownRole(f"No such role: {', '.join(unknown)}")
-    user = User(email=email, password_hash=hash_password(password), full_name=full_name)
+    user = User(email=email, password_hash=password_hash, full_name=full_name)
     user.is_staff = bool(roles)
     user.role_rows = [UserRole(role=role) for role in sorted(set(roles))]
     session.add(user)
@@ -155,7 +157,9 @@ async def authenticate(
 
     user = await session.scalar(select(User).where(User.email == email))
     # verify_password spends the same argon2 time whether or not the account exists.
-    valid = verify_password(password, user.password_hash if user is not None else None)
+    valid = await verify_password_off_loop(
+        password, user.password_hash if user is not None else None
+    )
     if user is None or not valid or not user.is_active:
         await ratelimiter.record(settings.login_attempts_per_account, *account_key)
         await ratelimiter.record(settings.login_attempts_per_address, *address_key)

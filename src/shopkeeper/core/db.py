@@ -12,10 +12,12 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
+import structlog
 from fastapi import Depends, Request
 from sqlalchemy import JSON, DateTime, MetaData, Table, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import CursorResult, Dialect, Result
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -27,6 +29,8 @@ from sqlalchemy.pool import NullPool, QueuePool
 from sqlalchemy.types import TypeDecorator
 
 from shopkeeper.core.settings import Settings
+
+log = structlog.get_logger(__name__)
 
 # Stable constraint names, so Alembic migrations name the same thing on both databases.
 NAMING_CONVENTION = {
@@ -111,8 +115,11 @@ class Database:
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A session for one unit of work; anything not committed is rolled back on exit."""
-        async with self.sessionmaker() as session:
+        session = self.sessionmaker()
+        try:
             yield session
+        finally:
+            await close_quietly(session)
 
     async def warm_up(self) -> int:
         """Open the pool's connections now, at start-up, and return how many are open. A pool
@@ -158,6 +165,20 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # A deferred transaction that reads and then writes fails at once with SQLITE_BUSY when
         # another writer committed in between; taking the write lock up front makes writers queue.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+async def close_quietly(session: AsyncSession) -> None:
+    """Close `session`; if its connection died (the database restarted, a proxy cut it), the
+    rollback that closing implies fails too. That failure is not the request's: its answer (often
+    the 503 for the lost connection) is already chosen, and raising here, in the clean-up, turned
+    it into a protocol error for the client. The connection is invalidated instead, so the pool
+    replaces it."""
+    try:
+        await session.close()
+    except (DBAPIError, OSError) as exc:
+        log.warning("session_close_failed", error=type(exc).__name__)
+        with contextlib.suppress(Exception):
+            await session.invalidate()
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

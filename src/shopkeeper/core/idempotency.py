@@ -60,6 +60,7 @@ from shopkeeper.core.errors import (
     Unauthorized,
     problem_response,
 )
+from shopkeeper.core.openapi import REQUIRED_MARKER
 from shopkeeper.core.security import Principal
 from shopkeeper.core.writes import WriteBatch
 
@@ -120,6 +121,7 @@ async def require_idempotency_key(
             alias="Idempotency-Key",
             description="Any string up to 255 characters; a retry with the same key and body "
             "replays the first response",
+            json_schema_extra={REQUIRED_MARKER: True},
         ),
     ] = None,
 ) -> str:

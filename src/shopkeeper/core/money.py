@@ -1,10 +1,26 @@
-"""Money: an integer count of minor units and an ISO 4217 currency. Never a float."""
+"""Money: an integer count of minor units and an ISO 4217 currency. Never a float.
+
+Every amount is bounded here, once: no amount is negative and none exceeds `MAX_AMOUNT`, which
+BIGINT columns hold; a price a client sets is at most `MAX_PRICE`. Arithmetic that would leave
+the range raises `AmountOutOfRange` (422) instead of storing or charging a wrong figure.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field
+
+from shopkeeper.core.bounds import WholeNumber, between
+from shopkeeper.core.errors import InvalidInput
+
+MAX_PRICE = 10**12
+"""The largest unit price, in minor units (ten billion dollars)."""
+MAX_AMOUNT = 10**18
+"""The largest amount of any kind (totals of bounded lines stay far below; BIGINT holds it)."""
+
+Amount = Annotated[int, between(0, MAX_AMOUNT), WholeNumber]
+PriceAmount = Annotated[int, between(0, MAX_PRICE), WholeNumber]
 
 # Minor units per major unit, for the currencies whose exponent is not 2 (ISO 4217).
 _EXPONENTS = {
@@ -22,22 +38,31 @@ _EXPONENTS = {
 Currency = Annotated[str, Field(min_length=3, max_length=3, pattern="^[A-Z]{3}$")]
 
 
+class AmountOutOfRange(InvalidInput):
+    slug, title = "amount-out-of-range", "Amount out of range"
+
+
 class Money(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    amount: StrictInt
+    amount: Amount
     currency: Currency
 
     def __add__(self, other: Money) -> Money:
         self._same_currency(other)
-        return Money(amount=self.amount + other.amount, currency=self.currency)
+        return self._with(self.amount + other.amount)
 
     def __sub__(self, other: Money) -> Money:
         self._same_currency(other)
-        return Money(amount=self.amount - other.amount, currency=self.currency)
+        return self._with(self.amount - other.amount)
 
     def __mul__(self, factor: int) -> Money:
-        return Money(amount=self.amount * factor, currency=self.currency)
+        return self._with(self.amount * factor)
+
+    def _with(self, amount: int) -> Money:
+        if not 0 <= amount <= MAX_AMOUNT:
+            raise AmountOutOfRange(f"An amount must be between 0 and {MAX_AMOUNT} minor units")
+        return Money(amount=amount, currency=self.currency)
 
     def _same_currency(self, other: Money) -> None:
         if other.currency != self.currency:
@@ -55,6 +80,12 @@ class Money(BaseModel):
         sign = "-" if self.amount < 0 else ""
         whole, fraction = divmod(abs(self.amount), 10**exponent)
         return f"{sign}{whole}.{fraction:0{exponent}d}"
+
+
+class Price(Money):
+    """A unit price as a client sets it: at most `MAX_PRICE` minor units."""
+
+    amount: PriceAmount
 
 
 def minor_unit_exponent(currency: str) -> int:

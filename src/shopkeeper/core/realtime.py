@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
+import time
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import jwt
 import orjson
 import structlog
 from redis.asyncio import Redis
@@ -31,11 +34,23 @@ CLOSE_TOO_SLOW = 4408
 """The client did not read fast enough and its queue filled up; it may reconnect."""
 
 
+PRINCIPAL_TOPIC = "principal:"
+"""`principal:<user id>`: the user's account or roles changed; their sockets re-authorise."""
+REAUTHORIZE_EVERY_SECONDS = 60.0
+"""Re-authorisation also runs this often, should a change notice be lost (Redis down)."""
+
+Reauthorize = Callable[[], Awaitable[int | None]]
+"""Asks again whether the socket's user may keep listening: None, or the close code (4401 the
+account is gone, 4403 no longer allowed)."""
+
+
 @dataclass(eq=False)
 class _Client:
     queue: asyncio.Queue[dict[str, Any]]
     topics: frozenset[str]
     dropped: asyncio.Event = field(default_factory=asyncio.Event)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    close_code: int | None = None
 
 
 class RealtimeHub:
@@ -47,7 +62,7 @@ class RealtimeHub:
         self._redis: Redis | None = None
         self._listener: asyncio.Task[None] | None = None
         self._first_attempt = asyncio.Event()
-        self.channel_prefix = f"{settings.redis_channel_prefix}:realtime:"
+        self.channel_prefix = realtime_channel_prefix(settings)
 
     @property
     def distributed(self) -> bool:
@@ -117,7 +132,17 @@ class RealtimeHub:
                     # redis-py leaves PubSub.aclose unannotated.
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
+    async def principal_changed(self, user_id: uuid.UUID) -> None:
+        """Tell every process that `user_id`'s account or roles changed: their open sockets
+        re-authorise at once and are closed (4401/4403) if no longer allowed. Call it after the
+        change is committed (role changes, deactivation, deletion)."""
+        await self.publish(f"{PRINCIPAL_TOPIC}{user_id}", {"type": "principal.changed"})
+
     def _deliver(self, topic: str, message: dict[str, Any]) -> None:
+        if topic.startswith(PRINCIPAL_TOPIC):
+            for client in tuple(self._clients.get(topic, ())):
+                client.changed.set()
+            return
         for client in tuple(self._clients.get(topic, ())):
             try:
                 client.queue.put_nowait(message)
@@ -128,20 +153,36 @@ class RealtimeHub:
     def subscriber_count(self, topic: str) -> int:
         return len(self._clients.get(topic, ()))
 
-    async def serve(self, websocket: WebSocket, topics: list[str]) -> None:
+    async def serve(
+        self,
+        websocket: WebSocket,
+        topics: list[str],
+        *,
+        user_id: uuid.UUID | None = None,
+        expires_at: float | None = None,
+        reauthorize: Reauthorize | None = None,
+    ) -> None:
         """Accept `websocket`, forward messages of `topics` until it disconnects, heartbeat while
-        idle, and close it with 4408 when it falls `realtime_client_queue_size` messages behind."""
+        idle, and close it with 4408 when it falls `realtime_client_queue_size` messages behind.
+
+        With `user_id`, the socket is closed with 4401 when its token expires (`expires_at`, a
+        Unix time) and re-authorised through `reauthorize` whenever `principal_changed(user_id)`
+        is announced (and every `REAUTHORIZE_EVERY_SECONDS`)."""
+        watched = [f"{PRINCIPAL_TOPIC}{user_id}"] if user_id is not None else []
         client = _Client(
             queue=asyncio.Queue(maxsize=self.settings.realtime_client_queue_size),
-            topics=frozenset(topics),
+            topics=frozenset([*topics, *watched]),
         )
         for topic in client.topics:
             self._clients.setdefault(topic, set()).add(client)
         try:
             if websocket.application_state == WebSocketState.CONNECTING:
                 await websocket.accept()
+            watchers = []
+            if user_id is not None:
+                watchers.append(_watch_authorization(client, expires_at, reauthorize))
             await _run_until_first_done(
-                self._forward(websocket, client), _wait_for_disconnect(websocket)
+                self._forward(websocket, client), _wait_for_disconnect(websocket), *watchers
             )
         finally:
             for topic in client.topics:
@@ -153,6 +194,7 @@ class RealtimeHub:
             if websocket.application_state == WebSocketState.CONNECTED:
                 with contextlib.suppress(Exception):
                     code = CLOSE_TOO_SLOW if client.dropped.is_set() else 1000
+                    code = client.close_code or code
                     await websocket.close(code=code)
 
     async def _forward(self, websocket: WebSocket, client: _Client) -> None:
@@ -174,6 +216,42 @@ class RealtimeHub:
                 await websocket.send_text(
                     orjson.dumps({"type": "heartbeat", "at": utcnow().isoformat()}).decode()
                 )
+
+
+def realtime_channel_prefix(settings: Settings) -> str:
+    """`<namespace>:[<channel prefix>:]realtime:` — under the namespace like every Redis key, so
+    shops sharing a Redis never see each other's messages."""
+    extra = f"{settings.redis_channel_prefix}:" if settings.redis_channel_prefix else ""
+    return f"{settings.redis_namespace}:{extra}realtime:"
+
+
+async def _watch_authorization(
+    client: _Client, expires_at: float | None, reauthorize: Reauthorize | None
+) -> None:
+    """Return (ending the socket) once its token expired or its user may no longer listen."""
+    while True:
+        wait = REAUTHORIZE_EVERY_SECONDS
+        if expires_at is not None:
+            wait = min(wait, max(0.0, expires_at - time.time()))
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(client.changed.wait(), timeout=wait)
+        client.changed.clear()
+        if expires_at is not None and time.time() >= expires_at:
+            client.close_code = CLOSE_UNAUTHORIZED
+            return
+        if reauthorize is not None and (code := await reauthorize()) is not None:
+            client.close_code = code
+            return
+
+
+def token_expiry(websocket: WebSocket) -> float | None:
+    """The `exp` of the socket's `?token=` (already verified by `authenticate_websocket`)."""
+    token = websocket.query_params.get("token")
+    if not token:
+        return None
+    claims = jwt.decode(token, options={"verify_signature": False})
+    expiry = claims.get("exp")
+    return float(expiry) if isinstance(expiry, int | float) else None
 
 
 async def _wait_for_disconnect(websocket: WebSocket) -> None:

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
 
     login_attempts_per_account: str = "5/minute"
     login_attempts_per_address: str = "20/minute"
+    registrations_per_address: str = "20/minute"
+    """Accounts one client address may register (each costs an argon2 hash)."""
     guest_carts_per_address: str = "60/minute"
     """How many guest carts one client address may open (a signed-in user has one open cart)."""
     cart_retention_days: int = 30
@@ -99,7 +101,8 @@ class Settings(BaseSettings):
 
     broker_queue: str = "shopkeeper"
     """RabbitMQ exchange and queue name (dead letters go to `<queue>.dead_letter`)."""
-    redis_channel_prefix: str = "shopkeeper"
+    redis_channel_prefix: str | None = None
+    """Extra prefix of real-time channels, inside `redis_namespace` (which alone isolates)."""
     outbox_poll_seconds: float = 1.0
     outbox_redeliver_after_seconds: float = 600.0
     """Jobs of an event published this long ago whose handlers have not all finished are

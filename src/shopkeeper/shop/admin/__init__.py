@@ -95,4 +95,7 @@ def mount_admin(app: FastAPI, settings: Settings) -> Admin:
         admin.add_view(view)
     admin.add_view(OutboxEventAdmin)
     app.state.admin = admin
+    # The admin's own Starlette app is what its views see as `request.app`; they reach the
+    # process runtime (its realtime hub) through this.
+    admin.admin.state.runtime_of = sessions.runtime
     return admin

@@ -15,8 +15,9 @@ from shopkeeper.accounts.models import User
 from shopkeeper.accounts.roles import permissions_of
 from shopkeeper.accounts.service import normalize_email
 from shopkeeper.core.errors import RateLimited
+from shopkeeper.core.hashing import verify_password_off_loop
 from shopkeeper.core.runtime import Runtime
-from shopkeeper.core.security import hash_token, verify_password
+from shopkeeper.core.security import hash_token
 from shopkeeper.core.settings import Settings
 from shopkeeper.shop.access import READ
 
@@ -78,7 +79,9 @@ class StaffAuthentication(AuthenticationBackend):
         async with runtime.db.session() as session:
             user = await session.scalar(select(User).where(User.email == email))
         # Same argon2 cost whether or not the account exists (see verify_password).
-        valid = verify_password(password, user.password_hash if user is not None else None)
+        valid = await verify_password_off_loop(
+            password, user.password_hash if user is not None else None
+        )
         if user is None or not valid or not user.is_active or not may_use_admin(user):
             # Failures share the API login's budgets, so the admin form is no side door for
             # guessing passwords.

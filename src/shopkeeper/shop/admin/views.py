@@ -13,11 +13,13 @@ import structlog
 from sqladmin import ModelView
 from sqlalchemy import inspect
 from sqlalchemy.sql import sqltypes
+from starlette.requests import Request
 
 from shopkeeper.accounts.models import User
 from shopkeeper.core.db import Base
 from shopkeeper.core.messaging.events import OutboxEvent
 from shopkeeper.core.money import Money
+from shopkeeper.shop.admin.export import SafeExportView
 
 log = structlog.get_logger(__name__)
 
@@ -80,7 +82,7 @@ def format_money(model: object, attribute: str) -> str:
         return f"{amount} {currency}"
 
 
-class ReadOnlyView(ModelView):
+class ReadOnlyView(SafeExportView):
     """Browse, search and export; no create, edit or delete."""
 
     can_create: ClassVar[bool] = False
@@ -90,7 +92,7 @@ class ReadOnlyView(ModelView):
     page_size: ClassVar[int] = 25
 
 
-class UserAdmin(ModelView, model=User):
+class UserAdmin(SafeExportView, model=User):
     """Staff may rename, deactivate and grant or revoke staff rights. Users are never created
     here (no way to plant an arbitrary password hash) nor deleted (orders keep pointing at them);
     e-mail stays read-only because it is the normalised login identity."""
@@ -116,6 +118,13 @@ class UserAdmin(ModelView, model=User):
     column_sortable_list: ClassVar[Any] = [User.email, User.created_at]
     column_default_sort: ClassVar[Any] = (User.created_at, True)
     page_size: ClassVar[int] = 25
+
+    async def after_model_change(
+        self, data: dict[str, Any], model: Any, is_created: bool, request: Request
+    ) -> None:
+        # Deactivation or lost staff rights close the user's live sockets at once.
+        runtime = request.app.state.runtime_of()
+        await runtime.realtime.principal_changed(model.id)
 
 
 class OutboxEventAdmin(ReadOnlyView, model=OutboxEvent):

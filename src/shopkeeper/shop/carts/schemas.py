@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
+from shopkeeper.core.bounds import WholeNumber, between
 from shopkeeper.core.money import Money
 from shopkeeper.shop.carts.models import MAX_LINE_QUANTITY
 from shopkeeper.shop.carts.service import CartLine, CartView
@@ -18,13 +19,13 @@ class CartItemIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sku: Sku
-    quantity: Annotated[int, Field(ge=1, le=MAX_LINE_QUANTITY, strict=True)]
+    quantity: Annotated[int, between(1, MAX_LINE_QUANTITY), WholeNumber]
 
 
 class CartItemPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    quantity: Annotated[int, Field(ge=0, le=MAX_LINE_QUANTITY, strict=True)]
+    quantity: Annotated[int, between(0, MAX_LINE_QUANTITY), WholeNumber]
     """0 removes the line."""
 
 

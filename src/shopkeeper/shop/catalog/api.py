@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 from shopkeeper.core.db import Session
 from shopkeeper.core.errors import problem_responses
 from shopkeeper.core.jsonutil import dumps
+from shopkeeper.core.money import MAX_PRICE
 from shopkeeper.core.response_cache import cached_json_response
 from shopkeeper.core.runtime import AppRuntime
 from shopkeeper.shop.access import ShopWriter
@@ -103,8 +104,8 @@ async def list_products(
     category: Annotated[
         str | None, Query(max_length=200, description="Category id or slug; includes its subtree")
     ] = None,
-    min_price: Annotated[int | None, Query(ge=0, description="Minor units")] = None,
-    max_price: Annotated[int | None, Query(ge=0, description="Minor units")] = None,
+    min_price: Annotated[int | None, Query(ge=0, le=MAX_PRICE, description="Minor units")] = None,
+    max_price: Annotated[int | None, Query(ge=0, le=MAX_PRICE, description="Minor units")] = None,
     sort: Annotated[
         str | None,
         Query(

@@ -6,7 +6,16 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Computed, ForeignKey, Index, Integer, PrimaryKeyConstraint, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Computed,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+)
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -71,7 +80,7 @@ class Product(Base):
     )
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
     # The cheapest variant's price, kept with the product so price sorting pages by an index.
-    min_price: Mapped[int] = mapped_column(Integer)
+    min_price: Mapped[int] = mapped_column(BigInteger)
     # The name lower-cased without punctuation ("t-shirt" -> "tshirt"), for trigram matching.
     search_key: Mapped[str] = mapped_column(String(300))
     # Always NULL on SQLite, where the FTS5 table (see the migration) does this job.
@@ -125,7 +134,7 @@ class Variant(Base):
     product_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
     sku: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str | None] = mapped_column(String(200))
-    price: Mapped[int] = mapped_column(Integer)
+    price: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
     position: Mapped[int] = mapped_column(Integer, default=0)

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from shopkeeper.core.money import Money
+from shopkeeper.core.bounds import bounded_json
+from shopkeeper.core.money import Money, Price
 
 Slug = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -18,7 +19,17 @@ ProductName = Annotated[str, StringConstraints(strip_whitespace=True, min_length
 Sku = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^\S+$")
 ]
-Attributes = Annotated[dict[str, Any], Field(max_length=50)]
+ATTRIBUTES_MAX_DEPTH = 4
+ATTRIBUTES_MAX_BYTES = 16 * 1024
+Attributes = Annotated[
+    dict[str, Any],
+    Field(
+        max_length=50,
+        description=f"Free-form JSON: at most 50 keys, {ATTRIBUTES_MAX_DEPTH} levels deep and "
+        f"{ATTRIBUTES_MAX_BYTES} bytes encoded",
+    ),
+    bounded_json(max_depth=ATTRIBUTES_MAX_DEPTH, max_bytes=ATTRIBUTES_MAX_BYTES),
+]
 
 
 class CategoryIn(BaseModel):
@@ -42,7 +53,7 @@ class VariantIn(BaseModel):
 
     sku: Sku
     name: Name | None = None
-    price: Money
+    price: Price
     attributes: Attributes = Field(default_factory=dict)
 
 

@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Double,
     Integer,
     Select,
@@ -426,9 +427,9 @@ def _filter(stmt: Select[Any], shape: _Shape) -> Select[Any]:
     if shape.min_price or shape.max_price:
         priced = [Variant.product_id == Product.id]
         if shape.min_price:
-            priced.append(Variant.price >= bindparam("min_price", type_=Integer))
+            priced.append(Variant.price >= bindparam("min_price", type_=BigInteger))
         if shape.max_price:
-            priced.append(Variant.price <= bindparam("max_price", type_=Integer))
+            priced.append(Variant.price <= bindparam("max_price", type_=BigInteger))
         stmt = stmt.where(exists().where(and_(*priced)))
     for n, (name, count) in enumerate(shape.attributes):
         values = [f"attribute_{n}_{m}" for m in range(count)]

@@ -8,6 +8,7 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from shopkeeper.core.bounds import WholeNumber, between
 from shopkeeper.core.errors import InvalidInput
 from shopkeeper.shop.inventory.geo import WarehouseDistance
 from shopkeeper.shop.inventory.service import MAX_QUANTITY, SkuStock, StockLevelView
@@ -76,13 +77,13 @@ def _bad_near(message: str) -> InvalidInput:
 class StockLevelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    on_hand: Annotated[int, Field(ge=0, le=MAX_QUANTITY, strict=True)]
+    on_hand: Annotated[int, between(0, MAX_QUANTITY), WholeNumber]
 
 
 class ThresholdIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    low_stock_threshold: Annotated[int, Field(ge=0, le=MAX_QUANTITY, strict=True)] | None = Field(
+    low_stock_threshold: Annotated[int, between(0, MAX_QUANTITY), WholeNumber] | None = Field(
         description="`StockLow` fires when a reservation takes the SKU's available units to at "
         "or below this; null returns the SKU to the shop's threshold"
     )

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, WebSocket, status
 from starlette.responses import Response
 
+from shopkeeper.accounts.liveness import current_permissions
 from shopkeeper.accounts.permissions import CurrentUser
 from shopkeeper.core.db import Session
 from shopkeeper.core.errors import problem_responses
@@ -18,8 +19,15 @@ from shopkeeper.core.idempotency import (
     request_fingerprint,
     run_idempotent_in_transaction,
 )
-from shopkeeper.core.realtime import CLOSE_FORBIDDEN, authenticate_websocket, close_websocket
+from shopkeeper.core.realtime import (
+    CLOSE_FORBIDDEN,
+    CLOSE_UNAUTHORIZED,
+    authenticate_websocket,
+    close_websocket,
+    token_expiry,
+)
 from shopkeeper.core.runtime import AppRuntime, Runtime
+from shopkeeper.core.security import Principal
 from shopkeeper.core.writes import WriteBatch
 from shopkeeper.shop.access import READ, KnownCaller, ShopCaller, ShopWriter
 from shopkeeper.shop.orders import checkout, service
@@ -217,7 +225,24 @@ async def order_updates(websocket: WebSocket, order_id: str) -> None:
     if parsed is None or not visible:
         await close_websocket(websocket, CLOSE_FORBIDDEN, "not your order")
         return
-    await runtime.realtime.serve(websocket, [order_topic(parsed)])
+    user_id = principal.user_id
+
+    async def reauthorize() -> int | None:
+        permissions = await current_permissions(runtime.db, user_id)
+        if permissions is None:
+            return CLOSE_UNAUTHORIZED
+        now = Principal(user_id=user_id, permissions=permissions)
+        async with runtime.db.session() as session:
+            still = await service.is_order_visible(session, order_id=parsed, principal=now)
+        return None if still else CLOSE_FORBIDDEN
+
+    await runtime.realtime.serve(
+        websocket,
+        [order_topic(parsed)],
+        user_id=user_id,
+        expires_at=token_expiry(websocket),
+        reauthorize=reauthorize,
+    )
 
 
 @router.websocket("/ws/admin")
@@ -230,7 +255,25 @@ async def admin_updates(websocket: WebSocket) -> None:
     if not principal.can(READ):
         await close_websocket(websocket, CLOSE_FORBIDDEN, "staff only")
         return
-    await runtime.realtime.serve(websocket, [ADMIN_TOPIC])
+    user_id = principal.user_id
+
+    async def reauthorize() -> int | None:
+        permissions = await current_permissions(runtime.db, user_id)
+        if permissions is None:
+            return CLOSE_UNAUTHORIZED
+        return (
+            None
+            if Principal(user_id=user_id, permissions=permissions).can(READ)
+            else CLOSE_FORBIDDEN
+        )
+
+    await runtime.realtime.serve(
+        websocket,
+        [ADMIN_TOPIC],
+        user_id=user_id,
+        expires_at=token_expiry(websocket),
+        reauthorize=reauthorize,
+    )
 
 
 def _parse_uuid(value: str) -> uuid.UUID | None:

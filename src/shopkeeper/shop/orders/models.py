@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Uuid
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shopkeeper.core.db import Base, JSONDocument, UTCDateTime, new_id, utcnow
@@ -26,9 +26,9 @@ class Order(Base):
     cart_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     email: Mapped[str] = mapped_column(String(320))
     currency: Mapped[str] = mapped_column(String(3))
-    subtotal_amount: Mapped[int] = mapped_column(Integer)
-    shipping_amount: Mapped[int] = mapped_column(Integer)
-    total_amount: Mapped[int] = mapped_column(Integer)
+    subtotal_amount: Mapped[int] = mapped_column(BigInteger)
+    shipping_amount: Mapped[int] = mapped_column(BigInteger)
+    total_amount: Mapped[int] = mapped_column(BigInteger)
     shipping_address: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
     tracking_number: Mapped[str | None] = mapped_column(String(100), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -61,8 +61,8 @@ class OrderLine(Base):
     product_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
     name: Mapped[str] = mapped_column(String(300))
     quantity: Mapped[int] = mapped_column(Integer)
-    unit_price_amount: Mapped[int] = mapped_column(Integer)
-    total_amount: Mapped[int] = mapped_column(Integer)
+    unit_price_amount: Mapped[int] = mapped_column(BigInteger)
+    total_amount: Mapped[int] = mapped_column(BigInteger)
 
     order: Mapped[Order] = relationship(back_populates="lines", lazy="raise")
 

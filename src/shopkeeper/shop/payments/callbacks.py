@@ -30,6 +30,7 @@ from starlette.responses import Response
 
 from shopkeeper.core.db import Database, affected_rows, utcnow
 from shopkeeper.core.errors import problem_response
+from shopkeeper.core.inputs import body_is_clean, contains_forbidden, scrub
 from shopkeeper.core.messaging.events import record_event
 from shopkeeper.core.money import parse_decimal_amount
 from shopkeeper.core.observability import CALLBACKS_REJECTED, PAYMENTS_SUCCEEDED
@@ -82,6 +83,17 @@ async def receive_callback(
     body: bytes,
 ) -> Response:
     now = utcnow()
+    if contains_forbidden(provider_name) or not body_is_clean(body):
+        # Refused like any other input with a NUL or a lone surrogate, but kept (scrubbed) for
+        # audit first: a provider or an attacker sent it and someone may need to know.
+        await _audit_rejection(db, scrub(provider_name)[:20], "invalid-characters", "", body)
+        CALLBACKS_REJECTED.labels("unknown", "invalid-characters").inc()
+        return problem_response(
+            422,
+            "validation-error",
+            "Invalid input",
+            "NUL characters, unpaired surrogates and non-UTF-8 text are not accepted",
+        )
     try:
         provider = build_provider(provider_name, settings)
     except ProviderNotConfigured:
@@ -108,7 +120,7 @@ async def apply_provider_event(
 ) -> str:
     """Apply one verified provider event; returns what happened (also in the audit row)."""
     now = utcnow()
-    event_key = event.event_key
+    event_key = scrub(event.event_key)
     if len(event_key) > _MAX_EVENT_KEY:
         event_key = "sha256:" + hashlib.sha256(event_key.encode()).hexdigest()
     session.add(AppliedProviderEvent(provider=provider_name, event_key=event_key))
@@ -255,9 +267,9 @@ async def _finish(
             verified=True,
             result=result,
             detail=source,
-            event_key=event.event_key[:200],
+            event_key=scrub(event.event_key)[:200],
             payment_id=payment_id,
-            payload=event.summary,
+            payload=scrub(event.summary),
         )
     )
     await session.commit()
@@ -274,7 +286,7 @@ async def _audit_rejection(
                 verified=False,
                 result="rejected",
                 detail=f"{reason}: {detail}"[:300],
-                payload=unverified_payload(body),
+                payload=scrub(unverified_payload(body)),
             )
         )
         await session.commit()

@@ -8,10 +8,10 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     ForeignKey,
     Index,
-    Integer,
     String,
     Text,
     UniqueConstraint,
@@ -53,9 +53,9 @@ class Payment(Base):
     order_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("orders.id"))
     provider: Mapped[str] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(20), default=PaymentStatus.PENDING)
-    amount: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
-    refunded_amount: Mapped[int] = mapped_column(Integer, default=0)
+    refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0)
     """Refunds requested and not failed; a refund reserves its amount here first."""
     provider_reference: Mapped[str | None] = mapped_column(String(100), default=None)
     action_type: Mapped[str] = mapped_column(String(20), default="none")
@@ -88,7 +88,7 @@ class Refund(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     payment_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("payments.id"))
-    amount: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[str] = mapped_column(String(20), default=RefundStatus.PENDING)
     reason: Mapped[str] = mapped_column(String(40))

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shopkeeper.core.money import Money
+from shopkeeper.core.bounds import WholeNumber, between
+from shopkeeper.core.money import MAX_AMOUNT, Money
 from shopkeeper.shop.payments.models import Payment, Refund
 from shopkeeper.shop.payments.providers import ProviderName
 
@@ -20,8 +21,8 @@ class CreatePaymentRequest(BaseModel):
 class RefundRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    amount: int | None = Field(
-        default=None, gt=0, description="Minor units; default: everything not yet refunded"
+    amount: Annotated[int, between(1, MAX_AMOUNT), WholeNumber] | None = Field(
+        default=None, description="Minor units; default: everything not yet refunded"
     )
 
 

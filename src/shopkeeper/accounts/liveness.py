@@ -1,0 +1,64 @@
+"""Is the user behind a still-valid access token still there, and what may they do now?
+
+Access tokens are stateless, so without this a token outlived its user: a deleted account's
+token answered 500 on `POST /carts` (the foreign key). Every signed-in request checks that its
+user exists (401 `account-gone` otherwise); a user seen to exist is remembered by the process
+for `_SEEN_FOR` seconds, so the hot paths keep their statement budgets (checkout: four). A
+deactivated account keeps its own answers (`user-not-found` where the API says so). Real-time
+sockets ask `current_permissions`, which also refuses deactivated users.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shopkeeper.accounts.models import User, UserRole
+from shopkeeper.accounts.roles import permissions_of
+from shopkeeper.core.db import Database
+from shopkeeper.core.security import InvalidToken
+
+
+class AccountGone(InvalidToken):
+    slug, title = "account-gone", "Account no longer exists"
+
+
+_SEEN_FOR = 10.0
+_SEEN_MAX = 50_000
+_seen: dict[uuid.UUID, float] = {}
+
+
+async def ensure_active_user(db: Database, user_id: uuid.UUID) -> None:
+    """Raise 401 `account-gone` unless `user_id` is an existing user."""
+    now = time.monotonic()
+    if _seen.get(user_id, 0.0) > now:
+        return
+    async with db.session() as session:
+        exists = await session.scalar(select(User.id).where(User.id == user_id))
+    if exists is None:
+        _seen.pop(user_id, None)
+        raise AccountGone("The account this token was issued to no longer exists")
+    if len(_seen) >= _SEEN_MAX:
+        _seen.clear()
+    _seen[user_id] = now + _SEEN_FOR
+
+
+def forget(user_id: uuid.UUID) -> None:
+    """Check `user_id` again on its next request (call after deleting the account)."""
+    _seen.pop(user_id, None)
+
+
+async def is_active_user(session: AsyncSession, user_id: uuid.UUID) -> bool:
+    return bool(await session.scalar(select(User.is_active).where(User.id == user_id)))
+
+
+async def current_permissions(db: Database, user_id: uuid.UUID) -> frozenset[str] | None:
+    """The user's permissions as the database says now; None if they are gone or inactive."""
+    async with db.session() as session:
+        if not await is_active_user(session, user_id):
+            return None
+        roles = await session.scalars(select(UserRole.role).where(UserRole.user_id == user_id))
+        return permissions_of(roles)
