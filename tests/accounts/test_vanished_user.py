@@ -14,7 +14,7 @@ from shopkeeper.accounts.models import User
 from shopkeeper.accounts.roles import ROLES
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.security import create_access_token
-from tests.shop.orders.conftest import make_user
+from tests.support.shop import make_user
 
 
 def _token_for(runtime: Runtime, user_id: uuid.UUID, staff: bool) -> dict[str, str]:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.shop.payments.models import PaymentCallback
-from tests.shop.catalog.conftest import product_body
+from tests.support.shop import product_body
 
 PROBLEM = "application/problem+json"
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from shopkeeper.shop.catalog.schemas import ATTRIBUTES_MAX_BYTES, ATTRIBUTES_MAX_DEPTH
-from tests.shop.catalog.conftest import product_body
+from tests.support.shop import product_body
 
 
 def nested(depth: int) -> dict[str, Any]:

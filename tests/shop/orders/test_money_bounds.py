@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from shopkeeper.core.money import MAX_AMOUNT, MAX_PRICE, AmountOutOfRange, Money
-from tests.shop.orders.conftest import checkout, create_cart, create_sku, problem_slug
+from tests.support.shop import checkout, create_cart, create_sku, problem_slug
 
 
 def variant_body(amount: Any) -> dict[str, Any]:

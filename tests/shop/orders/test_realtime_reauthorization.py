@@ -15,8 +15,8 @@ from shopkeeper.accounts.models import User
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.security import create_access_token
 from shopkeeper.shop.access import READ
-from tests.shop.orders.conftest import PlaceOrder, create_sku, make_user
 from tests.shop.orders.wsclient import ASGIWebSocket
+from tests.support.shop import PlaceOrder, create_sku, make_user
 
 
 def token_of(headers: dict[str, str]) -> str:
