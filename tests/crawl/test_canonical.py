@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shopkeeper.crawl.canonical import (
+    InvalidURL,
+    authority,
+    canonicalize,
+    fingerprint,
+    new_url,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("HTTP://Shop.Example.COM/a", "http://shop.example.com/a"),
+        ("http://shop.example:80/a", "http://shop.example/a"),
+        ("https://shop.example:443/a", "https://shop.example/a"),
+        ("http://shop.example:8080/a", "http://shop.example:8080/a"),
+        ("https://shop.example:80/a", "https://shop.example:80/a"),
+        ("http://shop.example/a#reviews", "http://shop.example/a"),
+        ("http://shop.example/a?b=2&a=1", "http://shop.example/a?a=1&b=2"),
+        ("http://shop.example", "http://shop.example/"),
+        ("http://shop.example/a b", "http://shop.example/a%20b"),
+        ("http://user:pw@shop.example/a", "http://shop.example/a"),
+        ("http://[::1]:80/a", "http://[::1]/a"),
+        ("http://[::1]:8080/a", "http://[::1]:8080/a"),
+    ],
+)
+def test_canonical_form(raw: str, expected: str) -> None:
+    assert canonicalize(raw) == expected
+
+
+def test_tracking_parameters_are_removed_and_others_kept() -> None:
+    url = (
+        "http://shop.example/p?utm_source=news&id=7&UTM_Medium=mail&gclid=abc&fbclid=x"
+        "&mc_cid=1&mc_eid=2&msclkid=3&_ga=4&color=red"
+    )
+    assert canonicalize(url) == "http://shop.example/p?color=red&id=7"
+
+
+def test_query_made_only_of_tracking_parameters_disappears() -> None:
+    assert canonicalize("http://shop.example/p?utm_source=a&utm_campaign=b") == (
+        "http://shop.example/p"
+    )
+
+
+def test_duplicates_share_one_fingerprint() -> None:
+    variants = [
+        "http://shop.example/p/1?utm_source=x",
+        "HTTP://SHOP.EXAMPLE:80/p/1#top",
+        "http://shop.example/p/1?fbclid=123",
+    ]
+    assert len({fingerprint(canonicalize(url)) for url in variants}) == 1
+    assert fingerprint(canonicalize("http://shop.example/p/2")) != fingerprint(
+        canonicalize("http://shop.example/p/1")
+    )
+
+
+@given(st.text(min_size=0, max_size=200))
+def test_fingerprint_is_a_signed_64_bit_int(text: str) -> None:
+    value = fingerprint(text)
+    assert -(2**63) <= value < 2**63
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["a", "b", "c", "utm_x", "gclid"]), st.text("xyz09", max_size=3)),
+        max_size=6,
+    )
+)
+def test_canonicalisation_is_idempotent_and_order_free(params: list[tuple[str, str]]) -> None:
+    query = "&".join(f"{k}={v}" for k, v in params)
+    reversed_query = "&".join(f"{k}={v}" for k, v in reversed(params))
+    once = canonicalize(f"http://shop.example/p?{query}")
+    assert canonicalize(once) == once
+    assert canonicalize(f"http://shop.example/p?{reversed_query}") == once
+    assert "utm_" not in once and "gclid" not in once
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://Shop.Example/a", "shop.example:80"),
+        ("https://shop.example/a", "shop.example:443"),
+        ("http://127.0.0.2:8080/a", "127.0.0.2:8080"),
+        ("https://[::1]/", "[::1]:443"),
+    ],
+)
+def test_authority_has_an_explicit_port(url: str, expected: str) -> None:
+    assert authority(url) == expected
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://shop.example/a", "/relative/path", "mailto:a@b.c", "http://", "http://h:99999/"]
+)
+def test_non_http_urls_are_refused(url: str) -> None:
+    with pytest.raises(InvalidURL):
+        canonicalize(url)
+
+
+def test_new_url_carries_what_the_frontier_needs() -> None:
+    parts = new_url("http://127.0.0.2:8080/a?utm_source=x#f", depth=2)
+    assert parts.url == "http://127.0.0.2:8080/a"
+    assert parts.fingerprint == fingerprint(parts.url)
+    assert parts.host == "127.0.0.2:8080"
+    assert parts.depth == 2
