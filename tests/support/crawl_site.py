@@ -355,15 +355,14 @@ class CrawlSite:
             return self._bench(path)
         if role == "slow":
             await asyncio.sleep(self.slow_delay_s)
-        if role == "throttle":
-            if self.throttle_always or path not in self._throttled_paths:
-                self._throttled_paths.add(path)
-                return _Answer(
-                    429,
-                    b"slow down",
-                    "text/plain",
-                    [(b"retry-after", self.throttle_retry_after.encode())],
-                )
+        if role == "throttle" and (self.throttle_always or path not in self._throttled_paths):
+            self._throttled_paths.add(path)
+            return _Answer(
+                429,
+                b"slow down",
+                "text/plain",
+                [(b"retry-after", self.throttle_retry_after.encode())],
+            )
         if role == "big":
             return self._big(path)
         if role == "shop":
@@ -384,7 +383,9 @@ class CrawlSite:
                 await asyncio.wait_for(self._release.wait(), self.robots_timeout_s)
             return _Answer(503, b"gave up", "text/plain")
         if role == "shop":
-            delay = "" if self.shop_crawl_delay is None else f"Crawl-delay: {self.shop_crawl_delay}\n"
+            delay = ""
+            if self.shop_crawl_delay is not None:
+                delay = f"Crawl-delay: {self.shop_crawl_delay}\n"
             text = (
                 f"User-agent: *\nDisallow: /private/\n{delay}\n"
                 f"User-agent: shopkeeper-crawler\nDisallow: /private/\n"
