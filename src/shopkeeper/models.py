@@ -6,6 +6,7 @@ from shopkeeper.core.events import OutboxEvent, ProcessedEvent
 from shopkeeper.core.idempotency import IdempotencyKey
 from shopkeeper.core.jobs import JobLease
 from shopkeeper.core.mail import OutboundMail
+from shopkeeper.crawl.frontier.models import CrawlHost, CrawlHostPolicy, CrawlURL, FrontierCrawl
 from shopkeeper.inventory.models import StockAllocation, StockLevel, Warehouse
 from shopkeeper.orders.models import Order, OrderLine, OrderNumberCounter, OrderTransition
 from shopkeeper.payments.models import AppliedProviderEvent, Payment, PaymentCallback, Refund
@@ -16,6 +17,10 @@ __all__ = [
     "Cart",
     "CartItem",
     "Category",
+    "CrawlHost",
+    "CrawlHostPolicy",
+    "CrawlURL",
+    "FrontierCrawl",
     "IdempotencyKey",
     "JobLease",
     "Order",
