@@ -218,7 +218,8 @@ class CrawlSite:
         self._throttled_paths: set[str] = set()
         self._recovered: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._release: asyncio.Event | None = None
+        self._generation = 0
+        """Bumped by reset() and stop(): hanging answers of an earlier generation end."""
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._bench_cache = [self._bench_page(i) for i in range(bench_pages)]
@@ -252,7 +253,6 @@ class CrawlSite:
         def run() -> None:
             loop = _new_event_loop()
             self._loop = loop
-            self._release = asyncio.Event()
             loop.call_soon(started.set)
             assert self._server is not None
             loop.run_until_complete(self._server.serve(sockets=sockets))
@@ -271,8 +271,7 @@ class CrawlSite:
     def stop(self) -> None:
         if self._server is None or self._thread is None:
             return
-        if self._loop is not None and self._release is not None:
-            self._loop.call_soon_threadsafe(self._release.set)
+        self._generation += 1
         self._server.should_exit = True
         self._thread.join(15)
         self._server = None
@@ -303,7 +302,12 @@ class CrawlSite:
         self._recovered.clear()
 
     def reset(self) -> None:
-        """`clear()`, and every knob back to how the site was built (for a shared site)."""
+        """Every knob back to how the site was built, hanging answers ended, in-flight requests
+        finished, records cleared: a shared site as good as new for the next test."""
+        self._generation += 1
+        deadline = time.monotonic() + 5
+        while any(self._in_flight.values()) and time.monotonic() < deadline:
+            time.sleep(0.01)
         self.clear()
         for name, value in self._initial.items():
             setattr(self, name, value)
@@ -378,10 +382,16 @@ class CrawlSite:
         if role == "robots503" and role not in self._recovered:
             return _Answer(503, b"unavailable", "text/plain")
         if role == "robots_timeout" and role not in self._recovered:
-            assert self._release is not None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._release.wait(), self.robots_timeout_s)
-            return _Answer(503, b"gave up", "text/plain")
+            generation = self._generation
+            deadline = time.monotonic() + self.robots_timeout_s
+            while (
+                role not in self._recovered
+                and generation == self._generation
+                and time.monotonic() < deadline
+            ):
+                await asyncio.sleep(0.02)
+            if role not in self._recovered:
+                return _Answer(503, b"gave up", "text/plain")
         if role == "shop":
             delay = ""
             if self.shop_crawl_delay is not None:
