@@ -139,6 +139,13 @@ class Settings(BaseSettings):
     jitter, up to `crawl_retry_max_seconds`."""
     crawl_retry_max_seconds: float = 300.0
 
+    crawl_frontier: Literal["sql", "redis"] = "sql"
+    """Where the crawl frontier (queued URLs, leases, hosts' politeness state) lives: `sql` in the
+    database (SQLite embedded, PostgreSQL), `redis` on `redis_url` (Lua scripts)."""
+    crawl_lease_seconds: float = 30.0
+    """How long a worker holds a leased URL without renewing it; a dead worker's URLs come back
+    to the frontier after this."""
+
     run_background_in_process: bool | None = None
     """Run outbox relay, consumers and periodic jobs inside `serve`; default: when no broker."""
 
