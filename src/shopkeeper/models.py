@@ -7,6 +7,7 @@ from shopkeeper.core.idempotency import IdempotencyKey
 from shopkeeper.core.jobs import JobLease
 from shopkeeper.core.mail import OutboundMail
 from shopkeeper.crawl.frontier.models import CrawlHost, CrawlHostPolicy, CrawlURL, FrontierCrawl
+from shopkeeper.crawl.robots_models import CrawlRobots
 from shopkeeper.inventory.models import StockAllocation, StockLevel, Warehouse
 from shopkeeper.orders.models import Order, OrderLine, OrderNumberCounter, OrderTransition
 from shopkeeper.payments.models import AppliedProviderEvent, Payment, PaymentCallback, Refund
@@ -19,6 +20,7 @@ __all__ = [
     "Category",
     "CrawlHost",
     "CrawlHostPolicy",
+    "CrawlRobots",
     "CrawlURL",
     "FrontierCrawl",
     "IdempotencyKey",
