@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shopkeeper.core.db import Database, table_of
+from shopkeeper.core.db import Database, affected_rows, table_of
 from shopkeeper.crawl.frontier.base import (
     DEFAULT_POLICY_DELAY_MS,
     DEFAULT_POLICY_MAX_INFLIGHT,
@@ -349,7 +349,22 @@ class SQLFrontier:
         return await self._sqlite_lease(worker=worker, limit=limit, lease_seconds=lease_seconds)
 
     async def _sqlite_lease(self, *, worker: str, limit: int, lease_seconds: float) -> list[Lease]:
-        now = time.time()
+        async with self._engine.begin() as connection:
+            # The clock is read once the write lock is held: a time read while waiting for it
+            # would reserve the host's next slot too early.
+            return await self._sqlite_lease_locked(
+                connection, now=time.time(), worker=worker, limit=limit, lease_seconds=lease_seconds
+            )
+
+    async def _sqlite_lease_locked(
+        self,
+        connection: AsyncConnection,
+        *,
+        now: float,
+        worker: str,
+        limit: int,
+        lease_seconds: float,
+    ) -> list[Lease]:
         active = select(CRAWLS.c.crawl_id).where(CRAWLS.c.active)
         due = and_(URLS.c.state == QUEUED, URLS.c.not_before <= now, URLS.c.crawl_id.in_(active))
         ready = (
@@ -378,64 +393,65 @@ class SQLFrontier:
             )
         )
         leases: list[Lease] = []
-        async with self._engine.begin() as connection:
-            for host, delay_ms, free in (await connection.execute(ready)).all():
-                wanted = min(free if delay_ms == 0 else 1, limit - len(leases))
-                if wanted <= 0:
-                    break
-                picked = (
-                    await connection.execute(
-                        select(
-                            URLS.c.crawl_id,
-                            URLS.c.fingerprint,
-                            URLS.c.url,
-                            URLS.c.depth,
-                            URLS.c.attempts,
-                        )
-                        .where(due, URLS.c.host == host)
-                        .order_by(URLS.c.not_before)
-                        .limit(wanted)
-                    )
-                ).all()
-                batch = [
-                    Lease(
-                        crawl_id=row.crawl_id,
-                        url=row.url,
-                        fingerprint=row.fingerprint,
-                        host=host,
-                        depth=row.depth,
-                        attempts=row.attempts,
-                        token=secrets.token_hex(16),
-                        expires_at=now + lease_seconds,
-                    )
-                    for row in picked
-                ]
-                if not batch:
-                    continue
+        for host, delay_ms, free in (await connection.execute(ready)).all():
+            wanted = min(free if delay_ms == 0 else 1, limit - len(leases))
+            if wanted <= 0:
+                break
+            picked = (
                 await connection.execute(
-                    mark,
-                    [
-                        {
-                            "b_crawl_id": item.crawl_id,
-                            "b_fingerprint": item.fingerprint,
-                            "b_token": item.token,
-                        }
-                        for item in batch
-                    ],
-                )
-                await connection.execute(
-                    update(HOSTS)
-                    .where(
-                        HOSTS.c.host == host,
-                        HOSTS.c.in_flight + len(batch) <= HOSTS.c.max_inflight,
-                        HOSTS.c.next_start_at <= now,
+                    select(
+                        URLS.c.crawl_id,
+                        URLS.c.fingerprint,
+                        URLS.c.url,
+                        URLS.c.depth,
+                        URLS.c.attempts,
                     )
-                    .values(
-                        in_flight=HOSTS.c.in_flight + len(batch),
-                        next_start_at=now + HOSTS.c.delay_ms / 1000.0,
-                    )
+                    .where(due, URLS.c.host == host)
+                    .order_by(URLS.c.not_before)
+                    .limit(wanted)
                 )
-                leases.extend(batch)
+            ).all()
+            batch = [
+                Lease(
+                    crawl_id=row.crawl_id,
+                    url=row.url,
+                    fingerprint=row.fingerprint,
+                    host=host,
+                    depth=row.depth,
+                    attempts=row.attempts,
+                    token=secrets.token_hex(16),
+                    expires_at=now + lease_seconds,
+                )
+                for row in picked
+            ]
+            if not batch:
+                continue
+            reserved = await connection.execute(
+                update(HOSTS)
+                .where(
+                    HOSTS.c.host == host,
+                    HOSTS.c.in_flight + len(batch) <= HOSTS.c.max_inflight,
+                    HOSTS.c.next_start_at <= now,
+                )
+                .values(
+                    in_flight=HOSTS.c.in_flight + len(batch),
+                    next_start_at=now + HOSTS.c.delay_ms / 1000.0,
+                )
+            )
+            if affected_rows(reserved) != 1:
+                continue
+            await connection.execute(
+                mark,
+                [
+                    {
+                        "b_crawl_id": item.crawl_id,
+                        "b_fingerprint": item.fingerprint,
+                        "b_token": item.token,
+                    }
+                    for item in batch
+                ],
+            )
+            leases.extend(batch)
         return leases
 
     async def complete(self, leases: Sequence[Lease]) -> list[bool]:
@@ -510,9 +526,9 @@ class SQLFrontier:
             async with self._engine.begin() as connection:
                 renewed = set((await connection.execute(_PG_RENEW, params)).scalars())
             return [item.token in renewed for item in leases]
-        expires = time.time() + lease_seconds
         outcome: list[bool] = []
         async with self._engine.begin() as connection:
+            expires = time.time() + lease_seconds
             for item in leases:
                 changed = await connection.execute(
                     update(URLS)
@@ -539,8 +555,8 @@ class SQLFrontier:
                 reaped += count
                 if count < REAP_BATCH:
                     return reaped
-        now = time.time()
         async with self._engine.begin() as connection:
+            now = time.time()
             hosts = (
                 await connection.execute(
                     update(URLS)
