@@ -108,3 +108,28 @@ def test_new_url_carries_what_the_frontier_needs() -> None:
     assert parts.fingerprint == fingerprint(parts.url)
     assert parts.host == "127.0.0.2:8080"
     assert parts.depth == 2
+
+
+_simple_paths = st.lists(
+    st.text("abcXYZ019._~-", min_size=0, max_size=6), min_size=0, max_size=4
+).map(lambda parts: "/" + "/".join(parts))
+
+
+@given(
+    st.sampled_from(["http", "https"]),
+    st.sampled_from(["shop.example", "127.0.0.2", "a-b.c0", "x"]),
+    st.one_of(st.none(), st.integers(0, 70000)),
+    st.one_of(st.just(""), _simple_paths),
+)
+def test_fast_path_agrees_with_w3lib(scheme: str, host: str, port: int | None, path: str) -> None:
+    from shopkeeper.crawl.canonical import _canonicalize_fully
+
+    url = f"{scheme}://{host}{'' if port is None else f':{port}'}{path}"
+    try:
+        expected = _canonicalize_fully(url)
+    except InvalidURL:
+        with pytest.raises(InvalidURL):
+            canonicalize(url)
+        return
+    assert canonicalize(url) == expected
+    assert new_url(url, 0).host == authority(expected)
