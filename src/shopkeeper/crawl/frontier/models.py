@@ -66,9 +66,22 @@ class CrawlHost(Base):
     delay_ms: Mapped[int] = mapped_column(Integer(), nullable=False)
     max_inflight: Mapped[int] = mapped_column(Integer(), nullable=False)
     in_flight: Mapped[int] = mapped_column(Integer(), nullable=False)
+    queued: Mapped[int] = mapped_column(Integer(), nullable=False)
+    """Queued URLs of the host over all crawls (inactive ones and retries not yet due included)."""
     next_start_at: Mapped[float] = mapped_column(Double(), nullable=False)
     paused_until: Mapped[float] = mapped_column(Double(), nullable=False)
     reason: Mapped[str | None] = mapped_column(Text())
+
+    # The lease statement walks the hosts having queued URLs in this order and stops as soon as
+    # it has enough; finished hosts are not in the index at all.
+    __table_args__ = (
+        Index(
+            "ix_crawl_hosts_ready",
+            "next_start_at",
+            postgresql_where=text("queued > 0"),
+            sqlite_where=text("queued > 0"),
+        ),
+    )
 
 
 class CrawlHostPolicy(Base):

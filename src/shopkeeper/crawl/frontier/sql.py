@@ -51,34 +51,35 @@ REAP_BATCH = 1000
 
 _PG_NOW = text("SELECT extract(epoch FROM clock_timestamp())::float8")
 
-# One statement reserves hosts and leases their URLs. The CASE: a host with a delay gives one URL
-# per call (its next start is `delay` away), a host without one as many as its free slots.
+# One statement reserves hosts and leases their URLs. Hosts are walked in `next_start_at` order
+# through a partial index holding only hosts with queued URLs (`queued` counts them over all
+# crawls), and locked as they are reached, so a call touches only the hosts it uses. The CASE: a
+# host with a delay gives one URL per call (its next start is `delay` away), a host without one
+# as many as its free slots. A host whose queued URLs are not leasable now (inactive crawls,
+# retries not yet due) moves to the back of the order (`idle`), which changes no politeness:
+# its next start was already due.
 _PG_LEASE = text("""
 WITH clock AS MATERIALIZED (SELECT extract(epoch FROM clock_timestamp())::float8 AS now),
 active AS MATERIALIZED (SELECT crawl_id FROM crawl_frontier_crawls WHERE active),
 ready AS (
     SELECT h.host, h.delay_ms, h.max_inflight - h.in_flight AS free
     FROM crawl_hosts h, clock
-    WHERE h.next_start_at <= clock.now AND h.paused_until <= clock.now
+    WHERE h.queued > 0 AND h.next_start_at <= clock.now AND h.paused_until <= clock.now
       AND h.in_flight < h.max_inflight
-      AND EXISTS (
-          SELECT 1 FROM crawl_urls u
-          WHERE u.host = h.host AND u.state = 'queued' AND u.not_before <= clock.now
-            AND u.crawl_id IN (SELECT crawl_id FROM active))
     ORDER BY h.next_start_at
     LIMIT :limit
     FOR UPDATE OF h SKIP LOCKED
 ),
 picked AS (
-    SELECT p.crawl_id, p.fingerprint
-    FROM ready r CROSS JOIN LATERAL (
+    SELECT r.host, p.crawl_id, p.fingerprint
+    FROM ready r LEFT JOIN LATERAL (
         SELECT u.crawl_id, u.fingerprint FROM crawl_urls u, clock
         WHERE u.host = r.host AND u.state = 'queued' AND u.not_before <= clock.now
           AND u.crawl_id IN (SELECT crawl_id FROM active)
         ORDER BY u.not_before
         LIMIT CASE WHEN r.delay_ms = 0 THEN r.free ELSE 1 END
         FOR UPDATE OF u SKIP LOCKED
-    ) p
+    ) p ON true
     LIMIT :limit
 ),
 leased AS (
@@ -86,16 +87,23 @@ leased AS (
     SET state = 'leased', lease_token = gen_random_uuid()::text,
         lease_expires_at = clock.now + :lease_seconds, worker = :worker
     FROM picked p, clock
-    WHERE u.crawl_id = p.crawl_id AND u.fingerprint = p.fingerprint
+    WHERE p.fingerprint IS NOT NULL
+      AND u.crawl_id = p.crawl_id AND u.fingerprint = p.fingerprint
     RETURNING u.crawl_id, u.url, u.fingerprint, u.host, u.depth, u.attempts,
               u.lease_token, u.lease_expires_at
 ),
 per_host AS (SELECT host, count(*) AS n FROM leased GROUP BY host),
 reserved AS (
     UPDATE crawl_hosts h
-    SET in_flight = h.in_flight + per_host.n, next_start_at = clock.now + h.delay_ms / 1000.0
+    SET in_flight = h.in_flight + per_host.n, queued = h.queued - per_host.n,
+        next_start_at = clock.now + h.delay_ms / 1000.0
     FROM per_host, clock
     WHERE h.host = per_host.host
+),
+idle AS (
+    UPDATE crawl_hosts h SET next_start_at = clock.now
+    FROM picked p, clock
+    WHERE p.fingerprint IS NULL AND h.host = p.host
 )
 SELECT * FROM leased
 """)
@@ -139,7 +147,8 @@ locked AS (
     WHERE h.host IN (SELECT host FROM per_host) ORDER BY h.host FOR UPDATE
 ),
 released AS (
-    UPDATE crawl_hosts h SET in_flight = greatest(h.in_flight - per_host.n, 0)
+    UPDATE crawl_hosts h
+    SET in_flight = greatest(h.in_flight - per_host.n, 0), queued = h.queued + per_host.n
     FROM per_host, locked WHERE h.host = per_host.host AND locked.host = per_host.host
 )
 SELECT count(*) FROM changed
@@ -168,7 +177,8 @@ locked AS (
     WHERE h.host IN (SELECT host FROM per_host) ORDER BY h.host FOR UPDATE
 ),
 released AS (
-    UPDATE crawl_hosts h SET in_flight = greatest(h.in_flight - per_host.n, 0)
+    UPDATE crawl_hosts h
+    SET in_flight = greatest(h.in_flight - per_host.n, 0), queued = h.queued + per_host.n
     FROM per_host, locked WHERE h.host = per_host.host AND locked.host = per_host.host
 )
 SELECT count(*) FROM changed
@@ -212,6 +222,9 @@ class SQLFrontier:
         self._db = db
         self._owns_database = owns_database
         self._engine = db.engine
+        # PostgreSQL's lease, complete, retry, renew and reap are single statements: run alone
+        # (autocommit) they cost one round trip instead of BEGIN, statement, COMMIT.
+        self._autocommit = db.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._postgres = not db.is_sqlite
         self._insert = pg_insert if self._postgres else sqlite_insert
 
@@ -238,7 +251,7 @@ class SQLFrontier:
         # Sorted inserts: two concurrent adds of overlapping URLs wait for each other in one
         # order instead of deadlocking.
         ordered = [unique[fingerprint] for fingerprint in sorted(unique)]
-        added = 0
+        per_host: dict[str, int] = {}
         async with self._engine.begin() as connection:
             await self._ensure_hosts(connection, sorted({new.host for new in ordered}))
             for start in range(0, len(ordered), INSERT_CHUNK):
@@ -259,10 +272,32 @@ class SQLFrontier:
                     self._insert(URLS)
                     .values(rows)
                     .on_conflict_do_nothing(index_elements=["crawl_id", "fingerprint"])
-                    .returning(URLS.c.fingerprint)
+                    .returning(URLS.c.host)
                 )
-                added += len((await connection.execute(statement)).all())
-        return added
+                for host in (await connection.execute(statement)).scalars():
+                    per_host[host] = per_host.get(host, 0) + 1
+            await self._count_queued(connection, per_host)
+        return sum(per_host.values())
+
+    async def _count_queued(self, connection: AsyncConnection, per_host: dict[str, int]) -> None:
+        """Add to the hosts' queued counts (negative numbers take away)."""
+        if not per_host:
+            return
+        hosts = sorted(per_host)
+        if self._postgres:
+            # Host rows in host order, as the statements that free slots lock them.
+            await connection.execute(
+                select(HOSTS.c.host)
+                .where(HOSTS.c.host.in_(hosts))
+                .order_by(HOSTS.c.host)
+                .with_for_update()
+            )
+        await connection.execute(
+            update(HOSTS)
+            .where(HOSTS.c.host == bindparam("b_host"))
+            .values(queued=HOSTS.c.queued + bindparam("b_count")),
+            [{"b_host": host, "b_count": per_host[host]} for host in hosts],
+        )
 
     async def _ensure_hosts(
         self, connection: AsyncConnection, hosts: Iterable[str], policy: HostPolicy | None = None
@@ -273,6 +308,7 @@ class SQLFrontier:
                 "delay_ms": policy.delay_ms if policy else DEFAULT_POLICY_DELAY_MS,
                 "max_inflight": policy.max_inflight if policy else DEFAULT_POLICY_MAX_INFLIGHT,
                 "in_flight": 0,
+                "queued": 0,
                 "next_start_at": 0.0,
                 "paused_until": 0.0,
             }
@@ -326,7 +362,7 @@ class SQLFrontier:
         if limit <= 0:
             return []
         if self._postgres:
-            async with self._engine.begin() as connection:
+            async with self._autocommit.connect() as connection:
                 rows = (
                     await connection.execute(
                         _PG_LEASE,
@@ -370,6 +406,7 @@ class SQLFrontier:
         ready = (
             select(HOSTS.c.host, HOSTS.c.delay_ms, HOSTS.c.max_inflight - HOSTS.c.in_flight)
             .where(
+                HOSTS.c.queued > 0,
                 HOSTS.c.next_start_at <= now,
                 HOSTS.c.paused_until <= now,
                 HOSTS.c.in_flight < HOSTS.c.max_inflight,
@@ -435,6 +472,7 @@ class SQLFrontier:
                 )
                 .values(
                     in_flight=HOSTS.c.in_flight + len(batch),
+                    queued=HOSTS.c.queued - len(batch),
                     next_start_at=now + HOSTS.c.delay_ms / 1000.0,
                 )
             )
@@ -458,7 +496,7 @@ class SQLFrontier:
         if not leases:
             return []
         if self._postgres:
-            async with self._engine.begin() as connection:
+            async with self._autocommit.connect() as connection:
                 done = set(
                     (await connection.execute(_PG_COMPLETE, _lease_arrays(leases))).scalars()
                 )
@@ -474,7 +512,7 @@ class SQLFrontier:
                 "spent": 1 if spend_attempt else 0,
                 "not_before": not_before,
             }
-            async with self._engine.begin() as connection:
+            async with self._autocommit.connect() as connection:
                 return bool((await connection.execute(_PG_RETRY, params)).scalar_one())
         freed = await self._sqlite_release(
             [lease], state=QUEUED, not_before=not_before, spend_attempt=spend_attempt
@@ -514,7 +552,7 @@ class SQLFrontier:
                 )
                 host = changed.scalar_one_or_none()
                 if host is not None:
-                    await connection.execute(_sqlite_decrement(host, 1))
+                    await connection.execute(_sqlite_release_slots(host, 1, state == QUEUED))
                 outcome.append(host is not None)
         return outcome
 
@@ -523,7 +561,7 @@ class SQLFrontier:
             return []
         if self._postgres:
             params = _lease_arrays(leases) | {"lease_seconds": lease_seconds}
-            async with self._engine.begin() as connection:
+            async with self._autocommit.connect() as connection:
                 renewed = set((await connection.execute(_PG_RENEW, params)).scalars())
             return [item.token in renewed for item in leases]
         outcome: list[bool] = []
@@ -548,7 +586,7 @@ class SQLFrontier:
         if self._postgres:
             reaped = 0
             while True:
-                async with self._engine.begin() as connection:
+                async with self._autocommit.connect() as connection:
                     count = int(
                         (await connection.execute(_PG_REAP, {"batch": REAP_BATCH})).scalar_one()
                     )
@@ -576,7 +614,7 @@ class SQLFrontier:
             for host in hosts:
                 per_host[host] = per_host.get(host, 0) + 1
             for host, count in per_host.items():
-                await connection.execute(_sqlite_decrement(host, count))
+                await connection.execute(_sqlite_release_slots(host, count, True))
         return sum(per_host.values())
 
     # --- hosts ------------------------------------------------------------------------------
@@ -608,7 +646,7 @@ class SQLFrontier:
             .union(select(URLS.c.host).where(URLS.c.crawl_id == crawl_id).distinct())
         )
         statement = (
-            select(HOSTS, queued.label("queued"))
+            select(HOSTS, queued.label("crawl_queued"))
             .where(HOSTS.c.host.in_(of_crawl))
             .order_by(HOSTS.c.host)
         )
@@ -624,7 +662,7 @@ class SQLFrontier:
                 next_start_at=row.next_start_at,
                 paused_until=row.paused_until if row.paused_until > now else None,
                 reason=row.reason if row.paused_until > now else None,
-                queued=row.queued,
+                queued=row.crawl_queued,
             )
             for row in rows
         ]
@@ -658,6 +696,8 @@ class SQLFrontier:
                     .returning(URLS.c.url, URLS.c.fingerprint, URLS.c.host, URLS.c.depth)
                 )
             ).all()
+            if rows:
+                await self._count_queued(connection, {host: -len(rows)})
         return [
             NewURL(url=row.url, fingerprint=row.fingerprint, host=row.host, depth=row.depth)
             for row in rows
@@ -666,18 +706,28 @@ class SQLFrontier:
     async def drop_crawl(self, crawl_id: uuid.UUID) -> None:
         await self.set_crawl_active(crawl_id, False)
         async with self._engine.begin() as connection:
-            await connection.execute(
-                update(URLS)
-                .where(URLS.c.crawl_id == crawl_id, URLS.c.state == QUEUED)
-                .values(state=DONE)
-            )
+            hosts = (
+                await connection.execute(
+                    update(URLS)
+                    .where(URLS.c.crawl_id == crawl_id, URLS.c.state == QUEUED)
+                    .values(state=DONE)
+                    .returning(URLS.c.host)
+                )
+            ).scalars()
+            per_host: dict[str, int] = {}
+            for host in hosts:
+                per_host[host] = per_host.get(host, 0) - 1
+            await self._count_queued(connection, per_host)
 
 
-def _sqlite_decrement(host: str, count: int) -> Any:
+def _sqlite_release_slots(host: str, count: int, requeued: bool) -> Any:
     return (
         update(HOSTS)
         .where(HOSTS.c.host == host)
-        .values(in_flight=func.max(HOSTS.c.in_flight - count, 0))
+        .values(
+            in_flight=func.max(HOSTS.c.in_flight - count, 0),
+            queued=HOSTS.c.queued + (count if requeued else 0),
+        )
     )
 
 

@@ -58,10 +58,18 @@ def upgrade() -> None:
         sa.Column("delay_ms", sa.Integer(), nullable=False),
         sa.Column("max_inflight", sa.Integer(), nullable=False),
         sa.Column("in_flight", sa.Integer(), nullable=False),
+        sa.Column("queued", sa.Integer(), nullable=False),
         sa.Column("next_start_at", sa.Double(), nullable=False),
         sa.Column("paused_until", sa.Double(), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("host", name="pk_crawl_hosts"),
+    )
+    op.create_index(
+        "ix_crawl_hosts_ready",
+        "crawl_hosts",
+        ["next_start_at"],
+        postgresql_where=sa.text("queued > 0"),
+        sqlite_where=sa.text("queued > 0"),
     )
     op.create_table(
         "crawl_host_policies",
@@ -75,6 +83,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("crawl_host_policies")
+    op.drop_index("ix_crawl_hosts_ready", table_name="crawl_hosts")
     op.drop_table("crawl_hosts")
     op.drop_index("ix_crawl_urls_leased", table_name="crawl_urls")
     op.drop_index("ix_crawl_urls_queued", table_name="crawl_urls")
