@@ -133,3 +133,18 @@ def test_fast_path_agrees_with_w3lib(scheme: str, host: str, port: int | None, p
         return
     assert canonicalize(url) == expected
     assert new_url(url, 0).host == authority(expected)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://shop.example/a", ("shop.example", 80)),
+        ("https://shop.example:8443/a:b", ("shop.example", 8443)),
+        ("http://[::1]:8080/", ("::1", 8080)),
+        ("https://[::1]/", ("::1", 443)),
+    ],
+)
+def test_host_and_port_of_canonical_urls(url: str, expected: tuple[str, int]) -> None:
+    from shopkeeper.crawl.canonical import host_and_port
+
+    assert host_and_port(canonicalize(url)) == expected

@@ -34,10 +34,19 @@ async def test_page_with_user_agent_and_type(fetcher: Fetcher, crawl_site: Crawl
 async def test_connections_are_reused(fetcher: Fetcher, crawl_site: CrawlSite) -> None:
     for i in range(5):
         assert (await fetcher.fetch(crawl_site.url("bench", f"/b/{i}"))).ok
-    # One connection carried all five: no request found another one in flight, and the pool
-    # holds a single connection to the host.
-    pool = fetcher._client._transport._pool  # type: ignore[attr-defined]
-    assert len(pool.connections) == 1
+    assert len({r.client for r in crawl_site.requests("bench")}) == 1
+
+
+async def test_concurrent_fetches_spread_over_pools(crawl_site: CrawlSite) -> None:
+    async with Fetcher(user_agent=UA, allow_private=True, max_connections=32) as fetcher:
+        results = await asyncio.gather(
+            *(fetcher.fetch(crawl_site.url("slow", f"/c/{i % 10}")) for i in range(32))
+        )
+    assert all(r.ok for r in results)
+    slow = crawl_site.requests("slow")
+    assert len(slow) == 32
+    # All 32 were in flight together: no pool held any of them back.
+    assert max(r.in_flight for r in slow) == 32
 
 
 @pytest.mark.parametrize(

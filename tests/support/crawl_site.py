@@ -73,6 +73,8 @@ class SiteRequest:
     in_flight: int
     """Requests of this host in flight at arrival, this one included."""
     user_agent: str
+    client: str = ""
+    """The client's `address:port`: requests sharing it came over one connection."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,6 +343,7 @@ class CrawlSite:
                 at=at,
                 in_flight=self._in_flight[role],
                 user_agent=user_agent,
+                client="{}:{}".format(*(scope.get("client") or ("", 0))),
             )
         )
         try:

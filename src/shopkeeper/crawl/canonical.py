@@ -111,6 +111,18 @@ def authority(url: str) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def host_and_port(canonical_url: str) -> tuple[str, int]:
+    """Host (IPv6 without brackets) and port of a URL `canonicalize` returned, without parsing
+    it again: canonical URLs have no user info and always a path."""
+    scheme, _, rest = canonical_url.partition("://")
+    netloc = rest.split("/", 1)[0]
+    if netloc.startswith("["):
+        host, _, tail = netloc[1:].partition("]")
+        return host, int(tail[1:]) if tail.startswith(":") else DEFAULT_PORTS[scheme]
+    host, _, port = netloc.partition(":")
+    return host, int(port) if port else DEFAULT_PORTS[scheme]
+
+
 def new_url(url: str, depth: int) -> NewURLParts:
     canonical = canonicalize(url)
     return NewURLParts(canonical, fingerprint(canonical), _canonical_authority(canonical), depth)

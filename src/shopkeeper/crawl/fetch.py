@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import ipaddress
 import socket
+import ssl
 import time
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import httpcore
 import httpx
@@ -38,6 +41,7 @@ HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 READ_TYPES = HTML_TYPES | {"application/xml", "text/xml", "text/plain", "application/rss+xml"}
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
+POOL_SHARD_SIZE = 8
 
 
 class FetchError(StrEnum):
@@ -154,6 +158,12 @@ async def _checked_address(host: str, port: int, allowed: Callable[[str], bool])
     return addresses[0]
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One for the process: loading the CA bundle takes a good part of a second."""
+    return httpx.create_ssl_context()
+
+
 class Fetcher:
     """One per worker process: its connection pool is what makes many small fetches cheap."""
 
@@ -175,32 +185,51 @@ class Fetcher:
         self.max_body_bytes = max_body_bytes
         self.max_redirects = max_redirects
         self.allow_private = allow_private
+        # httpcore's pool walks every connection for every queued request at each step, so one
+        # pool of 64 busy connections costs milliseconds of CPU per request; pools of a few
+        # connections each keep that negligible (measured in bench/crawl_site.py).
+        shards = max(1, -(-max_connections // POOL_SHARD_SIZE))
+        self._shard_size = -(-max_connections // shards)
+        self._clients = [
+            self._client(self._shard_size, allow_private, address_allowed) for _ in range(shards)
+        ]
+        self._busy = [0] * shards
+
+    def _client(
+        self, size: int, allow_private: bool, address_allowed: Callable[[str], bool]
+    ) -> httpx.AsyncClient:
         limits = httpx.Limits(
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            keepalive_expiry=30.0,
+            max_connections=size, max_keepalive_connections=size, keepalive_expiry=30.0
         )
-        transport = httpx.AsyncHTTPTransport(limits=limits, retries=0)
+        transport = httpx.AsyncHTTPTransport(verify=_ssl_context(), limits=limits, retries=0)
         if not allow_private:
             # httpx has no public hook for the network backend; the pool it builds is replaced by
             # the same pool over our guarded backend (httpx 0.28 / httpcore 1.0).
             transport._pool = httpcore.AsyncConnectionPool(
-                ssl_context=httpx.create_ssl_context(),
+                ssl_context=_ssl_context(),
                 max_connections=limits.max_connections,
                 max_keepalive_connections=limits.max_keepalive_connections,
                 keepalive_expiry=limits.keepalive_expiry,
                 network_backend=_GuardedBackend(address_allowed),
             )
-        self._client = httpx.AsyncClient(
+        return httpx.AsyncClient(
             transport=transport,
-            timeout=httpx.Timeout(timeout_s),
+            timeout=httpx.Timeout(self.timeout_s),
             follow_redirects=False,
             trust_env=False,
             headers={
-                "user-agent": user_agent,
+                "user-agent": self.user_agent,
                 "accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
             },
         )
+
+    def _pick(self, url: str) -> int:
+        """A host's requests go to one pool (its connections get reused) unless that pool is
+        full, when the least busy one takes the request."""
+        home = zlib.crc32(urlsplit(url).netloc.encode()) % len(self._clients)
+        if self._busy[home] < self._shard_size:
+            return home
+        return min(range(len(self._clients)), key=self._busy.__getitem__)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Fetcher:
@@ -220,7 +249,8 @@ class Fetcher:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        for client in self._clients:
+            await client.aclose()
 
     async def fetch_robots(self, host: str, scheme: str = "http") -> FetchResult:
         """`<scheme>://<host>/robots.txt`, redirects followed (RFC 9309 asks for at least five)."""
@@ -271,8 +301,10 @@ class Fetcher:
     async def _get_once(
         self, url: str, current: str, started: float, hops: tuple[str, ...]
     ) -> FetchResult:
+        shard = self._pick(current)
+        self._busy[shard] += 1
         try:
-            async with self._client.stream("GET", current) as response:
+            async with self._clients[shard].stream("GET", current) as response:
                 headers = {name.lower(): value for name, value in response.headers.items()}
                 media_type = _media_type(headers.get("content-type"))
                 body = b""
@@ -311,6 +343,8 @@ class Fetcher:
         except httpx.HTTPError as exc:
             detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             return _failure(url, current, FetchError.CONNECTION, detail, started, hops)
+        finally:
+            self._busy[shard] -= 1
 
     async def _read_bounded(self, response: httpx.Response) -> tuple[bytes, bool]:
         chunks: list[bytes] = []

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from shopkeeper.crawl.canonical import InvalidURL, authority, canonicalize
+from shopkeeper.crawl.canonical import InvalidURL, canonicalize, host_and_port
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,10 +22,8 @@ class _HostRule:
     port: int | None
 
     def matches(self, canonical_url: str) -> bool:
-        parts = urlsplit(canonical_url)
-        if (parts.hostname or "") != self.host:
-            return False
-        return self.port is None or authority(canonical_url).rsplit(":", 1)[1] == str(self.port)
+        host, port = host_and_port(canonical_url)
+        return host == self.host and (self.port is None or port == self.port)
 
 
 @dataclass(frozen=True, slots=True)
