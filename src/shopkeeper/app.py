@@ -23,6 +23,8 @@ from shopkeeper.core.observability import (
 from shopkeeper.core.response_cache import CachedReadsApp
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings, get_settings
+from shopkeeper.crawl.api import router as crawl_router
+from shopkeeper.crawl.lifespan import crawl_lifespan
 from shopkeeper.inventory.api import router as inventory_router
 from shopkeeper.orders.api import router as orders_router
 from shopkeeper.payments.api import router as payments_router
@@ -57,7 +59,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             gc.collect()
             gc.freeze()
         try:
-            async with active.running():
+            async with active.running(), crawl_lifespan(app, active):
                 yield
         finally:
             if owned:
@@ -81,6 +83,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         payments_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
+    if settings.crawl_enabled:
+        app.include_router(crawl_router, prefix=API_PREFIX)
     mount_admin(app, settings)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)

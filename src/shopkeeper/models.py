@@ -7,6 +7,9 @@ from shopkeeper.core.idempotency import IdempotencyKey
 from shopkeeper.core.jobs import JobLease
 from shopkeeper.core.mail import OutboundMail
 from shopkeeper.crawl.frontier.models import CrawlHost, CrawlHostPolicy, CrawlURL, FrontierCrawl
+from shopkeeper.crawl.models import Crawl
+from shopkeeper.crawl.models import Page as CrawlPage
+from shopkeeper.crawl.models import Worker as CrawlWorker
 from shopkeeper.crawl.robots_models import CrawlRobots
 from shopkeeper.inventory.models import StockAllocation, StockLevel, Warehouse
 from shopkeeper.orders.models import Order, OrderLine, OrderNumberCounter, OrderTransition
@@ -18,10 +21,13 @@ __all__ = [
     "Cart",
     "CartItem",
     "Category",
+    "Crawl",
     "CrawlHost",
     "CrawlHostPolicy",
+    "CrawlPage",
     "CrawlRobots",
     "CrawlURL",
+    "CrawlWorker",
     "FrontierCrawl",
     "IdempotencyKey",
     "JobLease",

@@ -146,6 +146,15 @@ class Settings(BaseSettings):
     """How long a worker holds a leased URL without renewing it; a dead worker's URLs come back
     to the frontier after this."""
 
+    crawl_enabled: bool = True
+    """Serve the crawl API under `/api/v1/crawl`."""
+    crawl_inprocess_worker: bool | None = None
+    """Run one crawl worker inside `serve`; default: only in the embedded mode."""
+    crawl_worker_concurrency: int = Field(default=32, ge=1, le=1000)
+    """Fetches one worker process runs at once (`crawl worker --concurrency` overrides it)."""
+    crawl_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    """How often a worker reports itself alive; three missed beats and it shows as `lost`."""
+
     run_background_in_process: bool | None = None
     """Run outbox relay, consumers and periodic jobs inside `serve`; default: when no broker."""
 
@@ -164,6 +173,8 @@ class Settings(BaseSettings):
             self.sandbox_enabled = self.environment != "production"
         if self.crawl_allow_private is None:
             self.crawl_allow_private = self.environment in {"embedded", "test"}
+        if self.crawl_inprocess_worker is None:
+            self.crawl_inprocess_worker = self.environment == "embedded"
         if self.run_background_in_process is None:
             self.run_background_in_process = self.broker_url is None
         if self.secret_key is None:
