@@ -20,16 +20,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import platform
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+
+from tests.support.crawl_site import ROLES, RemoteCrawlSite
 
 from bench.__main__ import ensure_wrk, paths_script, wrk_run
 from shopkeeper.crawl.canonical import new_url
@@ -37,7 +36,6 @@ from shopkeeper.crawl.extract import extract
 from shopkeeper.crawl.fetch import Fetcher
 from shopkeeper.crawl.scope import Scope
 
-ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
@@ -46,28 +44,10 @@ def site_process(
     *, bench_pages: int = 1000, big_pages: int = 2000, first_address: int = 40
 ) -> Iterator[dict[str, str]]:
     """The test site in a child process (its own CPU time, like a real remote site)."""
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
-    argv = [
-        sys.executable,
-        "-m",
-        "tests.support.crawl_site",
-        "--bench-pages",
-        str(bench_pages),
-        "--big-pages",
-        str(big_pages),
-        "--first-address",
-        str(first_address),
-    ]
-    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line:
-            raise RuntimeError("the crawl site process did not start")
-        yield json.loads(line)
-    finally:
-        process.terminate()
-        process.wait(10)
+    with RemoteCrawlSite(
+        bench_pages=bench_pages, big_pages=big_pages, first_address=first_address
+    ) as site:
+        yield {role: site.base(role) for role in ROLES}
 
 
 async def pipeline(base: str, pages: int, concurrency: int, seconds: float) -> tuple[float, int]:

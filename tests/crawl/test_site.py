@@ -6,7 +6,7 @@ import asyncio
 
 import httpx
 
-from tests.support.crawl_site import CrawlSite
+from tests.support.crawl_site import CrawlSite, RemoteCrawlSite
 
 
 async def test_records_host_path_user_agent_and_concurrency(crawl_site: CrawlSite) -> None:
@@ -65,3 +65,22 @@ async def test_bench_pages_have_twenty_links(crawl_site: CrawlSite) -> None:
     async with httpx.AsyncClient() as client:
         page = await client.get(crawl_site.url("bench", "/b/7"))
     assert page.text.count("<a href=") == 20
+
+
+async def test_site_in_another_process_reports_its_records() -> None:
+    with RemoteCrawlSite(big_pages=50, bench_pages=10, first_address=60) as site:
+        async with httpx.AsyncClient(headers={"user-agent": "probe/2"}) as client:
+            assert (await client.get(site.url("robots503", "/robots.txt"))).status_code == 503
+            site.recover("robots503")
+            assert (await client.get(site.url("robots503", "/robots.txt"))).status_code == 200
+            site.set(throttle_retry_after="7", throttle_always=True)
+            throttled = await client.get(site.url("throttle", "/c/1"))
+            assert throttled.headers["retry-after"] == "7"
+            site.override_robots("shop", 418, b"teapot")
+            assert (await client.get(site.url("shop", "/robots.txt"))).status_code == 418
+        records = site.requests("robots503")
+        assert [(r.path, r.user_agent) for r in records] == [("/robots.txt", "probe/2")] * 2
+        assert records[0].at < records[1].at
+        assert {r.role for r in site.requests()} == {"robots503", "throttle", "shop"}
+        site.reset()
+        assert site.requests() == []

@@ -29,18 +29,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import email.utils
 import gzip
 import json
+import os
 import socket
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import uvicorn
 
 ROLES = (
@@ -217,6 +222,9 @@ class CrawlSite:
         self._records: list[SiteRequest] = []
         self._in_flight = dict.fromkeys(ROLES, 0)
         self._role_by_address = {address: role for role, address in self.addresses.items()}
+        self.control_address = f"127.0.0.{first_address + len(ROLES)}"
+        """Where `RemoteCrawlSite` reads records and turns knobs (never recorded itself)."""
+        self.control_port = 0
         self._throttled_paths: set[str] = set()
         self._recovered: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -238,6 +246,13 @@ class CrawlSite:
             sock.setblocking(False)
             self.ports[role] = sock.getsockname()[1]
             sockets.append(sock)
+        control = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        control.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        control.bind((self.control_address, 0))
+        control.listen(64)
+        control.setblocking(False)
+        self.control_port = control.getsockname()[1]
+        sockets.append(control)
         config = uvicorn.Config(
             self._app,
             interface="asgi3",
@@ -325,6 +340,9 @@ class CrawlSite:
     async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
+        if scope["server"][0] == self.control_address:
+            await self._control(scope, receive, send)
+            return
         role = self._role_by_address.get(scope["server"][0], "shop")
         at = time.monotonic()
         self._in_flight[role] += 1
@@ -354,6 +372,54 @@ class CrawlSite:
             await send({"type": "http.response.body", "body": answer.body})
         finally:
             self._in_flight[role] -= 1
+
+    async def _control(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The knobs and records over HTTP, for a site running in another process."""
+        path = scope["path"]
+        query = parse_qs(scope["query_string"].decode("latin-1"))
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        answer: Any = {"ok": True}
+        if path == "/records":
+            role = (query.get("role") or [None])[0]
+            answer = [dataclasses.asdict(r) for r in self.requests(role)]
+        elif path == "/clear":
+            self.clear()
+        elif path == "/reset":
+            # reset() waits for in-flight requests, which this loop is serving: not here.
+            self._generation += 1
+            self.clear()
+            for name, value in self._initial.items():
+                setattr(self, name, value)
+            self.throttle_always = False
+            self.robots_override.clear()
+        elif path.startswith("/recover/"):
+            self.recover(path.removeprefix("/recover/"))
+        elif path == "/set":
+            for name, value in json.loads(body or b"{}").items():
+                if name not in {*self._initial, "throttle_always"}:
+                    raise ValueError(f"unknown knob {name}")
+                setattr(self, name, value)
+        elif path.startswith("/robots/"):
+            status = int((query.get("status") or ["200"])[0])
+            self.robots_override[path.removeprefix("/robots/")] = (status, body)
+        elif path == "/in-flight":
+            answer = dict(self._in_flight)
+        else:
+            answer = {"error": "unknown control path"}
+        payload = json.dumps(answer).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
 
     async def _answer(self, role: str, path: str, query: dict[str, list[str]]) -> _Answer:
         if path == "/robots.txt":
@@ -545,6 +611,99 @@ def running_site(**options: Any) -> Iterator[CrawlSite]:
         site.stop()
 
 
+class RemoteCrawlSite:
+    """The site in a child process (its own CPU and clock, independent of the test process's
+    GIL), with the in-process site's interface: `url`, `base`, `authority`, `requests`,
+    `clear`, `reset`, `recover`, plus `set(**knobs)` and `override_robots`. Arrival times are
+    the child's `time.monotonic()`: compare them with each other only."""
+
+    def __init__(self, *, big_pages: int = 2000, bench_pages: int = 1000, first_address: int = 30):
+        self._argv = [
+            sys.executable,
+            "-m",
+            "tests.support.crawl_site",
+            "--big-pages",
+            str(big_pages),
+            "--bench-pages",
+            str(bench_pages),
+            "--first-address",
+            str(first_address),
+        ]
+        self.products = PRODUCTS
+        self.big_pages = big_pages
+        self.bench_pages = bench_pages
+        self._process: subprocess.Popen[str] | None = None
+        self._bases: dict[str, str] = {}
+
+    def start(self) -> RemoteCrawlSite:
+        root = Path(__file__).resolve().parents[2]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "src"), str(root)])}
+        self._process = subprocess.Popen(
+            self._argv, cwd=root, env=env, stdout=subprocess.PIPE, text=True
+        )
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line:
+            raise RuntimeError("the crawl site process did not start")
+        self._bases = json.loads(line)
+        self._control = httpx.Client(base_url=self._bases["control"], timeout=30)
+        return self
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._control.close()
+            self._process.terminate()
+            self._process.wait(10)
+            self._process = None
+
+    def __enter__(self) -> RemoteCrawlSite:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def addresses(self) -> dict[str, str]:
+        return {role: urlsplit(self._bases[role]).hostname or "" for role in ROLES}
+
+    def base(self, role: str) -> str:
+        return self._bases[role]
+
+    def url(self, role: str, path: str = "/") -> str:
+        return self._bases[role] + path
+
+    def authority(self, role: str) -> str:
+        return self._bases[role].removeprefix("http://")
+
+    def requests(self, role: str | None = None) -> list[SiteRequest]:
+        params = {"role": role} if role else {}
+        rows = self._control.get("/records", params=params).raise_for_status().json()
+        return [SiteRequest(**row) for row in rows]
+
+    def clear(self) -> None:
+        self._control.post("/clear").raise_for_status()
+
+    def reset(self) -> None:
+        self._control.post("/reset").raise_for_status()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if not any(self._control.get("/in-flight").json().values()):
+                break
+            time.sleep(0.02)
+        self.clear()
+
+    def recover(self, role: str) -> None:
+        self._control.post(f"/recover/{role}").raise_for_status()
+
+    def set(self, **knobs: object) -> None:
+        """Knobs: slow_delay_s, throttle_retry_after, throttle_always, robots_timeout_s,
+        shop_crawl_delay."""
+        self._control.post("/set", json=knobs).raise_for_status()
+
+    def override_robots(self, role: str, status: int, body: bytes) -> None:
+        self._control.post(f"/robots/{role}", params={"status": status}, content=body)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--big-pages", type=int, default=2000)
@@ -558,7 +717,9 @@ def main(argv: list[str] | None = None) -> None:
         bench_links=args.bench_links,
         first_address=args.first_address,
     ).start()
-    print(json.dumps({role: site.base(role) for role in ROLES}), flush=True)
+    bases = {role: site.base(role) for role in ROLES}
+    bases["control"] = f"http://{site.control_address}:{site.control_port}"
+    print(json.dumps(bases), flush=True)
     try:
         while True:
             time.sleep(3600)

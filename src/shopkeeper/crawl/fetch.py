@@ -18,11 +18,10 @@ import asyncio
 import dataclasses
 import functools
 import ipaddress
-import socket
 import ssl
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -33,6 +32,7 @@ import httpx
 
 from shopkeeper.core.settings import Settings
 from shopkeeper.crawl.canonical import InvalidURL, canonicalize
+from shopkeeper.crawl.netstream import AsyncioBackend, PrivateAddressRefused
 from shopkeeper.crawl.scope import Scope
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
@@ -95,67 +95,11 @@ class FetchResult:
             return self.body.decode("utf-8", errors="replace")
 
 
-class PrivateAddressRefused(Exception):
-    """Raised by the network backend; surfaces as FetchError.PRIVATE_ADDRESS."""
-
-
 def is_public_address(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return ip.is_global and not ip.is_multicast
-
-
-class _GuardedBackend(httpcore.AsyncNetworkBackend):
-    """Resolves the host itself, refuses non-public addresses, then connects to the address it
-    checked (TLS still verifies and sends SNI for the host name: httpcore takes those from the
-    request's origin, not from what we connect to)."""
-
-    def __init__(self, address_allowed: Callable[[str], bool]) -> None:
-        self._inner = httpcore.AnyIOBackend()
-        self._address_allowed = address_allowed
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 -- httpcore's signature
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        address = await _checked_address(host, port, self._address_allowed)
-        return await self._inner.connect_tcp(
-            address,
-            port,
-            timeout=timeout,
-            local_address=local_address,
-            socket_options=socket_options,
-        )
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,  # noqa: ASYNC109 -- httpcore's signature
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise PrivateAddressRefused("unix sockets are not fetched")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
-async def _checked_address(host: str, port: int, allowed: Callable[[str], bool]) -> str:
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
-    addresses = [str(info[4][0]) for info in infos]
-    # All of them, not the first: a name resolving to one public and one private address would
-    # otherwise reach the private one whenever the connection falls back to it.
-    refused = [address for address in addresses if not allowed(address)]
-    if refused or not addresses:
-        raise PrivateAddressRefused(f"{host} resolves to a non-public address ({refused[0]})")
-    return addresses[0]
 
 
 @functools.cache
@@ -202,16 +146,15 @@ class Fetcher:
             max_connections=size, max_keepalive_connections=size, keepalive_expiry=30.0
         )
         transport = httpx.AsyncHTTPTransport(verify=_ssl_context(), limits=limits, retries=0)
-        if not allow_private:
-            # httpx has no public hook for the network backend; the pool it builds is replaced by
-            # the same pool over our guarded backend (httpx 0.28 / httpcore 1.0).
-            transport._pool = httpcore.AsyncConnectionPool(
-                ssl_context=_ssl_context(),
-                max_connections=limits.max_connections,
-                max_keepalive_connections=limits.max_keepalive_connections,
-                keepalive_expiry=limits.keepalive_expiry,
-                network_backend=_GuardedBackend(address_allowed),
-            )
+        # httpx has no public hook for the network backend: the pool it builds is replaced by
+        # the same pool over ours (httpx 0.28 / httpcore 1.0; see netstream.py for why).
+        transport._pool = httpcore.AsyncConnectionPool(
+            ssl_context=_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=AsyncioBackend(None if allow_private else address_allowed),
+        )
         return httpx.AsyncClient(
             transport=transport,
             timeout=httpx.Timeout(self.timeout_s),
