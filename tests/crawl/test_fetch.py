@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import gzip
+import ipaddress
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from shopkeeper.core.settings import Settings
 from shopkeeper.crawl.fetch import Fetcher, FetchError, is_public_address
@@ -217,3 +225,78 @@ async def test_error_statuses_are_answers(fetcher: Fetcher, crawl_site: CrawlSit
 async def test_robots_txt(fetcher: Fetcher, crawl_site: CrawlSite) -> None:
     result = await fetcher.fetch_robots(crawl_site.authority("shop"))
     assert result.ok and "Disallow: /private/" in result.text()
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (and localhost), signed by its own key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "crawl test")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+async def _answer_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+    body = b"<title>tls</title>"
+    writer.write(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/html\r\n"
+        + f"content-length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    await writer.drain()
+    # Keep-alive announced, then the server closes the idle connection: the next fetch must
+    # notice and open a new one instead of failing on the dead one.
+    writer.close()
+
+
+async def test_https_is_verified(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    server = await asyncio.start_server(_answer_once, "127.0.0.1", 0, ssl=server_context)
+    port = server.sockets[0].getsockname()[1]
+    trusting = ssl.create_default_context(cafile=str(cert))
+    async with server:
+        async with Fetcher(user_agent=UA, allow_private=True, ssl_context=trusting) as fetcher:
+            first = await fetcher.fetch(f"https://127.0.0.1:{port}/")
+            second = await fetcher.fetch(f"https://127.0.0.1:{port}/again")
+        async with Fetcher(user_agent=UA, allow_private=True) as untrusting:
+            refused = await untrusting.fetch(f"https://127.0.0.1:{port}/")
+    assert first.ok and first.body == b"<title>tls</title>"
+    assert second.ok
+    assert refused.error is FetchError.CONNECTION
+    assert "certificate" in (refused.detail or "").lower()
+
+
+async def test_a_connection_the_server_closed_is_not_reused() -> None:
+    server = await asyncio.start_server(_answer_once, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, Fetcher(user_agent=UA, allow_private=True) as fetcher:
+        results = [await fetcher.fetch(f"http://127.0.0.1:{port}/{i}") for i in range(3)]
+    assert all(r.ok for r in results)

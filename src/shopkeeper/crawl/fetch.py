@@ -121,9 +121,12 @@ class Fetcher:
         allow_private: bool = False,
         max_connections: int = 100,
         address_allowed: Callable[[str], bool] = is_public_address,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         """`address_allowed` decides, when private addresses are refused, which resolved
-        addresses may be connected to (tests narrow it to one loopback host)."""
+        addresses may be connected to (tests narrow it to one loopback host); `ssl_context`
+        replaces the system's CA bundle (tests trust their own certificate)."""
+        self._ssl_context = ssl_context or _ssl_context()
         self.user_agent = user_agent
         self.timeout_s = timeout_s
         self.max_body_bytes = max_body_bytes
@@ -145,11 +148,11 @@ class Fetcher:
         limits = httpx.Limits(
             max_connections=size, max_keepalive_connections=size, keepalive_expiry=30.0
         )
-        transport = httpx.AsyncHTTPTransport(verify=_ssl_context(), limits=limits, retries=0)
+        transport = httpx.AsyncHTTPTransport(verify=self._ssl_context, limits=limits, retries=0)
         # httpx has no public hook for the network backend: the pool it builds is replaced by
         # the same pool over ours (httpx 0.28 / httpcore 1.0; see netstream.py for why).
         transport._pool = httpcore.AsyncConnectionPool(
-            ssl_context=_ssl_context(),
+            ssl_context=self._ssl_context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
