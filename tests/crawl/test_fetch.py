@@ -7,9 +7,11 @@ import datetime
 import gzip
 import ipaddress
 import ssl
+import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import brotli
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -300,3 +302,31 @@ async def test_a_connection_the_server_closed_is_not_reused() -> None:
     async with server, Fetcher(user_agent=UA, allow_private=True) as fetcher:
         results = [await fetcher.fetch(f"http://127.0.0.1:{port}/{i}") for i in range(3)]
     assert all(r.ok for r in results)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br"])
+async def test_compressed_bodies(encoding: str) -> None:
+    page = b"<html><title>packed</title>" + b"<p>lorem ipsum</p>" * 200 + b"</html>"
+    packed = {
+        "gzip": gzip.compress,
+        "deflate": zlib.compress,
+        "br": brotli.compress,
+    }[encoding](page)
+    seen: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\n"
+            + f"content-encoding: {encoding}\r\ncontent-length: {len(packed)}\r\n\r\n".encode()
+            + packed
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, Fetcher(user_agent=UA, allow_private=True) as fetcher:
+        result = await fetcher.fetch(f"http://127.0.0.1:{port}/")
+    assert result.ok and result.body == page
+    assert encoding.encode() in seen[0].lower()  # offered in Accept-Encoding
