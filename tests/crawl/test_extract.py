@@ -168,3 +168,23 @@ def test_absolute_path_shortcut_agrees_with_urljoin(href: str, base: str) -> Non
     found = extract(f'<a href="{href}">x</a>'.encode(), base_url=base).links
     expected = urljoin(base, href.strip())
     assert found == [expected]
+
+
+def test_shift_jis_page_from_its_meta_charset() -> None:
+    page = (
+        '<html><head><meta http-equiv="Content-Type" content="text/html; charset=Shift_JIS">'
+        "<title>急須</title>"
+        '<script type="application/ld+json">{"@type": "Product", "name": "急須", '
+        '"offers": {"price": "3,980", "priceCurrency": "JPY"}}</script></head></html>'
+    ).encode("shift_jis")
+    found = extract(page, base_url="http://h/", product=True)
+    assert found.title == "急須"
+    assert found.product == Product(
+        name="急須", sku=None, price=Money(amount=3980, currency="JPY"), availability=None
+    )
+
+
+def test_declared_encoding_wins_and_unknown_ones_fall_back() -> None:
+    page = "<title>café</title>".encode("latin-1")
+    assert extract(page, base_url="http://h/", encoding="latin-1").title == "café"
+    assert extract(b"<title>x</title>", base_url="http://h/", encoding="nope").title == "x"

@@ -26,6 +26,7 @@ from shopkeeper.core.money import Money, minor_unit_exponent
 XML_TYPES = frozenset({"application/xml", "text/xml"})
 _MACHINE_NUMBER = re.compile(r"\d+(\.\d+)?")
 _PLAIN_ABSOLUTE_PATH = re.compile(r"/(?!/)[A-Za-z0-9._~/%+,=:@!$&'()*-]*(\?[^#\s]+)?")
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
 _LOC = re.compile(rb"<loc>\s*([^<\s]+)\s*</loc>", re.IGNORECASE)
 _SYMBOLS = {"$": "USD", "US$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY", "₩": "KRW", "₹": "INR"}
 _AVAILABILITY = {
@@ -73,25 +74,41 @@ def extract(
     links: bool = True,
     product: bool = False,
     fields: Mapping[str, str] | None = None,
+    encoding: str | None = None,
 ) -> Extracted:
-    """Everything asked for from one page. A sitemap (XML) gives its `<loc>` URLs as links."""
+    """Everything asked for from one page. A sitemap (XML) gives its `<loc>` URLs as links.
+    `encoding` is the Content-Type header's charset; without it the page's own `<meta>`
+    declaration is used, else UTF-8."""
     if content_type in XML_TYPES or (content_type is None and body.lstrip()[:5] == b"<?xml"):
         return Extracted(links=sitemap_links(body) if links else [])
-    tree = LexborHTMLParser(body.decode("utf-8", errors="replace"))
+    text = decode_html(body, encoding)
+    tree = LexborHTMLParser(text)
     title_node = tree.css_first("title")
     title = (title_node.text(strip=True) or None) if title_node is not None else None
     base = _base_href(tree, base_url)
     return Extracted(
         title=title,
         links=_links(tree, base) if links else [],
-        product=extract_product(body, url=base_url) if product else None,
+        product=extract_product(text, url=base_url) if product else None,
         fields=_fields(tree, fields) if fields else {},
     )
 
 
 def extract_links(body: bytes, *, base_url: str) -> list[str]:
-    tree = LexborHTMLParser(body.decode("utf-8", errors="replace"))
+    tree = LexborHTMLParser(decode_html(body, None))
     return _links(tree, _base_href(tree, base_url))
+
+
+def decode_html(body: bytes, encoding: str | None) -> str:
+    """Text of a page: the declared charset, else a `<meta charset>` in its first 2 kB (how a
+    browser finds it, HTML section 13.2.3.2), else UTF-8; undecodable bytes are replaced."""
+    if encoding is None:
+        found = _META_CHARSET.search(body[:2048])
+        encoding = found.group(1).decode("ascii") if found else "utf-8"
+    try:
+        return body.decode(encoding, errors="replace")
+    except LookupError:
+        return body.decode("utf-8", errors="replace")
 
 
 def sitemap_links(body: bytes) -> list[str]:
@@ -152,7 +169,7 @@ def _unique(urls: Iterable[str]) -> list[str]:
 
 def extract_product(body: bytes | str, *, url: str) -> Product | None:
     """The page's product, from JSON-LD, else microdata, else Open Graph."""
-    document = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+    document = decode_html(body, None) if isinstance(body, bytes) else body
     try:
         data = extruct.extract(
             document,

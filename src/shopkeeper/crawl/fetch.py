@@ -83,14 +83,18 @@ class FetchResult:
     def ok(self) -> bool:
         return self.error is None and self.status is not None and 200 <= self.status < 300
 
-    def text(self) -> str:
-        charset = "utf-8"
+    @property
+    def charset(self) -> str | None:
+        """The Content-Type header's charset, if it names one."""
         for part in self.headers.get("content-type", "").split(";")[1:]:
             name, _, value = part.strip().partition("=")
-            if name.lower() == "charset" and value:
-                charset = value.strip("\"' ")
+            if name.lower() == "charset" and value.strip("\"' "):
+                return value.strip("\"' ").lower()
+        return None
+
+    def text(self) -> str:
         try:
-            return self.body.decode(charset, errors="replace")
+            return self.body.decode(self.charset or "utf-8", errors="replace")
         except LookupError:
             return self.body.decode("utf-8", errors="replace")
 
