@@ -28,7 +28,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.support.crawl_site import ROLES, RemoteCrawlSite
+from tests.support.crawl_site import ROLES
+from tests.support.crawl_site_remote import RemoteCrawlSite
 
 from bench.__main__ import ensure_wrk, paths_script, wrk_run
 from shopkeeper.crawl.canonical import new_url

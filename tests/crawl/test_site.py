@@ -6,7 +6,8 @@ import asyncio
 
 import httpx
 
-from tests.support.crawl_site import CrawlSite, RemoteCrawlSite
+from tests.support.crawl_site import CrawlSite
+from tests.support.crawl_site_remote import RemoteCrawlSite
 
 
 async def test_records_host_path_user_agent_and_concurrency(crawl_site: CrawlSite) -> None:

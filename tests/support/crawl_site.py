@@ -20,8 +20,10 @@ Roles:
 - `big`: an N-page site (`big_pages`) shaped as a tree, page i linking to 10i+1 .. 10i+10.
 - `bench`: `bench_pages` fixed pages with `bench_links` links each, answered from memory.
 
-Run in-process (`CrawlSite().start()`, a thread running uvicorn) or as a process for benches:
+Run in-process (`CrawlSite().start()`, a thread running uvicorn), in a child process driven over a
+control address (`tests.support.crawl_site_remote.RemoteCrawlSite`), or by hand:
 `python -m tests.support.crawl_site --bench-pages 1000` prints the roles' base URLs as JSON.
+Pages and products are in `tests.support.crawl_pages`.
 """
 
 from __future__ import annotations
@@ -30,23 +32,37 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import email.utils
 import gzip
 import json
-import os
 import socket
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
-import httpx
 import uvicorn
+
+from tests.support.crawl_pages import (
+    PRODUCTS,
+    PRODUCTS_PER_LIST_PAGE,
+    SiteProduct,
+    http_date,
+    page_html,
+    product_html,
+)
+
+__all__ = [
+    "PRODUCTS",
+    "ROLES",
+    "CrawlSite",
+    "SiteProduct",
+    "SiteRequest",
+    "http_date",
+    "product_html",
+]
 
 ROLES = (
     "shop",
@@ -82,107 +98,12 @@ class SiteRequest:
     """The client's `address:port`: requests sharing it came over one connection."""
 
 
-@dataclass(frozen=True, slots=True)
-class SiteProduct:
-    path: str
-    name: str
-    sku: str
-    amount: int
-    """Minor units by the currency's ISO 4217 exponent."""
-    currency: str
-    availability: str
-    markup: str
-    """`jsonld`, `microdata` or `opengraph`."""
-
-
 @dataclass(slots=True)
 class _Answer:
     status: int = 200
     body: bytes = b""
     content_type: str = "text/html; charset=utf-8"
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
-
-
-def _products() -> list[SiteProduct]:
-    prices = {"USD": (1999, "19.99"), "EUR": (123450, "1234.50"), "JPY": (1980, "1980")}
-    result = []
-    for i in range(1, 13):
-        markup = ("jsonld", "microdata", "opengraph")[(i - 1) % 3]
-        currency = ("USD", "EUR", "JPY")[((i - 1) // 3) % 3]
-        amount = prices[currency][0] + i
-        result.append(
-            SiteProduct(
-                path=f"/product/{i}",
-                name=f"Product {i}",
-                sku=f"SKU-{i:03d}",
-                amount=amount,
-                currency=currency,
-                availability="InStock" if i % 2 else "OutOfStock",
-                markup=markup,
-            )
-        )
-    return result
-
-
-PRODUCTS = _products()
-PRODUCTS_PER_LIST_PAGE = 4
-
-
-def major_units(amount: int, currency: str) -> str:
-    if currency == "JPY":
-        return str(amount)
-    return f"{amount // 100}.{amount % 100:02d}"
-
-
-def _page(title: str, links: list[str], extra_head: str = "", body: str = "") -> bytes:
-    anchors = "\n".join(f'<a href="{href}">{href}</a>' for href in links)
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>{extra_head}"
-        f"</head><body><h1>{title}</h1>{body}\n{anchors}\n</body></html>"
-    ).encode()
-
-
-def product_html(product: SiteProduct) -> bytes:
-    price = major_units(product.amount, product.currency)
-    head = ""
-    body = f'<p class="stock-count">{7 if product.availability == "InStock" else 0}</p>'
-    if product.markup == "jsonld":
-        document = {
-            "@context": "https://schema.org",
-            "@type": "Product",
-            "name": product.name,
-            "sku": product.sku,
-            "offers": {
-                "@type": "Offer",
-                # A number for yen, a string otherwise: both occur in the wild.
-                "price": int(price) if product.currency == "JPY" else price,
-                "priceCurrency": product.currency,
-                "availability": f"https://schema.org/{product.availability}",
-            },
-        }
-        head = f'<script type="application/ld+json">{json.dumps(document)}</script>'
-    elif product.markup == "microdata":
-        body += (
-            f'<div itemscope itemtype="https://schema.org/Product">'
-            f'<span itemprop="name">{product.name}</span>'
-            f'<span itemprop="sku">{product.sku}</span>'
-            f'<div itemprop="offers" itemscope itemtype="https://schema.org/Offer">'
-            f'<meta itemprop="priceCurrency" content="{product.currency}">'
-            f'<span itemprop="price" content="{price}">{price} {product.currency}</span>'
-            f'<link itemprop="availability" href="https://schema.org/{product.availability}">'
-            f"</div></div>"
-        )
-    else:
-        availability = "instock" if product.availability == "InStock" else "oos"
-        head = (
-            f'<meta property="og:type" content="product">'
-            f'<meta property="og:title" content="{product.name}">'
-            f'<meta property="product:retailer_item_id" content="{product.sku}">'
-            f'<meta property="product:price:amount" content="{price}">'
-            f'<meta property="product:price:currency" content="{product.currency}">'
-            f'<meta property="product:availability" content="{availability}">'
-        )
-    return _page(product.name, ["/", "/products?page=1"], head, body)
 
 
 class CrawlSite:
@@ -232,7 +153,7 @@ class CrawlSite:
         """Bumped by reset() and stop(): hanging answers of an earlier generation end."""
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
-        self._bench_cache = [self._bench_page(i) for i in range(bench_pages)]
+        self._bench_cache = [self._benchpage_html(i) for i in range(bench_pages)]
 
     # --- control, from any thread -------------------------------------------------------------
 
@@ -481,22 +402,22 @@ class CrawlSite:
         if path == "/" or number is not None:
             current = number or 0
             links = [f"/c/{n}" for n in range(current + 1, min(current + 4, 10))]
-            return _Answer(body=_page(f"{role} {current}", links))
-        return _Answer(404, _page("not found", []))
+            return _Answer(body=page_html(f"{role} {current}", links))
+        return _Answer(404, page_html("not found", []))
 
     def _big(self, path: str) -> _Answer:
         number = 0 if path == "/" else _number(path, "/p/")
         if number is None or number >= self.big_pages:
-            return _Answer(404, _page("not found", []))
+            return _Answer(404, page_html("not found", []))
         children = range(10 * number + 1, min(10 * number + 11, self.big_pages))
-        return _Answer(body=_page(f"big {number}", [f"/p/{child}" for child in children]))
+        return _Answer(body=page_html(f"big {number}", [f"/p/{child}" for child in children]))
 
-    def _bench_page(self, number: int) -> bytes:
+    def _benchpage_html(self, number: int) -> bytes:
         links = [
             f"/b/{(number * self.bench_links + k + 1) % self.bench_pages}"
             for k in range(self.bench_links)
         ]
-        return _page(f"bench {number}", links, body="<p>" + "lorem ipsum " * 40 + "</p>")
+        return page_html(f"bench {number}", links, body="<p>" + "lorem ipsum " * 40 + "</p>")
 
     def _bench(self, path: str) -> _Answer:
         number = 0 if path == "/" else _number(path, "/b/")
@@ -518,7 +439,7 @@ class CrawlSite:
                 "/hidden-from-shopkeeper/page",
                 "/missing",
             ]
-            return _Answer(body=_page("Shop home", links))
+            return _Answer(body=page_html("Shop home", links))
         if path == "/products":
             page = int((query.get("page") or ["1"])[0])
             pages = -(-len(PRODUCTS) // PRODUCTS_PER_LIST_PAGE)
@@ -528,7 +449,7 @@ class CrawlSite:
             links += [f"{p.path}?utm_campaign=list&gclid=x{page}" for p in listed]
             if page < pages:
                 links.append(f"/products?page={page + 1}")
-            return _Answer(body=_page(f"Products, page {page}", links))
+            return _Answer(body=page_html(f"Products, page {page}", links))
         number = _number(path, "/product/")
         if number is not None and 1 <= number <= len(PRODUCTS):
             return _Answer(body=product_html(PRODUCTS[number - 1]))
@@ -553,30 +474,30 @@ class CrawlSite:
         if path.startswith("/calendar/"):
             return self._calendar(path)
         if path.startswith(("/private/", "/hidden-from-shopkeeper/")):
-            return _Answer(body=_page("You should not be here", []))
+            return _Answer(body=page_html("You should not be here", []))
         if path == "/gone":
-            return _Answer(410, _page("gone", []))
+            return _Answer(410, page_html("gone", []))
         if path == "/error":
-            return _Answer(500, _page("error", []))
+            return _Answer(500, page_html("error", []))
         if path == "/large":
             kib = int((query.get("kib") or ["2048"])[0])
-            return _Answer(body=_page("large", [], body="x" * (kib * 1024)))
+            return _Answer(body=page_html("large", [], body="x" * (kib * 1024)))
         if path == "/gzip":
-            body = gzip.compress(_page("compressed", ["/product/3"]))
+            body = gzip.compress(page_html("compressed", ["/product/3"]))
             return _Answer(body=body, headers=[(b"content-encoding", b"gzip")])
         if path == "/image.png":
             return _Answer(body=b"\x89PNG\r\n\x1a\n" + b"\0" * 64, content_type="image/png")
-        return _Answer(404, _page("not found", []))
+        return _Answer(404, page_html("not found", []))
 
     def _calendar(self, path: str) -> _Answer:
         try:
             year, month = (int(part) for part in path.removeprefix("/calendar/").split("/")[:2])
         except ValueError:
-            return _Answer(404, _page("not found", []))
+            return _Answer(404, page_html("not found", []))
         following = (year + 1, 1) if month == 12 else (year, month + 1)
         previous = (year - 1, 12) if month == 1 else (year, month - 1)
         links = [f"/calendar/{y}/{m:02d}" for y, m in (previous, following)]
-        return _Answer(body=_page(f"Calendar {year}-{month:02d}", links))
+        return _Answer(body=page_html(f"Calendar {year}-{month:02d}", links))
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:
@@ -598,10 +519,6 @@ def _number(path: str, prefix: str) -> int | None:
     return int(rest) if rest.isdigit() else None
 
 
-def http_date(epoch_seconds: float) -> str:
-    return email.utils.formatdate(epoch_seconds, usegmt=True)
-
-
 @contextlib.contextmanager
 def running_site(**options: Any) -> Iterator[CrawlSite]:
     site = CrawlSite(**options).start()
@@ -609,99 +526,6 @@ def running_site(**options: Any) -> Iterator[CrawlSite]:
         yield site
     finally:
         site.stop()
-
-
-class RemoteCrawlSite:
-    """The site in a child process (its own CPU and clock, independent of the test process's
-    GIL), with the in-process site's interface: `url`, `base`, `authority`, `requests`,
-    `clear`, `reset`, `recover`, plus `set(**knobs)` and `override_robots`. Arrival times are
-    the child's `time.monotonic()`: compare them with each other only."""
-
-    def __init__(self, *, big_pages: int = 2000, bench_pages: int = 1000, first_address: int = 30):
-        self._argv = [
-            sys.executable,
-            "-m",
-            "tests.support.crawl_site",
-            "--big-pages",
-            str(big_pages),
-            "--bench-pages",
-            str(bench_pages),
-            "--first-address",
-            str(first_address),
-        ]
-        self.products = PRODUCTS
-        self.big_pages = big_pages
-        self.bench_pages = bench_pages
-        self._process: subprocess.Popen[str] | None = None
-        self._bases: dict[str, str] = {}
-
-    def start(self) -> RemoteCrawlSite:
-        root = Path(__file__).resolve().parents[2]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "src"), str(root)])}
-        self._process = subprocess.Popen(
-            self._argv, cwd=root, env=env, stdout=subprocess.PIPE, text=True
-        )
-        assert self._process.stdout is not None
-        line = self._process.stdout.readline()
-        if not line:
-            raise RuntimeError("the crawl site process did not start")
-        self._bases = json.loads(line)
-        self._control = httpx.Client(base_url=self._bases["control"], timeout=30)
-        return self
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._control.close()
-            self._process.terminate()
-            self._process.wait(10)
-            self._process = None
-
-    def __enter__(self) -> RemoteCrawlSite:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def addresses(self) -> dict[str, str]:
-        return {role: urlsplit(self._bases[role]).hostname or "" for role in ROLES}
-
-    def base(self, role: str) -> str:
-        return self._bases[role]
-
-    def url(self, role: str, path: str = "/") -> str:
-        return self._bases[role] + path
-
-    def authority(self, role: str) -> str:
-        return self._bases[role].removeprefix("http://")
-
-    def requests(self, role: str | None = None) -> list[SiteRequest]:
-        params = {"role": role} if role else {}
-        rows = self._control.get("/records", params=params).raise_for_status().json()
-        return [SiteRequest(**row) for row in rows]
-
-    def clear(self) -> None:
-        self._control.post("/clear").raise_for_status()
-
-    def reset(self) -> None:
-        self._control.post("/reset").raise_for_status()
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            if not any(self._control.get("/in-flight").json().values()):
-                break
-            time.sleep(0.02)
-        self.clear()
-
-    def recover(self, role: str) -> None:
-        self._control.post(f"/recover/{role}").raise_for_status()
-
-    def set(self, **knobs: object) -> None:
-        """Knobs: slow_delay_s, throttle_retry_after, throttle_always, robots_timeout_s,
-        shop_crawl_delay."""
-        self._control.post("/set", json=knobs).raise_for_status()
-
-    def override_robots(self, role: str, status: int, body: bytes) -> None:
-        self._control.post(f"/robots/{role}", params={"status": status}, content=body)
 
 
 def main(argv: list[str] | None = None) -> None:
