@@ -35,6 +35,8 @@ MAX_CRAWL_DELAY_MS = 30_000
 RETRY_AFTER_CAP_S = 3600.0
 ROBOTS_MAX_BYTES = 500 * 1024
 """RFC 9309 section 2.5: crawlers parse at least the first 500 KiB; we keep that much."""
+THROTTLE_PAUSE_S = 60.0
+"""How long a host answering 429 without Retry-After is left alone."""
 ROBOTS_BACKOFF_BASE_S = 1.0
 ROBOTS_BACKOFF_CAP_S = 600.0
 
@@ -344,7 +346,9 @@ def decide(
         wait = parse_retry_after(outcome.headers.get("retry-after"), now=now)
         if status == 429 or wait is not None:
             if wait is None:
-                wait = backoff_s(attempts, base_s=retry_base_s, cap_s=retry_max_s, rng=rng)
+                # A 429 without Retry-After spends no attempt, so a backoff on attempts would
+                # never grow: wait long enough for a rate limiter's window to pass instead.
+                wait = min(THROTTLE_PAUSE_S, retry_max_s)
             return PauseHost(until=now + wait, reason=f"HTTP {status}, retry after {wait:g} s")
         error = f"HTTP {status}"
     elif status is not None and (status >= 500 or status == 408):
