@@ -173,6 +173,18 @@ async def test_body_size_limit(crawl_site: CrawlSite) -> None:
     assert large.error is FetchError.TOO_LARGE and large.body == b""
 
 
+async def test_bodies_larger_than_the_read_buffer_arrive_whole(
+    fetcher: Fetcher, crawl_site: CrawlSite
+) -> None:
+    """3 MiB crosses the backend's 256 KiB read buffer many times (reading pauses and resumes)."""
+    result = await fetcher.fetch(crawl_site.url("shop", "/large?kib=3072"))
+    assert result.ok
+    assert result.body.count(b"x") == 3072 * 1024
+    again = await fetcher.fetch(crawl_site.url("shop", "/product/1"))
+    assert again.ok
+    assert len({r.client for r in crawl_site.requests("shop")}) == 1
+
+
 async def test_gzip_body_is_decoded(fetcher: Fetcher, crawl_site: CrawlSite) -> None:
     result = await fetcher.fetch(crawl_site.url("shop", "/gzip"))
     assert result.ok and result.body.startswith(b"<!doctype html>")
