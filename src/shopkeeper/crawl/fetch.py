@@ -1,9 +1,10 @@
-"""The HTTP client of a crawl worker: one pooled `httpx.AsyncClient`, guarded and bounded.
+"""The HTTP client of a crawl worker: `httpx.AsyncClient`s over our own network backend
+(netstream.py), pooled, guarded and bounded.
 
 Every fetch ends in a `FetchResult`, never an exception for the network's troubles, so the worker
 turns it into a decision (politeness.decide) without a try/except of its own. Guards:
 - addresses: loopback, private, link-local and other non-global addresses are refused at connect
-  time, after resolution (a custom httpcore network backend), so neither a URL, a redirect nor a
+  time, after resolution (in the network backend), so neither a URL, a redirect nor a
   DNS answer changed between check and use (rebinding) can reach the network the crawler runs in;
 - size: the body is streamed and abandoned past `max_body_bytes` (after decompression, so a
   gzip bomb is stopped too);
