@@ -31,6 +31,10 @@ ROBOTS_DENIED = Counter("shopkeeper_crawl_robots_denied_total", "URLs robots.txt
 THROTTLED = Counter(
     "shopkeeper_crawl_throttled_total", "429 answers (the host paused for its Retry-After)"
 )
+LATE_STARTS = Counter(
+    "shopkeeper_crawl_late_starts_total",
+    "Leased URLs handed back unfetched because the worker reached them after their start time",
+)
 RETRIES = Counter("shopkeeper_crawl_retries_total", "URLs put back for another attempt")
 
 

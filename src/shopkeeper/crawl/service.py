@@ -8,6 +8,7 @@ nothing of it queued or in flight.
 from __future__ import annotations
 
 import base64
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,10 @@ from shopkeeper.crawl.politeness import MAX_CRAWL_DELAY_MS
 from shopkeeper.crawl.schemas import CrawlCreate
 from shopkeeper.crawl.scope import Scope
 
+SAFETY_MARGIN_MS = 20
+"""Added to every non-zero host delay the frontier enforces: what the host sees is the gap
+between two request starts, and each start lags its reservation by a few varying milliseconds
+(another worker process, a new connection, a busy server parsing the request)."""
 ACTIVE = (CrawlStatus.QUEUED, CrawlStatus.RUNNING)
 LIVE = (CrawlStatus.QUEUED, CrawlStatus.RUNNING, CrawlStatus.PAUSED)
 
@@ -69,6 +74,8 @@ def host_policy(politeness: dict[str, Any], robots_delay_ms: int | None = None) 
     delay = int(politeness["delay_ms"])
     if robots_delay_ms is not None and robots_delay_ms <= MAX_CRAWL_DELAY_MS:
         delay = max(delay, robots_delay_ms)
+    if delay > 0:
+        delay += SAFETY_MARGIN_MS
     return HostPolicy(delay_ms=delay, max_inflight=int(politeness["max_inflight_per_host"]))
 
 
@@ -291,15 +298,20 @@ async def list_hosts(context: CrawlContext, *, crawl_id: uuid.UUID) -> list[dict
         entry = robots.get(name)
         pages = per_host.get(name, {})
         reason = state.reason if state is not None else None
+        backoff_until = state.paused_until if state is not None else None
+        if entry is not None and not entry.usable and entry.expires_at > time.time():
+            # Until robots.txt answers, nothing is fetched there, whatever the frontier's pause.
+            backoff_until = max(backoff_until or 0.0, entry.expires_at)
+            reason = reason or entry.error
         if entry is not None and (entry.crawl_delay_ms or 0) > MAX_CRAWL_DELAY_MS:
             reason = f"skipped: crawl-delay over 30 s (robots.txt asks {entry.crawl_delay_ms} ms)"
         hosts.append(
             {
                 "host": name,
-                "delay_ms": state.delay_ms if state else 0,
+                "delay_ms": max(state.delay_ms - SAFETY_MARGIN_MS, 0) if state else 0,
                 "max_inflight": state.max_inflight if state else 0,
                 "in_flight": state.in_flight if state else 0,
-                "backoff_until": _from_epoch(state.paused_until) if state else None,
+                "backoff_until": _from_epoch(backoff_until),
                 "reason": reason,
                 "robots": None
                 if entry is None

@@ -57,6 +57,7 @@ log = structlog.get_logger(__name__)
 
 START_SLACK_S = 0.1
 """How long after its reservation a request starts (see the module's docstring)."""
+LATE_TOLERANCE_S = 0.002
 CONFIG_TTL_S = 1.0
 """How stale a worker's copy of a crawl (status, rules) may be: a cancel reaches it this late."""
 HOUSEKEEPING_S = 1.0
@@ -347,7 +348,8 @@ class CrawlWorker:
             entry = await asyncio.shield(pending)
         elif obey and entry is None:
             # This lease's start slot goes to robots.txt; the URL comes back after the delay.
-            await self._wait_for_slot(lease, config, None)
+            if not await self._start_on_time(lease, config, None):
+                return Outcome(lease, retry_at=self._now())
             entry = await self._fetch_robots(lease)
             if not entry.usable:
                 await self.frontier.pause_host(
@@ -357,7 +359,6 @@ class CrawlWorker:
             await self._apply_policy(config, lease.host, entry.crawl_delay_ms)
             delay_s = service.host_policy(config.politeness, entry.crawl_delay_ms).delay_ms / 1000
             return Outcome(lease, retry_at=self._now() + delay_s)
-        await self._wait_for_slot(lease, config, entry.crawl_delay_ms if entry else None)
         if entry is not None:
             match robots_verdict(entry, lease.url, self.user_agent, now=self._now()):
                 case RobotsAllow(delay_ms=delay_ms):
@@ -377,6 +378,8 @@ class CrawlWorker:
                 case RobotsUnavailable(until=until, reason=reason):
                     await self.frontier.pause_host(lease.host, until, reason)
                     return Outcome(lease, retry_at=until)
+        if not await self._start_on_time(lease, config, entry.crawl_delay_ms if entry else None):
+            return Outcome(lease, retry_at=self._now())
         started = time.monotonic()
         result = await self.fetcher.fetch(lease.url, scope=config.scope, follow_redirects=False)
         metrics.FETCH_SECONDS.observe(time.monotonic() - started)
@@ -403,15 +406,23 @@ class CrawlWorker:
                 metrics.RETRIES.inc()
                 return Outcome(lease, retry_at=decision.not_before, spend_attempt=True)
 
-    async def _wait_for_slot(
+    async def _start_on_time(
         self, lease: Lease, config: CrawlConfig, robots_delay_ms: int | None
-    ) -> None:
+    ) -> bool:
+        """Wait for the lease's start time (reservation + slack); False when it has passed
+        already (this worker was slow to get here), and the URL must go back unfetched: starting
+        late could bring this request closer to the host's next one than its delay."""
         if not (config.politeness.get("delay_ms") or robots_delay_ms):
-            return
-        reserved_at = lease.expires_at - self.lease_seconds
-        wait = reserved_at + START_SLACK_S - self._now()
+            return True
+        start_at = lease.expires_at - self.lease_seconds + START_SLACK_S
+        wait = start_at - self._now()
         if wait > 0:
             await asyncio.sleep(wait)
+        # A busy event loop (or a descheduled process) can also wake the sleep up late.
+        if self._now() - start_at > LATE_TOLERANCE_S:
+            metrics.LATE_STARTS.inc()
+            return False
+        return True
 
     async def _fetch_robots(self, lease: Lease) -> RobotsEntry:
         future: asyncio.Future[RobotsEntry] = asyncio.get_running_loop().create_future()

@@ -54,3 +54,14 @@ async def all_pages(client: httpx.AsyncClient, crawl_id: str, **params: Any) -> 
         cursor = body["next_cursor"]
         if cursor is None:
             return pages
+
+
+def gaps_by_host(requests: list[Any]) -> dict[str, list[float]]:
+    """Seconds between consecutive request arrivals, per host, as the site saw them."""
+    arrivals: dict[str, list[float]] = {}
+    for request in requests:
+        arrivals.setdefault(request.host, []).append(request.at)
+    return {
+        host: [later - earlier for earlier, later in zip(sorted(times), sorted(times)[1:])]
+        for host, times in arrivals.items()
+    }

@@ -1,0 +1,180 @@
+"""Three `shopkeeper crawl worker` processes against the local site: politeness, robots.txt,
+Retry-After and a SIGKILLed worker, all counted by the site, never by the crawler."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from shopkeeper.core.settings import Settings
+from tests.conftest import ServerProcess, settings_env
+from tests.crawl.domain.support import all_pages, gaps_by_host, wait_for_status
+from tests.support.crawl_site import CrawlSite
+
+# The site's clock and the workers' timers round to the millisecond or so.
+CLOCK_SLACK_S = 0.002
+
+
+def start_workers(
+    process_factory: Callable[..., ServerProcess], settings: Settings, count: int = 3, **env: str
+) -> list[ServerProcess]:
+    environment = settings_env(settings, **env)
+    return [
+        process_factory(["crawl", "worker", "--name", f"w{n}", "--concurrency", "8"], environment)
+        for n in range(count)
+    ]
+
+
+async def create(client: httpx.AsyncClient, body: dict[str, Any]) -> str:
+    response = await client.post("/api/v1/crawl/crawls", json=body)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def chain_crawl(site: CrawlSite, role: str, delay_ms: int, inflight: int) -> dict[str, Any]:
+    return {
+        "name": role,
+        "seeds": [site.url(role, "/")],
+        "scope": {"allow": [site.authority(role)]},
+        "politeness": {"delay_ms": delay_ms, "max_inflight_per_host": inflight},
+    }
+
+
+async def test_three_workers_keep_every_hosts_delay_and_inflight_limit(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    process_factory: Callable[..., ServerProcess],
+    crawl_site: CrawlSite,
+) -> None:
+    crawl_site.slow_delay_s = 0.3
+    spaced = await create(client, chain_crawl(crawl_site, "robots404", 150, 4))
+    parallel = await create(client, chain_crawl(crawl_site, "slow", 0, 2))
+    shop = await create(
+        client,
+        {
+            "name": "shop",
+            "seeds": [crawl_site.url("shop", "/")],
+            "scope": {"allow": [crawl_site.authority("shop")], "deny": ["/calendar/"]},
+            "politeness": {"delay_ms": 50, "max_inflight_per_host": 1},
+        },
+    )
+    start_workers(process_factory, settings)
+    for crawl_id in (spaced, parallel, shop):
+        await wait_for_status(client, crawl_id, {"finished"}, timeout=60)
+
+    spaced_gaps = gaps_by_host(crawl_site.requests("robots404"))
+    (gaps,) = spaced_gaps.values()
+    assert len(gaps) >= 9  # robots.txt and ten pages
+    assert min(gaps) >= 0.150 - CLOCK_SLACK_S, [
+        (r.path, round(r.at, 4), r.client) for r in crawl_site.requests("robots404")
+    ]
+    slow = crawl_site.requests("slow")
+    assert len(slow) == 11
+    assert max(request.in_flight for request in slow) <= 2
+    shop_requests = crawl_site.requests("shop")
+    assert min(gaps_by_host(shop_requests)[crawl_site.authority("shop")]) >= 0.05 - CLOCK_SLACK_S
+    assert max(request.in_flight for request in shop_requests) == 1
+    paths = [request.path for request in shop_requests]
+    assert not [path for path in paths if path.startswith(("/private/", "/hidden-from"))]
+    assert Counter(paths).most_common(1)[0][1] == 1
+
+    workers = (await client.get("/api/v1/crawl/workers")).json()
+    assert sorted(worker["name"] for worker in workers) == ["w0", "w1", "w2"]
+    assert {worker["state"] for worker in workers} == {"alive"}
+
+
+async def test_nothing_is_fetched_from_a_host_whose_robots_txt_answers_503_until_it_recovers(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    process_factory: Callable[..., ServerProcess],
+    crawl_site: CrawlSite,
+) -> None:
+    crawl_id = await create(client, chain_crawl(crawl_site, "robots503", 0, 2))
+    start_workers(process_factory, settings)
+    deadline = time.monotonic() + 30
+    while len(crawl_site.requests("robots503")) < 2:  # asked, and asked again after a backoff
+        assert time.monotonic() < deadline, crawl_site.requests("robots503")
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    before = crawl_site.requests("robots503")
+    assert before and {request.path for request in before} == {"/robots.txt"}
+    hosts = (await client.get(f"/api/v1/crawl/crawls/{crawl_id}/hosts")).json()
+    assert hosts[0]["backoff_until"] is not None and "503" in hosts[0]["reason"]
+    assert hosts[0]["robots"]["status"] == 503
+
+    crawl_site.recover("robots503")
+    recovered_at = time.monotonic()
+    await wait_for_status(client, crawl_id, {"finished"}, timeout=60)
+    pages = [r for r in crawl_site.requests("robots503") if r.path != "/robots.txt"]
+    assert len(pages) == 10
+    assert min(request.at for request in pages) > recovered_at
+
+
+async def test_no_request_reaches_a_host_inside_its_retry_after_window(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    process_factory: Callable[..., ServerProcess],
+    crawl_site: CrawlSite,
+) -> None:
+    crawl_site.throttle_retry_after = "1"
+    crawl_id = await create(client, chain_crawl(crawl_site, "throttle", 0, 1))
+    start_workers(process_factory, settings)
+    await wait_for_status(client, crawl_id, {"finished"}, timeout=60)
+
+    requests = sorted(crawl_site.requests("throttle"), key=lambda request: request.at)
+    seen: set[str] = set()
+    throttled_at = []
+    for request in requests:
+        if request.path != "/robots.txt" and request.path not in seen:
+            seen.add(request.path)
+            throttled_at.append(request.at)  # the first request of each page answers 429
+    assert len(throttled_at) == 10
+    for at in throttled_at:
+        inside = [r for r in requests if at < r.at < at + 1.0 - CLOCK_SLACK_S]
+        assert inside == [], (at, inside)
+    pages = await all_pages(client, crawl_id)
+    assert {page["state"] for page in pages} == {"fetched"}
+    assert {page["attempts"] for page in pages} == {1}  # a 429 spends no attempt
+
+
+async def test_every_url_is_stored_once_after_a_worker_is_killed_mid_crawl(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    process_factory: Callable[..., ServerProcess],
+    crawl_site: CrawlSite,
+) -> None:
+    assert crawl_site.big_pages == 2000
+    crawl_id = await create(client, chain_crawl(crawl_site, "big", 0, 12))
+    workers = start_workers(process_factory, settings)
+    deadline = time.monotonic() + 60
+    while len(crawl_site.requests("big")) < 600:
+        assert time.monotonic() < deadline, "the crawl did not get going"
+        await asyncio.sleep(0.05)
+    workers[0].stop(signal.SIGKILL)
+    killed_at = time.monotonic()
+    crawl = await wait_for_status(client, crawl_id, {"finished"}, timeout=90)
+
+    assert crawl["stats"]["fetched"] == 2000
+    assert crawl["stats"]["seen"] == 2000 and crawl["stats"]["dead"] == 0
+    pages = await all_pages(client, crawl_id)
+    assert len(pages) == 2000
+    assert len({page["url"] for page in pages}) == 2000
+    assert {page["state"] for page in pages} == {"fetched"}
+
+    requested = Counter(r.path for r in crawl_site.requests("big") if r.path != "/robots.txt")
+    assert set(requested) == {"/"} | {f"/p/{n}" for n in range(1, 2000)}
+    # Only what the killed worker had in flight can have been asked for twice.
+    twice = {path for path, count in requested.items() if count > 1}
+    assert len(twice) <= 8 and max(requested.values()) <= 2
+    late = [r for r in crawl_site.requests("big") if r.at > killed_at and r.path in twice]
+    assert len(late) == len(twice)
+
+    exported = await client.get(f"/api/v1/crawl/crawls/{crawl_id}/export")
+    urls = [line.split('"url":"', 1)[1].split('"', 1)[0] for line in exported.text.splitlines()]
+    assert len(urls) == 2000 and len(set(urls)) == 2000
