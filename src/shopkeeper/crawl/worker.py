@@ -117,6 +117,7 @@ class CrawlWorker:
         self._clock_offset = 0.0
         """frontier clock - local clock, so local waits line up with the frontier's times."""
         self._robots_pending: dict[str, asyncio.Future[RobotsEntry]] = {}
+        self._locks: dict[tuple[str, Any], asyncio.Lock] = {}
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -299,6 +300,31 @@ class CrawlWorker:
         config = self._configs.get(crawl_id)
         if config is not None and time.monotonic() - config.loaded_at < CONFIG_TTL_S:
             return config
+        # One load per crawl at a time: a batch of leases of a new crawl would otherwise open
+        # a database connection each for the same row.
+        async with self._lock(("config", crawl_id)):
+            config = self._configs.get(crawl_id)
+            if config is not None and time.monotonic() - config.loaded_at < CONFIG_TTL_S:
+                return config
+            return await self._load_config(crawl_id)
+
+    async def _robots_entry(self, host: str) -> RobotsEntry | None:
+        entry = await self.context.robots.get(host, now=self._now())
+        if entry is not None:
+            return entry
+        async with self._lock(("robots", host)):
+            pending = self._robots_pending.get(host)
+            if pending is not None:
+                return await asyncio.shield(pending)
+            return await self.context.robots.get(host, now=self._now())
+
+    def _lock(self, key: tuple[str, Any]) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    async def _load_config(self, crawl_id: uuid.UUID) -> CrawlConfig | None:
         async with self.context.db.session() as session:
             crawl = await session.get(Crawl, crawl_id)
         if crawl is None:
@@ -339,9 +365,8 @@ class CrawlWorker:
         if config is None or config.status == CrawlStatus.CANCELLED:
             return Outcome(lease)
         settings = self.context.settings
-        robots = self.context.robots
         obey = bool(config.politeness.get("obey_robots", True))
-        entry = await robots.get(lease.host, now=self._now()) if obey else None
+        entry = await self._robots_entry(lease.host) if obey else None
         pending = self._robots_pending.get(lease.host)
         if obey and entry is None and pending is not None:
             # Another fetch of this worker is reading the host's robots.txt right now.

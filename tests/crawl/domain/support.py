@@ -42,7 +42,9 @@ async def wait_for_status(
         await asyncio.sleep(0.1)
 
 
-async def all_pages(client: httpx.AsyncClient, crawl_id: str, **params: Any) -> list[dict[str, Any]]:
+async def all_pages(
+    client: httpx.AsyncClient, crawl_id: str, **params: Any
+) -> list[dict[str, Any]]:
     pages: list[dict[str, Any]] = []
     cursor = None
     while True:
