@@ -81,6 +81,31 @@ async def fill(frontier: Frontier, urls: list[NewURL], hosts: int) -> uuid.UUID:
     return crawl_id
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of `pids` (processes that exited meanwhile count as zero)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+async def redis_cpu(client: Redis) -> float:
+    info = await client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def cpu_note(client_s: float, server_s: float, server: str, urls: int) -> str:
+    return (
+        f"CPU per 1,000 URLs: this client {1e6 * client_s / urls:.0f} ms, "
+        f"{server} {1e6 * server_s / urls:.0f} ms"
+    )
+
+
 async def drain(frontier: Frontier, total: int, tasks: int, batch: int) -> tuple[float, int]:
     done = 0
 
@@ -124,13 +149,17 @@ async def bench_redis(args: argparse.Namespace) -> list[Figure]:
     try:
         urls = new_urls(args.urls, args.hosts)
         await fill(frontier, urls, args.hosts)
+        client_before, server_before = time.process_time(), await redis_cpu(client)
         seconds, done = await drain(frontier, len(urls), args.tasks, args.batch)
+        client_s = time.process_time() - client_before
+        server_s = await redis_cpu(client) - server_before
         figures.append(
             Figure(
                 "Redis frontier: dequeue+ack",
                 done / seconds,
                 "URLs/s",
-                f"{done:,} URLs, {args.hosts} hosts, {args.tasks} tasks x lease {args.batch}",
+                f"{done:,} URLs, {args.hosts} hosts, {args.tasks} tasks x lease {args.batch}; "
+                + cpu_note(client_s, server_s, "Redis server", done),
             )
         )
         key = f"{namespace}:raw"
@@ -242,13 +271,27 @@ async def bench_postgres(args: argparse.Namespace) -> list[Figure]:
         await fill(frontier, urls, args.hosts)
         async with database.engine.begin() as connection:
             await connection.execute(text("ANALYZE"))
+        await database.warm_up()
+        async with database.engine.connect() as connection:
+            backends = list(
+                (
+                    await connection.execute(
+                        text("SELECT pid FROM pg_stat_activity WHERE datname = :name"),
+                        {"name": name},
+                    )
+                ).scalars()
+            )
+        client_before, server_before = time.process_time(), cpu_seconds(backends)
         seconds, done = await drain(frontier, len(urls), args.tasks, args.batch)
+        client_s = time.process_time() - client_before
+        server_s = cpu_seconds(backends) - server_before
         figures.append(
             Figure(
                 "PostgreSQL frontier: dequeue+ack",
                 done / seconds,
                 "URLs/s",
-                f"{done:,} URLs, {args.hosts} hosts, {args.tasks} tasks x lease {args.batch}",
+                f"{done:,} URLs, {args.hosts} hosts, {args.tasks} tasks x lease {args.batch}; "
+                + cpu_note(client_s, server_s, "PostgreSQL backends", done),
             )
         )
 

@@ -110,15 +110,27 @@ SELECT * FROM leased
 
 # complete, retry and reap free their hosts' slots in the same statement, locking the host rows
 # in host order first (two such statements could otherwise lock two hosts in opposite orders).
+# A lease is found by primary key and token only (a token is set exactly while the URL is leased):
+# a `state = 'leased'` condition would let the planner scan every leased URL through the partial
+# index, once per URL of the batch, which it did with the prepared (generic) plan.
 _PG_COMPLETE = text("""
-WITH changed AS (
-    UPDATE crawl_urls u
-    SET state = 'done', lease_token = NULL, lease_expires_at = NULL, worker = NULL
+WITH targets AS MATERIALIZED (
+    SELECT u.crawl_id, u.fingerprint, t.token
     FROM unnest(CAST(:crawl_ids AS uuid[]), CAST(:fingerprints AS bigint[]),
                 CAST(:tokens AS text[])) AS t(crawl_id, fingerprint, token)
-    WHERE u.crawl_id = t.crawl_id AND u.fingerprint = t.fingerprint
-      AND u.lease_token = t.token AND u.state = 'leased'
-    RETURNING u.host, t.token
+    CROSS JOIN LATERAL (
+        SELECT u.crawl_id, u.fingerprint FROM crawl_urls u
+        WHERE u.crawl_id = t.crawl_id AND u.fingerprint = t.fingerprint
+          AND u.lease_token = t.token
+        FOR UPDATE
+    ) u
+),
+changed AS (
+    UPDATE crawl_urls u
+    SET state = 'done', lease_token = NULL, lease_expires_at = NULL, worker = NULL
+    FROM targets
+    WHERE u.crawl_id = targets.crawl_id AND u.fingerprint = targets.fingerprint
+    RETURNING u.host, targets.token
 ),
 per_host AS (SELECT host, count(*) AS n FROM changed GROUP BY host),
 locked AS (
@@ -137,8 +149,7 @@ WITH changed AS (
     UPDATE crawl_urls u
     SET state = 'queued', lease_token = NULL, lease_expires_at = NULL, worker = NULL,
         attempts = u.attempts + :spent, not_before = :not_before
-    WHERE u.crawl_id = :crawl_id AND u.fingerprint = :fingerprint
-      AND u.lease_token = :token AND u.state = 'leased'
+    WHERE u.crawl_id = :crawl_id AND u.fingerprint = :fingerprint AND u.lease_token = :token
     RETURNING u.host
 ),
 per_host AS (SELECT host, count(*) AS n FROM changed GROUP BY host),
@@ -185,13 +196,22 @@ SELECT count(*) FROM changed
 """)
 
 _PG_RENEW = text("""
+WITH targets AS MATERIALIZED (
+    SELECT u.crawl_id, u.fingerprint, t.token
+    FROM unnest(CAST(:crawl_ids AS uuid[]), CAST(:fingerprints AS bigint[]),
+                CAST(:tokens AS text[])) AS t(crawl_id, fingerprint, token)
+    CROSS JOIN LATERAL (
+        SELECT u.crawl_id, u.fingerprint FROM crawl_urls u
+        WHERE u.crawl_id = t.crawl_id AND u.fingerprint = t.fingerprint
+          AND u.lease_token = t.token
+        FOR UPDATE
+    ) u
+)
 UPDATE crawl_urls u
 SET lease_expires_at = extract(epoch FROM clock_timestamp())::float8 + :lease_seconds
-FROM unnest(CAST(:crawl_ids AS uuid[]), CAST(:fingerprints AS bigint[]),
-            CAST(:tokens AS text[])) AS t(crawl_id, fingerprint, token)
-WHERE u.crawl_id = t.crawl_id AND u.fingerprint = t.fingerprint
-  AND u.lease_token = t.token AND u.state = 'leased'
-RETURNING t.token
+FROM targets
+WHERE u.crawl_id = targets.crawl_id AND u.fingerprint = targets.fingerprint
+RETURNING targets.token
 """)
 
 # The effective policy of the hosts a crawl has policies for: the largest delay and smallest
