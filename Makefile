@@ -1,10 +1,13 @@
-# The two commands a newcomer needs: `make run` and `make test`.
+# The two commands a newcomer needs: `make run` and `make test`. `make help` lists the rest.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench clean
+.PHONY: help install run test lint check format bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,27 +16,31 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) ## create .venv and install the pinned dependencies
+	@true
 
-run: $(STAMP)
+run: $(STAMP) ## migrate, seed demo data and serve all three systems on http://127.0.0.1:8000
 	$(BIN)/shopkeeper migrate
 	$(BIN)/shopkeeper seed --if-empty
 	$(BIN)/shopkeeper serve
 
-test: $(STAMP)
+test: $(STAMP) ## run the whole suite (PYTEST_ARGS="tests/logs -x" runs a part)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(STAMP) ## ruff, ruff format --check, mypy --strict, import contracts
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
-format: $(STAMP)
+check: lint test ## lint, then the whole suite: what to run before a pull request
+
+format: $(STAMP) ## format and auto-fix
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-bench: $(STAMP)
+bench: $(STAMP) ## load scenarios (see bench/RESULTS.md)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+clean: ## remove .venv, var/ and caches
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -41,11 +41,11 @@ import httpx
 from sqlalchemy import insert, make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from shopkeeper.carts.models import Cart, CartItem
+from shopkeeper.accounts.models import User
 from shopkeeper.core.db import new_id, utcnow
 from shopkeeper.core.security import create_access_token, hash_password
 from shopkeeper.core.settings import Settings
-from shopkeeper.users.models import User
+from shopkeeper.shop.carts.models import Cart, CartItem
 
 ADDRESS = {
     "name": "Bench Buyer",

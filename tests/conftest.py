@@ -201,12 +201,12 @@ async def login(client: httpx.AsyncClient, email: str, password: str) -> dict[st
 
 async def create_staff(runtime: Runtime, client: httpx.AsyncClient) -> dict[str, str]:
     """A staff user made the way operators make one, and its `Authorization` headers."""
-    from shopkeeper.users import service
+    from shopkeeper.accounts import service
 
     email = f"staff-{secrets.token_hex(4)}@example.com"
     async with runtime.db.session() as db_session:
         await service.register_user(
-            db_session, email=email, password="staff-password-1", is_staff=True
+            db_session, email=email, password="staff-password-1", roles=("admin",)
         )
     return await login(client, email, "staff-password-1")
 

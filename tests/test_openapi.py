@@ -34,3 +34,41 @@ async def test_schema_names_the_core_paths(client: httpx.AsyncClient) -> None:
     paths = (await client.get("/openapi.json")).json()["paths"]
     for path in ("/api/v1/auth/register", "/api/v1/auth/token", "/api/v1/users/me"):
         assert path in paths
+
+
+# Endpoints a signed-in customer (or a guest with a cart token) may call: they check ownership
+# per object, not a permission. Every other authenticated endpoint must name its permission.
+CUSTOMER_ENDPOINTS = {
+    ("get", "/api/v1/users/me"),
+    ("post", "/api/v1/carts"),
+    ("get", "/api/v1/carts/{cart_id}"),
+    ("post", "/api/v1/carts/{cart_id}/items"),
+    ("patch", "/api/v1/carts/{cart_id}/items/{sku}"),
+    ("delete", "/api/v1/carts/{cart_id}/items/{sku}"),
+    ("post", "/api/v1/orders"),
+    ("get", "/api/v1/orders"),
+    ("get", "/api/v1/orders/{order_id}"),
+    ("post", "/api/v1/orders/{order_id}/cancel"),
+    ("get", "/api/v1/orders/{order_id}/transitions"),
+    ("post", "/api/v1/orders/{order_id}/payments"),
+    ("get", "/api/v1/payments/{payment_id}"),
+    ("post", "/api/v1/payments/{payment_id}/sandbox/{outcome}"),
+}
+
+
+async def test_every_staff_endpoint_names_its_permission(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    without_permission = set()
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            requirements = operation.get("security")
+            if not requirements:
+                continue  # public
+            scopes = [
+                scope for requirement in requirements for s in requirement.values() for scope in s
+            ]
+            if not scopes:
+                without_permission.add((method, path))
+    assert without_permission - CUSTOMER_ENDPOINTS == set()
+    # The allow-list names real endpoints only, so it cannot silently hide a new one.
+    assert CUSTOMER_ENDPOINTS - without_permission == set()

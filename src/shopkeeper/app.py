@@ -10,9 +10,8 @@ import structlog
 from fastapi import FastAPI
 
 from shopkeeper import __version__
-from shopkeeper.admin import mount_admin
-from shopkeeper.carts.api import router as carts_router
-from shopkeeper.catalog.api import router as catalog_router
+from shopkeeper.accounts import service as users_service
+from shopkeeper.accounts.api import router as users_router
 from shopkeeper.core.errors import install_error_handlers
 from shopkeeper.core.health import router as health_router
 from shopkeeper.core.observability import (
@@ -25,11 +24,13 @@ from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings, get_settings
 from shopkeeper.crawl.api import router as crawl_router
 from shopkeeper.crawl.lifespan import crawl_lifespan
-from shopkeeper.inventory.api import router as inventory_router
-from shopkeeper.orders.api import router as orders_router
-from shopkeeper.payments.api import router as payments_router
-from shopkeeper.users import service as users_service
-from shopkeeper.users.api import router as users_router
+from shopkeeper.shop.admin import mount_admin
+from shopkeeper.shop.carts import service as carts_service
+from shopkeeper.shop.carts.api import router as carts_router
+from shopkeeper.shop.catalog.api import router as catalog_router
+from shopkeeper.shop.inventory.api import router as inventory_router
+from shopkeeper.shop.orders.api import router as orders_router
+from shopkeeper.shop.payments.api import router as payments_router
 
 API_PREFIX = "/api/v1"
 
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.sign_in_hooks = [carts_service.merge_cart_at_sign_in]
     install_error_handlers(app)
     app.include_router(health_router)
     for router in (

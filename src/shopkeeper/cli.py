@@ -80,7 +80,7 @@ def seed(
     if_empty: Annotated[bool, typer.Option("--if-empty", help="Only when there are none")] = False,
 ) -> None:
     """Create a demo catalog (categories, products, variants, warehouses and stock)."""
-    from shopkeeper.catalog.seed import seed_demo_catalog
+    from shopkeeper.shop.catalog.seed import seed_demo_catalog
 
     created = asyncio.run(
         seed_demo_catalog(get_settings(), products=products, if_empty=if_empty, console=console)
@@ -92,16 +92,21 @@ def seed(
 def create_user(
     email: Annotated[str, typer.Option(help="E-mail, used to log in")],
     password: Annotated[str, typer.Option(help="At least 8 characters")],
-    staff: Annotated[bool, typer.Option("--staff", help="Grant staff rights")] = False,
+    staff: Annotated[bool, typer.Option("--staff", help="Make an `admin`")] = False,
+    roles: Annotated[
+        list[str] | None,
+        typer.Option("--role", help="Grant a role (repeatable): shop_staff, log_reader, ..."),
+    ] = None,
     full_name: Annotated[str | None, typer.Option(help="Display name")] = None,
 ) -> None:
     """Create a user (the first staff user, typically)."""
+    roles = roles or []
     from pydantic import ValidationError
 
+    from shopkeeper.accounts import service
+    from shopkeeper.accounts.schemas import RegisterRequest
     from shopkeeper.core.db import Database
     from shopkeeper.core.errors import DomainError
-    from shopkeeper.users import service
-    from shopkeeper.users.schemas import RegisterRequest
 
     try:
         body = RegisterRequest(email=email, password=password, full_name=full_name)
@@ -118,7 +123,7 @@ def create_user(
                     email=body.email,
                     password=body.password,
                     full_name=body.full_name,
-                    is_staff=staff,
+                    roles=tuple(roles) or (("admin",) if staff else ()),
                 )
         finally:
             await database.dispose()
@@ -128,7 +133,45 @@ def create_user(
     except DomainError as exc:
         console.print(f"[red]{exc.detail}[/red]")
         raise typer.Exit(1) from exc
-    console.print(f"[green]created {'staff ' if staff else ''}user {body.email}[/green]")
+    granted = roles or (["admin"] if staff else [])
+    suffix = f" with roles {', '.join(granted)}" if granted else ""
+    console.print(f"[green]created user {body.email}{suffix}[/green]")
+
+
+keys_app = typer.Typer(help="Manage API keys (for log shippers, crawl workers, scripts).")
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def create_key(
+    name: Annotated[str, typer.Option(help="What the key is for, e.g. 'vector on web-1'")],
+    scopes: Annotated[
+        list[str], typer.Option("--scope", help="A permission the key has (repeatable)")
+    ],
+    tenant: Annotated[str | None, typer.Option(help="Tenant of what it writes and reads")] = None,
+) -> None:
+    """Create an API key and print it: it is shown this once."""
+    from shopkeeper.accounts import service
+    from shopkeeper.core.db import Database
+    from shopkeeper.core.errors import DomainError
+
+    async def run() -> str:
+        database = Database(get_settings())
+        try:
+            async with database.session() as session:
+                _key, plaintext = await service.create_api_key(
+                    session, name=name, scopes=scopes, tenant=tenant
+                )
+                return plaintext
+        finally:
+            await database.dispose()
+
+    try:
+        plaintext = asyncio.run(run())
+    except DomainError as exc:
+        console.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(1) from exc
+    print(plaintext)
 
 
 MetricsPort = Annotated[

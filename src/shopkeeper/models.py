@@ -1,7 +1,6 @@
 """Every table of every domain, imported in one place for Alembic, the admin and tests."""
 
-from shopkeeper.carts.models import Cart, CartItem
-from shopkeeper.catalog.models import Category, Product, Variant
+from shopkeeper.accounts.models import ApiKey, RefreshToken, User, UserRole
 from shopkeeper.core.events import OutboxEvent, ProcessedEvent
 from shopkeeper.core.idempotency import IdempotencyKey
 from shopkeeper.core.jobs import JobLease
@@ -11,12 +10,14 @@ from shopkeeper.crawl.models import Crawl
 from shopkeeper.crawl.models import Page as CrawlPage
 from shopkeeper.crawl.models import Worker as CrawlWorker
 from shopkeeper.crawl.robots_models import CrawlRobots
-from shopkeeper.inventory.models import StockAllocation, StockLevel, Warehouse
-from shopkeeper.orders.models import Order, OrderLine, OrderNumberCounter, OrderTransition
-from shopkeeper.payments.models import AppliedProviderEvent, Payment, PaymentCallback, Refund
-from shopkeeper.users.models import RefreshToken, User
+from shopkeeper.shop.carts.models import Cart, CartItem
+from shopkeeper.shop.catalog.models import Category, Product, Variant
+from shopkeeper.shop.inventory.models import StockAllocation, StockLevel, Warehouse
+from shopkeeper.shop.orders.models import Order, OrderLine, OrderNumberCounter, OrderTransition
+from shopkeeper.shop.payments.models import AppliedProviderEvent, Payment, PaymentCallback, Refund
 
 __all__ = [
+    "ApiKey",
     "AppliedProviderEvent",
     "Cart",
     "CartItem",
@@ -46,6 +47,7 @@ __all__ = [
     "StockAllocation",
     "StockLevel",
     "User",
+    "UserRole",
     "Variant",
     "Warehouse",
 ]

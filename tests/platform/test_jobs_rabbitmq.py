@@ -12,11 +12,11 @@ import aio_pika
 import aiormq
 from sqlalchemy import func, select
 
+from shopkeeper.accounts import service as users_service
 from shopkeeper.core.events import OutboxEvent
 from shopkeeper.core.mail import OutboundMail
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings
-from shopkeeper.users import service as users_service
 from tests.conftest import ServerProcess, settings_env
 from tests.platform.conftest import SmtpSink, background_settings, eventually, postgres_only
 

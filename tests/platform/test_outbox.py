@@ -23,7 +23,7 @@ from shopkeeper.core.outbox import (
 from shopkeeper.core.runtime import Runtime
 from tests.support.events import drain_events
 
-WELCOME = "shopkeeper.users.handlers.send_welcome_mail"
+WELCOME = "shopkeeper.accounts.handlers.send_welcome_mail"
 
 
 async def _register(client: httpx.AsyncClient, email_address: str) -> None:

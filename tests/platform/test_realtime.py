@@ -10,15 +10,18 @@ from typing import Any, cast
 
 import httpx
 import pytest
+import structlog
+import structlog.testing
 from starlette.websockets import WebSocket, WebSocketState
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+import shopkeeper.core.realtime as realtime_module
 from shopkeeper.core.events import record_event
 from shopkeeper.core.realtime import CLOSE_TOO_SLOW, RealtimeHub
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings
-from shopkeeper.inventory.events import StockLow
+from shopkeeper.shop.inventory.events import StockLow
 from tests.conftest import create_staff
 from tests.platform.conftest import background_settings, postgres_only
 
@@ -127,10 +130,16 @@ async def test_an_idle_client_receives_heartbeats(
 
 
 async def test_publishing_with_redis_down_drops_the_message_and_carries_on(
-    settings_factory: Callable[..., Settings],
+    settings_factory: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    logged = structlog.testing.CapturingLogger()
+    monkeypatch.setattr(realtime_module, "log", structlog.wrap_logger(logged, processors=[]))
     hub = RealtimeHub(settings_factory(redis_url="redis://127.0.0.1:1/0"))
     try:
-        await hub.publish("orders", {"type": "order.created"})
+        # Returns promptly instead of raising into the handler that published.
+        await asyncio.wait_for(hub.publish("orders", {"type": "order.created"}), timeout=10)
     finally:
         await hub.stop()
+    failures = [call for call in logged.calls if call.method_name == "warning"]
+    assert [call.kwargs["event"] for call in failures] == ["realtime_publish_failed"]
+    assert failures[0].kwargs["topic"] == "orders"

@@ -7,10 +7,10 @@ from collections.abc import Callable
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from shopkeeper.accounts import service as users_service
 from shopkeeper.core.outbox import DISPATCH_TASK
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings
-from shopkeeper.users import service as users_service
 from tests.conftest import ServerProcess, free_port, settings_env
 from tests.platform.conftest import SmtpSink, background_settings, eventually, postgres_only
 

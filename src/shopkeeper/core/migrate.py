@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
+import pkgutil
 from pathlib import Path
 
 from alembic import command
@@ -17,9 +19,13 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def all_metadata() -> MetaData:
-    """The metadata of every domain; importing the model modules registers their tables."""
-    import shopkeeper.models  # noqa: F401  (import for its side effect: every table registered)
+    """The metadata of every domain: importing each `models` module of the package tree
+    registers its tables. `core` knows no system by name; it finds them."""
+    import shopkeeper
 
+    for module in pkgutil.walk_packages(shopkeeper.__path__, "shopkeeper."):
+        if module.name.rsplit(".", 1)[-1] == "models":
+            importlib.import_module(module.name)
     return Base.metadata
 
 

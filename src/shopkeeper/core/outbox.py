@@ -61,20 +61,17 @@ class UnknownHandler(LookupError):
 
 def load_handlers() -> None:
     """Import every domain's `handlers` and `jobs` module so their registrations exist. `core`
-    knows no domain by name: it finds them as sibling packages."""
+    knows no domain by name: it finds them by walking the package tree (systems hold domains:
+    `shopkeeper.shop.orders.handlers`, `shopkeeper.accounts.handlers`, ...)."""
     import shopkeeper
 
     importlib.import_module("shopkeeper.core.mail")
-    for module in pkgutil.iter_modules(shopkeeper.__path__):
-        if not module.ispkg or module.name in {"core", "migrations"}:
+    for module in pkgutil.walk_packages(shopkeeper.__path__, "shopkeeper."):
+        if module.name.split(".")[-1] not in {"handlers", "jobs"}:
             continue
-        for leaf in ("handlers", "jobs"):
-            name = f"shopkeeper.{module.name}.{leaf}"
-            try:
-                importlib.import_module(name)
-            except ModuleNotFoundError as exc:
-                if exc.name != name:
-                    raise
+        if module.name.startswith(("shopkeeper.core.", "shopkeeper.migrations.")):
+            continue
+        importlib.import_module(module.name)
 
 
 async def _unpublished_batch(session: AsyncSession, limit: int) -> list[OutboxEvent]:

@@ -1,4 +1,5 @@
-"""Password hashing, access tokens, and the `CurrentUser` / `StaffUser` dependencies."""
+"""Password hashing and access tokens; the request dependencies built on them are in
+`shopkeeper.accounts.permissions`."""
 
 from __future__ import annotations
 
@@ -7,16 +8,14 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Any
 
 import jwt
-from fastapi import Depends, Request
-from fastapi.security import OAuth2PasswordBearer
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
 from shopkeeper.core.db import utcnow
-from shopkeeper.core.errors import Forbidden, Unauthorized
+from shopkeeper.core.errors import Unauthorized
 from shopkeeper.core.settings import Settings
 
 JWT_ALGORITHM = "HS256"
@@ -48,19 +47,48 @@ def new_opaque_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+ALL_PERMISSIONS = "*"
+"""Held by access tokens issued before roles existed to staff users (who were all admins)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling, as the access token says."""
+    """A signed-in user, as the access token says: who, and what their roles allowed when the
+    token was issued (a role change reaches the token at its next refresh)."""
 
     user_id: uuid.UUID
-    is_staff: bool
+    permissions: frozenset[str] = frozenset()
+
+    def can(self, permission: str) -> bool:
+        return permission in self.permissions or ALL_PERMISSIONS in self.permissions
+
+    @property
+    def is_staff(self) -> bool:
+        return bool(self.permissions)
 
 
-def create_access_token(*, settings: Settings, user_id: uuid.UUID, is_staff: bool) -> str:
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Whoever calls an endpoint that names a permission: a user (by access token) or a machine
+    (by API key). A key's scopes are all it can do; its tenant is the only one it sees."""
+
+    user_id: uuid.UUID | None
+    key_id: uuid.UUID | None
+    permissions: frozenset[str]
+    tenant: str = "default"
+
+    def can(self, permission: str) -> bool:
+        return permission in self.permissions or ALL_PERMISSIONS in self.permissions
+
+
+def create_access_token(
+    *, settings: Settings, user_id: uuid.UUID, permissions: frozenset[str] | set[str]
+) -> str:
     now = utcnow()
     claims: dict[str, Any] = {
         "sub": str(user_id),
-        "staff": is_staff,
+        "staff": bool(permissions),
+        "perm": sorted(permissions),
         "iat": now,
         "exp": now + timedelta(seconds=settings.access_token_ttl_seconds),
         "iss": settings.jwt_issuer,
@@ -82,11 +110,19 @@ def decode_access_token(token: str, settings: Settings) -> Principal:
         )
         if claims.get("typ") != "access":
             raise jwt.InvalidTokenError("not an access token")
-        return Principal(user_id=uuid.UUID(claims["sub"]), is_staff=bool(claims.get("staff")))
+        return Principal(user_id=uuid.UUID(claims["sub"]), permissions=_permissions_of(claims))
     except jwt.ExpiredSignatureError as exc:
         raise InvalidToken("The access token has expired") from exc
-    except (jwt.InvalidTokenError, ValueError, KeyError) as exc:
+    except (jwt.InvalidTokenError, ValueError, KeyError, TypeError) as exc:
         raise InvalidToken() from exc
+
+
+def _permissions_of(claims: dict[str, Any]) -> frozenset[str]:
+    if "perm" in claims:
+        return frozenset(str(permission) for permission in claims["perm"])
+    # Tokens issued before roles (at most one access-token lifetime old) keep working: every
+    # staff user of that time became an `admin`.
+    return frozenset({ALL_PERMISSIONS}) if claims.get("staff") else frozenset()
 
 
 def _secret(settings: Settings) -> str:
@@ -96,45 +132,3 @@ def _secret(settings: Settings) -> str:
 
 class InvalidToken(Unauthorized):
     slug, title = "invalid-token", "Invalid access token"
-
-
-class StaffOnly(Forbidden):
-    slug, title = "staff-only", "Staff only"
-
-
-_bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
-
-
-async def settings_of(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-AppSettings = Annotated[Settings, Depends(settings_of)]
-
-
-async def optional_principal(
-    settings: AppSettings, token: Annotated[str | None, Depends(_bearer)]
-) -> Principal | None:
-    if token is None:
-        return None
-    return decode_access_token(token, settings)
-
-
-async def current_principal(
-    principal: Annotated[Principal | None, Depends(optional_principal)],
-) -> Principal:
-    if principal is None:
-        raise Unauthorized("Send `Authorization: Bearer <access_token>`")
-    return principal
-
-
-async def staff_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
-    if not principal.is_staff:
-        raise StaffOnly("This endpoint is for staff")
-    return principal
-
-
-OptionalUser = Annotated[Principal | None, Depends(optional_principal)]
-CurrentUser = Annotated[Principal, Depends(current_principal)]
-StaffUser = Annotated[Principal, Depends(staff_principal)]

@@ -1,7 +1,7 @@
 """crawl frontier: URLs, hosts' politeness state, per-crawl host policies
 
 Revision ID: 0009_crawl_frontier
-Revises: 0008_stock_thresholds
+Revises: 0009_roles_and_keys
 Create Date: 2026-12-04
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_crawl_frontier"
-down_revision = "0008_stock_thresholds"
+down_revision = "0009_roles_and_keys"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,1 @@
+"""The shop: catalog, inventory, carts, orders, payments and the staff admin."""

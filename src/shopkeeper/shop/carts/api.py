@@ -1,0 +1,177 @@
+"""Carts: the signed-in owner (bearer token) or the guest holding `X-Cart-Token`."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Response, status
+
+from shopkeeper.accounts.permissions import AppSettings, OptionalUser
+from shopkeeper.core.db import Session
+from shopkeeper.core.errors import problem_responses
+from shopkeeper.core.runtime import AppRuntime, ClientAddress
+from shopkeeper.shop.carts import service
+from shopkeeper.shop.carts.schemas import CartItemIn, CartItemPatch, CartOut
+
+router = APIRouter(tags=["carts"])
+
+CART_TOKEN_HEADER = "X-Cart-Token"  # noqa: S105  (a header name, not a secret)
+
+CartToken = Annotated[
+    str | None,
+    Header(
+        alias=CART_TOKEN_HEADER,
+        max_length=128,
+        description="The guest cart's secret, as returned by POST /carts without auth",
+    ),
+]
+SkuPath = Annotated[str, Path(min_length=1, max_length=64)]
+
+_CART_ERRORS = {"s404": "`cart-not-found` (also for carts that are not yours)"}
+_CLOSED = "`cart-closed`: the cart was checked out or merged"
+
+
+@router.post(
+    "/carts",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CartOut,
+    responses={
+        200: {"model": CartOut, "description": "The signed-in user's open cart already existed"},
+        **problem_responses(
+            401,
+            429,
+            s429="`rate-limited`: this address opened too many guest carts "
+            "(`SHOPKEEPER_GUEST_CARTS_PER_ADDRESS`); `Retry-After` says when to retry",
+        ),
+    },
+)
+async def create_cart(
+    principal: OptionalUser,
+    session: Session,
+    runtime: AppRuntime,
+    address: ClientAddress,
+    response: Response,
+) -> CartOut:
+    """Without auth: a new guest cart, whose secret comes back in `X-Cart-Token` (only then).
+    Signed in: the user's open cart, created (201) or the existing one (200)."""
+    settings = runtime.settings
+    if principal is None:
+        # Every guest cart is a row; a client looping on this endpoint must not fill the table.
+        await runtime.ratelimiter.hit(settings.guest_carts_per_address, "guest-carts", address)
+    new = await service.open_cart(session, principal=principal, settings=settings)
+    if new.token is not None:
+        response.headers[CART_TOKEN_HEADER] = new.token
+    if not new.created:
+        response.status_code = status.HTTP_200_OK
+    return CartOut.of(new.cart)
+
+
+@router.get(
+    "/carts/{cart_id}",
+    response_model=CartOut,
+    responses=problem_responses(401, 404, 422, **_CART_ERRORS),
+)
+async def get_cart(
+    cart_id: uuid.UUID,
+    principal: OptionalUser,
+    session: Session,
+    settings: AppSettings,
+    cart_token: CartToken = None,
+) -> CartOut:
+    cart = await service.get_cart(
+        session, cart_id=cart_id, principal=principal, cart_token=cart_token, settings=settings
+    )
+    return CartOut.of(cart)
+
+
+@router.post(
+    "/carts/{cart_id}/items",
+    response_model=CartOut,
+    responses=problem_responses(
+        401,
+        404,
+        409,
+        422,
+        s404="`cart-not-found`, `sku-not-found`",
+        s409=f"`insufficient-stock` (extension `sku`), `item-unavailable`, `cart-full`, {_CLOSED}",
+        s422="`validation-error`; `quantity-limit` when the line would exceed 100",
+    ),
+)
+async def add_item(
+    cart_id: uuid.UUID,
+    body: CartItemIn,
+    principal: OptionalUser,
+    session: Session,
+    settings: AppSettings,
+    cart_token: CartToken = None,
+) -> CartOut:
+    cart = await service.add_item(
+        session,
+        cart_id=cart_id,
+        principal=principal,
+        cart_token=cart_token,
+        sku=body.sku,
+        quantity=body.quantity,
+        settings=settings,
+    )
+    return CartOut.of(cart)
+
+
+@router.patch(
+    "/carts/{cart_id}/items/{sku}",
+    response_model=CartOut,
+    responses=problem_responses(
+        401,
+        404,
+        409,
+        422,
+        s404="`cart-not-found`, `cart-item-not-found`",
+        s409=f"`insufficient-stock`, `item-unavailable`, {_CLOSED}",
+    ),
+)
+async def set_item_quantity(
+    cart_id: uuid.UUID,
+    sku: SkuPath,
+    body: CartItemPatch,
+    principal: OptionalUser,
+    session: Session,
+    settings: AppSettings,
+    cart_token: CartToken = None,
+) -> CartOut:
+    cart = await service.set_item_quantity(
+        session,
+        cart_id=cart_id,
+        principal=principal,
+        cart_token=cart_token,
+        sku=sku,
+        quantity=body.quantity,
+        settings=settings,
+    )
+    return CartOut.of(cart)
+
+
+@router.delete(
+    "/carts/{cart_id}/items/{sku}",
+    response_model=CartOut,
+    responses=problem_responses(
+        401, 404, 409, 422, s404="`cart-not-found`, `cart-item-not-found`", s409=_CLOSED
+    ),
+)
+async def remove_item(
+    cart_id: uuid.UUID,
+    sku: SkuPath,
+    principal: OptionalUser,
+    session: Session,
+    settings: AppSettings,
+    cart_token: CartToken = None,
+) -> CartOut:
+    cart = await service.remove_item(
+        session,
+        cart_id=cart_id,
+        principal=principal,
+        cart_token=cart_token,
+        sku=sku,
+        settings=settings,
+    )
+    return CartOut.of(cart)

@@ -1,0 +1,72 @@
+"""Request and response models of the carts API."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from shopkeeper.core.money import Money
+from shopkeeper.shop.carts.models import MAX_LINE_QUANTITY
+from shopkeeper.shop.carts.service import CartLine, CartView
+
+Sku = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^\S+$")]
+
+
+class CartItemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sku: Sku
+    quantity: Annotated[int, Field(ge=1, le=MAX_LINE_QUANTITY, strict=True)]
+
+
+class CartItemPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    quantity: Annotated[int, Field(ge=0, le=MAX_LINE_QUANTITY, strict=True)]
+    """0 removes the line."""
+
+
+class CartItemOut(BaseModel):
+    sku: str
+    product_id: uuid.UUID
+    name: str
+    quantity: int
+    unit_price: Money
+    total: Money
+    archived: bool
+    """The product was withdrawn from sale: the line is left out of the subtotal and checkout
+    refuses the cart until it is removed."""
+    available: int
+    """Units sellable right now across all warehouses (checkout reserves; this does not)."""
+
+    @classmethod
+    def of(cls, line: CartLine) -> CartItemOut:
+        return cls(
+            sku=line.sku,
+            product_id=line.product_id,
+            name=line.name,
+            quantity=line.quantity,
+            unit_price=line.unit_price,
+            total=line.total,
+            archived=line.archived,
+            available=max(0, line.available),
+        )
+
+
+class CartOut(BaseModel):
+    id: uuid.UUID
+    status: str
+    """`open`; `checked_out` once an order was placed from it; `merged` into a user's cart."""
+    items: list[CartItemOut]
+    subtotal: Money
+
+    @classmethod
+    def of(cls, cart: CartView) -> CartOut:
+        return cls(
+            id=cart.id,
+            status=cart.status,
+            items=[CartItemOut.of(line) for line in cart.lines],
+            subtotal=cart.subtotal,
+        )

@@ -1,0 +1,265 @@
+"""Checkout, orders, and the live order channels."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, WebSocket, status
+from starlette.responses import Response
+
+from shopkeeper.accounts.permissions import CurrentUser, OptionalUser
+from shopkeeper.core.db import Session
+from shopkeeper.core.errors import Unauthorized, problem_responses
+from shopkeeper.core.idempotency import (
+    IdempotencyClaim,
+    IdempotencyKeyHeader,
+    idempotency_scope,
+    request_fingerprint,
+    run_idempotent_in_transaction,
+)
+from shopkeeper.core.realtime import CLOSE_FORBIDDEN, authenticate_websocket, close_websocket
+from shopkeeper.core.runtime import AppRuntime, Runtime
+from shopkeeper.core.writes import WriteBatch
+from shopkeeper.shop.access import READ, ShopWriter
+from shopkeeper.shop.orders import checkout, service
+from shopkeeper.shop.orders.handlers import ADMIN_TOPIC, order_topic
+from shopkeeper.shop.orders.models import Order
+from shopkeeper.shop.orders.schemas import (
+    OrderOut,
+    OrderPage,
+    OrderTransitionOut,
+    PlaceOrderRequest,
+    ShipRequest,
+)
+from shopkeeper.shop.orders.state import OrderStatus
+
+router = APIRouter(tags=["orders"])
+
+CartToken = Annotated[
+    str | None,
+    Header(alias="X-Cart-Token", description="A guest cart's token (guest checkout)"),
+]
+
+
+def _order_response(order: Order, status_code: int = status.HTTP_200_OK) -> Response:
+    # Serialized by pydantic-core straight to bytes: the stored Idempotency-Key answer is these.
+    return Response(
+        OrderOut.of(order).model_dump_json(),
+        status_code=status_code,
+        media_type="application/json",
+        headers={"Location": f"/api/v1/orders/{order.id}"}
+        if status_code == status.HTTP_201_CREATED
+        else None,
+    )
+
+
+@router.post(
+    "/orders",
+    status_code=status.HTTP_201_CREATED,
+    response_model=OrderOut,
+    responses=problem_responses(
+        400,
+        401,
+        404,
+        409,
+        422,
+        s400="`idempotency-key-required`, `invalid-idempotency-key`",
+        s404="`cart-not-found`: no such cart, or not yours; `user-not-found`: the signed-in "
+        "account is deactivated",
+        s409="`insufficient-stock` (extension `sku`; nothing reserved), `cart-empty`, "
+        "`cart-closed`, `item-unavailable`, `currency-mismatch`, `idempotency-key-in-progress`",
+        s422="`validation-error`; `idempotency-key-reused` (same key, different request)",
+    ),
+)
+async def place_order(
+    body: PlaceOrderRequest,
+    request: Request,
+    session: Session,
+    runtime: AppRuntime,
+    principal: OptionalUser,
+    idempotency_key: IdempotencyKeyHeader,
+    cart_token: CartToken = None,
+) -> Response:
+    """Check out a cart: reserve its stock until `expires_at` and create a `pending_payment`
+    order. A retry with the same `Idempotency-Key` and body replays the first answer."""
+    payload = body.model_dump(mode="json")
+
+    async def operation(claim: IdempotencyClaim) -> Response:
+        def store_answer(order: Order, writes: WriteBatch) -> None:
+            claim.save_in(writes, _order_response(order, status.HTTP_201_CREATED))
+
+        await checkout.place_order(
+            session,
+            settings=runtime.settings,
+            principal=principal,
+            cart_token=cart_token,
+            cart_id=body.cart_id,
+            email=payload["email"],
+            shipping_address=payload["shipping_address"],
+            store_answer=store_answer,
+        )
+        assert claim.saved is not None
+        return claim.saved.to_response(replayed=False)
+
+    return await run_idempotent_in_transaction(
+        session,
+        scope=idempotency_scope(principal, cart_token),
+        key=idempotency_key,
+        fingerprint=request_fingerprint(request.method, request.url.path, payload),
+        operation=operation,
+    )
+
+
+@router.get(
+    "/orders",
+    response_model=OrderPage,
+    responses=problem_responses(401, 422, s422="`validation-error`, `invalid-cursor`"),
+)
+async def list_orders(
+    principal: CurrentUser,
+    session: Session,
+    status_filter: Annotated[
+        OrderStatus | None, Query(alias="status", description="Only orders in this status")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> OrderPage:
+    """The caller's orders, newest first; staff see everyone's."""
+    orders, next_cursor = await service.list_orders(
+        session, principal=principal, status=status_filter, limit=limit, cursor=cursor
+    )
+    return OrderPage(items=[OrderOut.of(order) for order in orders], next_cursor=next_cursor)
+
+
+def _require_caller(principal: OptionalUser, cart_token: str | None) -> None:
+    if principal is None and not cart_token:
+        raise Unauthorized("Sign in, or send the guest cart's X-Cart-Token")
+
+
+@router.get(
+    "/orders/{order_id}",
+    response_model=OrderOut,
+    responses=problem_responses(401, 404, 422, s404="`order-not-found` (or not yours)"),
+)
+async def get_order(
+    order_id: uuid.UUID, principal: OptionalUser, session: Session, cart_token: CartToken = None
+) -> OrderOut:
+    _require_caller(principal, cart_token)
+    order = await service.get_order(
+        session, order_id=order_id, principal=principal, cart_token=cart_token
+    )
+    return OrderOut.of(order)
+
+
+@router.get(
+    "/orders/{order_id}/transitions",
+    response_model=list[OrderTransitionOut],
+    responses=problem_responses(401, 404, 422, s404="`order-not-found` (or not yours)"),
+)
+async def list_order_transitions(
+    order_id: uuid.UUID, principal: OptionalUser, session: Session, cart_token: CartToken = None
+) -> list[OrderTransitionOut]:
+    """The order's audit trail: every status change, when and by whom."""
+    _require_caller(principal, cart_token)
+    transitions = await service.order_transitions(
+        session, order_id=order_id, principal=principal, cart_token=cart_token
+    )
+    return [OrderTransitionOut.of(transition) for transition in transitions]
+
+
+@router.post(
+    "/orders/{order_id}/cancel",
+    response_model=OrderOut,
+    responses=problem_responses(
+        401,
+        404,
+        409,
+        422,
+        s404="`order-not-found` (or not yours)",
+        s409="`invalid-transition` (shipped, delivered, already cancelled or expired)",
+    ),
+)
+async def cancel_order(
+    order_id: uuid.UUID, principal: OptionalUser, session: Session, cart_token: CartToken = None
+) -> OrderOut:
+    """Cancel; reserved stock is released and a paid order is refunded in full."""
+    _require_caller(principal, cart_token)
+    order = await service.cancel_order(
+        session, order_id=order_id, principal=principal, cart_token=cart_token
+    )
+    return OrderOut.of(order)
+
+
+@router.post(
+    "/orders/{order_id}/ship",
+    response_model=OrderOut,
+    responses=problem_responses(
+        401, 403, 404, 409, 422, s409="`invalid-transition` (only a paid order ships)"
+    ),
+)
+async def ship_order(
+    order_id: uuid.UUID,
+    principal: ShopWriter,
+    session: Session,
+    body: ShipRequest | None = None,
+) -> OrderOut:
+    """Staff: the order ships and its units leave `on_hand`."""
+    order = await service.ship_order(
+        session,
+        order_id=order_id,
+        principal=principal,
+        tracking_number=body.tracking_number if body else None,
+    )
+    return OrderOut.of(order)
+
+
+@router.post(
+    "/orders/{order_id}/deliver",
+    response_model=OrderOut,
+    responses=problem_responses(
+        401, 403, 404, 409, 422, s409="`invalid-transition` (only a shipped order is delivered)"
+    ),
+)
+async def deliver_order(order_id: uuid.UUID, principal: ShopWriter, session: Session) -> OrderOut:
+    """Staff: the carrier delivered the order."""
+    order = await service.deliver_order(session, order_id=order_id, principal=principal)
+    return OrderOut.of(order)
+
+
+@router.websocket("/ws/orders/{order_id}")
+async def order_updates(websocket: WebSocket, order_id: str) -> None:
+    """`order.status` messages for one order: its owner or staff (`?token=`); others 4403."""
+    runtime: Runtime = websocket.app.state.runtime
+    principal = await authenticate_websocket(websocket, runtime.settings)
+    if principal is None:
+        return
+    parsed = _parse_uuid(order_id)
+    visible = False
+    if parsed is not None:
+        async with runtime.db.session() as session:
+            visible = await service.is_order_visible(session, order_id=parsed, principal=principal)
+    if parsed is None or not visible:
+        await close_websocket(websocket, CLOSE_FORBIDDEN, "not your order")
+        return
+    await runtime.realtime.serve(websocket, [order_topic(parsed)])
+
+
+@router.websocket("/ws/admin")
+async def admin_updates(websocket: WebSocket) -> None:
+    """Staff: `order.created`, `order.paid` and `stock.low`."""
+    runtime: Runtime = websocket.app.state.runtime
+    principal = await authenticate_websocket(websocket, runtime.settings)
+    if principal is None:
+        return
+    if not principal.can(READ):
+        await close_websocket(websocket, CLOSE_FORBIDDEN, "staff only")
+        return
+    await runtime.realtime.serve(websocket, [ADMIN_TOPIC])
+
+
+def _parse_uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
