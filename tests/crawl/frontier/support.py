@@ -8,8 +8,22 @@ from pathlib import Path
 from sqlalchemy import text
 
 from shopkeeper.core.db import Database
+from shopkeeper.core.settings import Settings
 from shopkeeper.crawl.frontier.base import Frontier
-from tests.conftest import make_settings
+
+
+def database_for(url: str, var_dir: Path) -> Database:
+    # Not tests.conftest's make_settings: child processes would import the whole app with it.
+    return Database(
+        Settings(
+            environment="test",
+            database_url=url,
+            var_dir=var_dir,
+            secret_key="frontier-test-secret-" + "x" * 40,
+            sandbox_webhook_secret="frontier-test",
+        )
+    )
+
 
 FRONTIER_TABLES = ["crawl_urls", "crawl_host_policies", "crawl_hosts", "crawl_frontier_crawls"]
 
@@ -33,7 +47,7 @@ async def open_frontier(target: FrontierTarget, var_dir: Path) -> Frontier:
         return RedisFrontier(client, namespace=target.namespace, owns_client=True)
     from shopkeeper.crawl.frontier.sql import SQLFrontier
 
-    return SQLFrontier(Database(make_settings(target.url, var_dir)), owns_database=True)
+    return SQLFrontier(database_for(target.url, var_dir), owns_database=True)
 
 
 async def close_frontier(
@@ -45,7 +59,7 @@ async def close_frontier(
         assert isinstance(frontier, RedisFrontier)
         await frontier.delete_namespace()
     elif clean:
-        database = Database(make_settings(target.url, var_dir))
+        database = database_for(target.url, var_dir)
         async with database.engine.begin() as connection:
             for table in FRONTIER_TABLES:
                 await connection.execute(text(f"DELETE FROM {table}"))

@@ -52,7 +52,7 @@ async def test_workers_in_three_processes_never_break_politeness(
     def run_workers() -> list[Record]:
         spawn = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(3, mp_context=spawn) as pool:
-            runs = [pool.submit(lease_in_a_loop, target, str(tmp_path), 2.5, n) for n in range(3)]
+            runs = [pool.submit(lease_in_a_loop, target, str(tmp_path), 1.5, n) for n in range(3)]
             return [record for run in runs for record in run.result()]
 
     records = await asyncio.get_running_loop().run_in_executor(None, run_workers)
