@@ -1,21 +1,18 @@
-"""Who may read and change crawls: the one place the crawl API asks (API.md: reads need
-`crawl:read`, changes `crawl:write`).
+"""Who may read and change crawls (API.md: reads need `crawl:read`, changes `crawl:write`), from
+a user's roles or an API key's scopes: the one place the crawl API asks.
 
-Until `shopkeeper.accounts.permissions` reaches this branch the checks admit every caller;
-wiring them is replacing the two dependencies below with `require("crawl:read")` and
-`require("crawl:write")`.
+Crawls are not per tenant: a key's tenant does not narrow what it sees here.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends
+from shopkeeper.accounts.permissions import permission
+from shopkeeper.core.security import Actor
 
+READ = "crawl:read"
+WRITE = "crawl:write"
 
-async def _anyone() -> None:
-    return None
-
-
-CanRead = Annotated[None, Depends(_anyone)]
-CanWrite = Annotated[None, Depends(_anyone)]
+CanRead = Annotated[Actor, permission(READ)]
+CanWrite = Annotated[Actor, permission(WRITE)]

@@ -233,7 +233,10 @@ class CrawlWorker:
                     idle = 0.01
                     continue
                 await _wait_any(stopping, None, seconds=idle)
-                idle = min(idle * 2, 0.2)
+                # While fetches are in flight their links and retries are about to arrive (and
+                # on PostgreSQL a host row another worker is updating is skipped, not waited
+                # for): ask again soon. An idle worker backs off.
+                idle = 0.01 if self._tasks else min(idle * 2, 0.2)
         finally:
             stopping.cancel()
 

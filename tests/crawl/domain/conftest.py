@@ -7,8 +7,11 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import httpx
 import pytest
+from fastapi import FastAPI
 
+from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings
 from tests.conftest import REDIS_URL, require_service
 
@@ -53,3 +56,24 @@ async def settings(
         client = redis_asyncio.from_url(REDIS_URL)
         await RedisFrontier(client, namespace=f"{built.redis_namespace}:crawl").delete_namespace()
         await client.aclose()
+
+
+async def api_key(runtime: Runtime, *scopes: str) -> dict[str, str]:
+    """`Authorization` headers with a new API key holding `scopes`."""
+    from shopkeeper.accounts.service import create_api_key
+
+    async with runtime.db.session() as session:
+        _, key = await create_api_key(
+            session, name=f"test-{secrets.token_hex(3)}", scopes=[*scopes]
+        )
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+async def client(app: FastAPI, runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    """A client holding a `crawl:read` + `crawl:write` key (the 401/403 tests make their own)."""
+    headers = await api_key(runtime, "crawl:read", "crawl:write")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test", headers=headers
+    ) as http:
+        yield http

@@ -10,6 +10,8 @@ from collections import Counter
 
 import httpx
 
+from shopkeeper.core.runtime import Runtime
+from tests.crawl.domain.conftest import api_key
 from tests.crawl.domain.support import all_pages, wait_for_status, worker_running
 from tests.support.crawl_site import PRODUCTS, CrawlSite
 
@@ -134,3 +136,29 @@ async def test_pause_resume_cancel(client: httpx.AsyncClient, crawl_site: CrawlS
     assert missing.status_code == 404
     listed = (await client.get("/api/v1/crawl/crawls")).json()
     assert [item["id"] for item in listed["items"]] == [crawl_id]
+
+
+async def test_reads_need_crawl_read_and_changes_crawl_write(
+    app: object, runtime: Runtime, crawl_site: CrawlSite
+) -> None:
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    body = shop_crawl(crawl_site)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as anonymous:
+        for method, path in (("GET", "/crawls"), ("GET", "/workers"), ("POST", "/crawls")):
+            response = await anonymous.request(method, f"/api/v1/crawl{path}", json=body)
+            assert response.status_code == 401, (path, response.text)
+        reader = await api_key(runtime, "crawl:read")
+        writer = await api_key(runtime, "crawl:write")
+        worker = await api_key(runtime, "crawl:worker")
+        denied = await anonymous.post("/api/v1/crawl/crawls", json=body, headers=reader)
+        assert denied.status_code == 403
+        assert denied.json()["type"].endswith("/permission-denied")
+        created = await anonymous.post("/api/v1/crawl/crawls", json=body, headers=writer)
+        assert created.status_code == 201
+        crawl_id = created.json()["id"]
+        assert (await anonymous.get("/api/v1/crawl/crawls", headers=writer)).status_code == 403
+        assert (await anonymous.get("/api/v1/crawl/crawls", headers=worker)).status_code == 403
+        pages = await anonymous.get(f"/api/v1/crawl/crawls/{crawl_id}/pages", headers=reader)
+        assert pages.status_code == 200
+        cancel = await anonymous.post(f"/api/v1/crawl/crawls/{crawl_id}/cancel", headers=reader)
+        assert cancel.status_code == 403

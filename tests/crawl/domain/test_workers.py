@@ -4,6 +4,8 @@ Retry-After and a SIGKILLed worker, all counted by the site, never by the crawle
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
 import time
 from collections import Counter
@@ -29,6 +31,16 @@ def start_workers(
         process_factory(["crawl", "worker", "--name", f"w{n}", "--concurrency", "8"], environment)
         for n in range(count)
     ]
+
+
+def stop_workers(workers: list[ServerProcess]) -> None:
+    """SIGTERM to all at once (each drains in its own time), then wait for each."""
+    for worker in workers:
+        if worker.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.process.pid, signal.SIGTERM)
+    for worker in workers:
+        worker.stop()
 
 
 async def create(client: httpx.AsyncClient, body: dict[str, Any]) -> str:
@@ -64,9 +76,11 @@ async def test_three_workers_keep_every_hosts_delay_and_inflight_limit(
             "politeness": {"delay_ms": 50, "max_inflight_per_host": 1},
         },
     )
-    start_workers(process_factory, settings)
+    workers = start_workers(process_factory, settings)
     for crawl_id in (spaced, parallel, shop):
         await wait_for_status(client, crawl_id, {"finished"}, timeout=60)
+    listed = (await client.get("/api/v1/crawl/workers")).json()
+    stop_workers(workers)
 
     spaced_gaps = gaps_by_host(crawl_site.requests("robots404"))
     (gaps,) = spaced_gaps.values()
@@ -84,9 +98,9 @@ async def test_three_workers_keep_every_hosts_delay_and_inflight_limit(
     assert not [path for path in paths if path.startswith(("/private/", "/hidden-from"))]
     assert Counter(paths).most_common(1)[0][1] == 1
 
-    workers = (await client.get("/api/v1/crawl/workers")).json()
-    assert sorted(worker["name"] for worker in workers) == ["w0", "w1", "w2"]
-    assert {worker["state"] for worker in workers} == {"alive"}
+    assert sorted(worker["name"] for worker in listed) == ["w0", "w1", "w2"]
+    assert {worker["state"] for worker in listed} == {"alive"}
+    assert (await client.get("/api/v1/crawl/workers")).json() == []  # drained and gone
 
 
 async def test_nothing_is_fetched_from_a_host_whose_robots_txt_answers_503_until_it_recovers(
@@ -96,7 +110,7 @@ async def test_nothing_is_fetched_from_a_host_whose_robots_txt_answers_503_until
     crawl_site: CrawlSite,
 ) -> None:
     crawl_id = await create(client, chain_crawl(crawl_site, "robots503", 0, 2))
-    start_workers(process_factory, settings)
+    workers = start_workers(process_factory, settings)
     deadline = time.monotonic() + 30
     while len(crawl_site.requests("robots503")) < 2:  # asked, and asked again after a backoff
         assert time.monotonic() < deadline, crawl_site.requests("robots503")
@@ -111,6 +125,7 @@ async def test_nothing_is_fetched_from_a_host_whose_robots_txt_answers_503_until
     crawl_site.recover("robots503")
     recovered_at = time.monotonic()
     await wait_for_status(client, crawl_id, {"finished"}, timeout=60)
+    stop_workers(workers)
     pages = [r for r in crawl_site.requests("robots503") if r.path != "/robots.txt"]
     assert len(pages) == 10
     assert min(request.at for request in pages) > recovered_at
@@ -123,9 +138,12 @@ async def test_no_request_reaches_a_host_inside_its_retry_after_window(
     crawl_site: CrawlSite,
 ) -> None:
     crawl_site.throttle_retry_after = "1"
-    crawl_id = await create(client, chain_crawl(crawl_site, "throttle", 0, 1))
-    start_workers(process_factory, settings)
+    body = chain_crawl(crawl_site, "throttle", 0, 1)
+    body["scope"]["max_pages"] = 4
+    crawl_id = await create(client, body)
+    workers = start_workers(process_factory, settings)
     await wait_for_status(client, crawl_id, {"finished"}, timeout=60)
+    stop_workers(workers)
 
     requests = sorted(crawl_site.requests("throttle"), key=lambda request: request.at)
     seen: set[str] = set()
@@ -134,7 +152,7 @@ async def test_no_request_reaches_a_host_inside_its_retry_after_window(
         if request.path != "/robots.txt" and request.path not in seen:
             seen.add(request.path)
             throttled_at.append(request.at)  # the first request of each page answers 429
-    assert len(throttled_at) == 10
+    assert len(throttled_at) == 4  # max_pages
     for at in throttled_at:
         inside = [r for r in requests if at < r.at < at + 1.0 - CLOCK_SLACK_S]
         assert inside == [], (at, inside)
@@ -159,6 +177,7 @@ async def test_every_url_is_stored_once_after_a_worker_is_killed_mid_crawl(
     workers[0].stop(signal.SIGKILL)
     killed_at = time.monotonic()
     crawl = await wait_for_status(client, crawl_id, {"finished"}, timeout=90)
+    stop_workers(workers[1:])
 
     assert crawl["stats"]["fetched"] == 2000
     assert crawl["stats"]["seen"] == 2000 and crawl["stats"]["dead"] == 0
