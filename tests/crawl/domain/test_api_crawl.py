@@ -9,7 +9,9 @@ import json
 from collections import Counter
 
 import httpx
+from asgi_lifespan import LifespanManager
 
+from shopkeeper.app import create_app
 from shopkeeper.core.runtime import Runtime
 from tests.crawl.domain.conftest import api_key
 from tests.crawl.domain.support import all_pages, wait_for_status, worker_running
@@ -162,3 +164,47 @@ async def test_reads_need_crawl_read_and_changes_crawl_write(
         assert pages.status_code == 200
         cancel = await anonymous.post(f"/api/v1/crawl/crawls/{crawl_id}/cancel", headers=reader)
         assert cancel.status_code == 403
+
+
+async def test_the_calendar_trap_is_stopped_by_max_depth(
+    client: httpx.AsyncClient, app: object, crawl_site: CrawlSite
+) -> None:
+    body = shop_crawl(crawl_site, extract={"links": True})
+    body["scope"] = {"allow": [crawl_site.authority("shop")], "max_depth": 4}
+    crawl = (await client.post("/api/v1/crawl/crawls", json=body)).json()
+    async with worker_running(app):  # type: ignore[arg-type]
+        await wait_for_status(client, crawl["id"], {"finished"})
+    months = {r.path for r in crawl_site.requests("shop") if r.path.startswith("/calendar/")}
+    # /calendar/2026/01 is depth 1; each step away from it is one link deeper, up to depth 4.
+    assert months == {
+        "/calendar/2025/10",
+        "/calendar/2025/11",
+        "/calendar/2025/12",
+        "/calendar/2026/01",
+        "/calendar/2026/02",
+        "/calendar/2026/03",
+        "/calendar/2026/04",
+    }
+    pages = await all_pages(client, crawl["id"])
+    assert max(page["depth"] for page in pages) == 4
+
+
+async def test_serve_runs_a_worker_in_process_when_asked(
+    runtime: Runtime, crawl_site: CrawlSite
+) -> None:
+    runtime.settings.crawl_inprocess_worker = True
+    application = create_app(runtime=runtime)
+    async with LifespanManager(application):
+        headers = await api_key(runtime, "crawl:read", "crawl:write")
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", headers=headers
+        ) as http:
+            body = shop_crawl(crawl_site)
+            body["scope"] = {"allow": [crawl_site.authority("shop")], "max_pages": 5}
+            crawl = (await http.post("/api/v1/crawl/crawls", json=body)).json()
+            finished = await wait_for_status(http, crawl["id"], {"finished"})
+            assert finished["stats"]["seen"] == 5
+            workers = (await http.get("/api/v1/crawl/workers")).json()
+            assert [worker["name"] for worker in workers] == ["serve"]
+    assert len({r.path for r in crawl_site.requests("shop") if r.path != "/robots.txt"}) == 5

@@ -177,6 +177,10 @@ async def test_every_url_is_stored_once_after_a_worker_is_killed_mid_crawl(
     workers[0].stop(signal.SIGKILL)
     killed_at = time.monotonic()
     crawl = await wait_for_status(client, crawl_id, {"finished"}, timeout=90)
+    while time.monotonic() < killed_at + 2.0:  # three heartbeats of 0.5 s missed
+        await asyncio.sleep(0.1)
+    states = {w["name"]: w["state"] for w in (await client.get("/api/v1/crawl/workers")).json()}
+    assert states == {"w0": "lost", "w1": "alive", "w2": "alive"}
     stop_workers(workers[1:])
 
     assert crawl["stats"]["fetched"] == 2000
