@@ -221,8 +221,9 @@ async def redis_memory(
     )
     if args.seen_only_urls:
         remaining = args.seen_only_urls - args.seen_urls
-        for start in range(0, remaining, 100_000):
-            batch = fingerprints(min(100_000, remaining - start), 2)
+        # A million at a time: ~15 members per bucket and SADD.
+        for start in range(0, remaining, 1_000_000):
+            batch = fingerprints(min(1_000_000, remaining - start), 2 + start)
             by_bucket: dict[str, list[int]] = {}
             for value in batch:
                 by_bucket.setdefault(bucket_of(value), []).append(value)
