@@ -148,3 +148,26 @@ def test_host_and_port_of_canonical_urls(url: str, expected: tuple[str, int]) ->
     from shopkeeper.crawl.canonical import host_and_port
 
     assert host_and_port(canonicalize(url)) == expected
+
+
+_url_pieces = st.sampled_from(
+    ["a", "X", "0", "-", ".", "_", "~", ":", "/", "?", "#", "[", "]", "@", "!", "&", "=", "%",
+     " ", "é", "中", "\\\\", "xn--", "..", "%zz", "%41", "[::1]", ":99999", ":0", "http://"]
+)  # fmt: skip
+
+
+@given(st.lists(_url_pieces, max_size=12).map("".join), st.sampled_from(["http://", "HTTPS://"]))
+def test_any_link_canonicalises_or_is_refused(tail: str, scheme: str) -> None:
+    """A page's links are arbitrary text: the only exception is InvalidURL, and the canonical
+    form is a fixed point."""
+    try:
+        parts = new_url(scheme + tail, 0)
+    except InvalidURL:
+        return
+    assert canonicalize(parts.url) == parts.url
+    assert parts.host == authority(parts.url)
+
+
+def test_w3lib_refusals_become_invalid_url() -> None:
+    with pytest.raises(InvalidURL):
+        canonicalize("http://[::1]@]")

@@ -188,3 +188,21 @@ def test_declared_encoding_wins_and_unknown_ones_fall_back() -> None:
     page = "<title>café</title>".encode("latin-1")
     assert extract(page, base_url="http://h/", encoding="latin-1").title == "café"
     assert extract(b"<title>x</title>", base_url="http://h/", encoding="nope").title == "x"
+
+
+_href_pieces = st.sampled_from(
+    ["http://", "https:", "//", "[", "]", "::1", "@", ":", "99999", "/", "..", "?", "#", "%zz", "é",
+     "javascript:", " ", "a", "\\\\", "xn--"]
+)  # fmt: skip
+
+
+@given(st.lists(_href_pieces, max_size=10).map("".join))
+def test_a_broken_link_is_skipped_not_the_page(href: str) -> None:
+    page = f'<base href="{href}"><a href="{href}">x</a><a href="/fine">y</a>'.encode()
+    links = extract(page, base_url="http://h/dir/page").links
+    assert links[-1].endswith("/fine")
+
+
+def test_malformed_ipv6_link() -> None:
+    page = b'<a href="http://[::1/x">x</a><a href="/ok">ok</a>'
+    assert extract(page, base_url="http://h/").links == ["http://h/ok"]

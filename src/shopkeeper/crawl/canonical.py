@@ -93,7 +93,10 @@ def _canonicalize_fully(url: str) -> str:
         netloc = f"{netloc}:{port}"
     # User info never identifies a page, and keeping it would leak credentials into the store.
     query = "&".join(pair for pair in parts.query.split("&") if pair and not _is_tracking(pair))
-    return canonicalize_url(urlunsplit((scheme, netloc, parts.path or "/", query, "")))
+    try:
+        return canonicalize_url(urlunsplit((scheme, netloc, parts.path or "/", query, "")))
+    except ValueError as exc:  # w3lib's own parser refuses some hosts urllib accepted
+        raise InvalidURL(f"not a valid URL: {url!r} ({exc})") from exc
 
 
 def fingerprint(canonical_url: str) -> int:

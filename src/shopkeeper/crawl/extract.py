@@ -119,7 +119,13 @@ def sitemap_links(body: bytes) -> list[str]:
 def _base_href(tree: LexborHTMLParser, page_url: str) -> str:
     node = tree.css_first("base[href]")
     href = node.attributes.get("href") if node is not None else None
-    return urljoin(page_url, href.strip()) if href else page_url
+    if not href:
+        return page_url
+    try:
+        base = urljoin(page_url, href.strip())
+    except ValueError:
+        return page_url
+    return base if _is_http(base) else page_url
 
 
 def _links(tree: LexborHTMLParser, base: str) -> list[str]:
@@ -134,7 +140,10 @@ def _links(tree: LexborHTMLParser, base: str) -> list[str]:
             # urljoin's answer for "/a/b" without dot segments, at a tenth of its cost.
             found.append(origin + href)
             continue
-        absolute = urljoin(base, href)
+        try:
+            absolute = urljoin(base, href)
+        except ValueError:  # "http://[::1/x": a broken link is skipped, not the page
+            continue
         if _is_http(absolute):
             found.append(absolute)
     return _unique(found)
@@ -156,7 +165,10 @@ def _fields(tree: LexborHTMLParser, selectors: Mapping[str, str]) -> dict[str, s
 
 
 def _is_http(url: str) -> bool:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
     return parts.scheme in {"http", "https"} and bool(parts.netloc)
 
 
