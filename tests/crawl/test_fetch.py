@@ -342,3 +342,9 @@ async def test_compressed_bodies(encoding: str) -> None:
         result = await fetcher.fetch(f"http://127.0.0.1:{port}/")
     assert result.ok and result.body == page
     assert encoding.encode() in seen[0].lower()  # offered in Accept-Encoding
+
+
+@pytest.mark.parametrize("url", ["http://[::1/x", "ftp://h/", "http:///x", "http://h:99999/"])
+async def test_invalid_urls_are_results(fetcher: Fetcher, url: str) -> None:
+    result = await fetcher.fetch(url)
+    assert result.error is FetchError.INVALID_URL and result.status is None

@@ -214,6 +214,10 @@ class Fetcher:
         the frontier to schedule politely); with it, up to `max_redirects` hops are followed."""
         started = time.monotonic()
         try:
+            canonicalize(url)
+        except InvalidURL as exc:
+            return _failure(url, url, FetchError.INVALID_URL, str(exc), started)
+        try:
             # Per-operation timeouts do not bound a body dripping in slowly; this does.
             async with asyncio.timeout(self.timeout_s * 3):
                 return await self._fetch(url, scope, follow_redirects, started)
