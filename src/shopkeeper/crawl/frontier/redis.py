@@ -123,18 +123,20 @@ class RedisFrontier:
         reply = await self._run("lease", limit, repr(float(lease_seconds)), worker)
         expires = float(_text(reply[1]))
         leases: list[Lease] = []
-        for i in range(2, len(reply), 4):
-            host = _text(reply[i + 2])
-            new, attempts = _parse_entry(_text(reply[i + 3]), host)
+        lines = _text(reply[2])
+        if not lines:
+            return leases
+        for line in lines.split("\n"):
+            crawl, token, host, fingerprint, depth, attempts, url = line.split("\t", 6)
             leases.append(
                 Lease(
-                    crawl_id=uuid.UUID(_text(reply[i])),
-                    url=new.url,
-                    fingerprint=new.fingerprint,
+                    crawl_id=uuid.UUID(crawl),
+                    url=url,
+                    fingerprint=int(fingerprint),
                     host=host,
-                    depth=new.depth,
-                    attempts=attempts,
-                    token=_text(reply[i + 1]),
+                    depth=int(depth),
+                    attempts=int(attempts),
+                    token=token,
                     expires_at=expires,
                 )
             )
@@ -143,8 +145,8 @@ class RedisFrontier:
     async def complete(self, leases: Sequence[Lease]) -> list[bool]:
         if not leases:
             return []
-        reply = await self._run("complete", *(item.token for item in leases))
-        return [bool(value) for value in reply]
+        reply = _text(await self._run("complete", ",".join(item.token for item in leases)))
+        return [flag == "1" for flag in reply]
 
     async def retry(self, lease: Lease, *, not_before: float, spend_attempt: bool) -> bool:
         reply = await self._run(

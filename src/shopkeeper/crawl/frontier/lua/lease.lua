@@ -18,7 +18,9 @@ for _, crawl in ipairs(redis.call('SMEMBERS', ACTIVE)) do
   end
 end
 
-local out = {fmt(now), expires}
+-- One line per lease (crawl \t token \t host \t entry), all in one reply string: a client
+-- parses one bulk string instead of four per URL. Canonical URLs hold no tab or newline.
+local out = {}
 local leased = 0
 local candidates = redis.call('ZRANGEBYSCORE', READY, '-inf', fmt(now), 'LIMIT', 0, limit + 64)
 for _, host in ipairs(candidates) do
@@ -53,10 +55,7 @@ for _, host in ipairs(candidates) do
           redis.call('HINCRBY', counters, 'queued', -1)
           redis.call('HINCRBY', counters, 'leased', 1)
           got = got + 1
-          out[#out + 1] = crawl
-          out[#out + 1] = token
-          out[#out + 1] = host
-          out[#out + 1] = entry
+          out[#out + 1] = crawl .. '\t' .. token .. '\t' .. host .. '\t' .. entry
         end
       end
     end
@@ -71,4 +70,4 @@ for _, host in ipairs(candidates) do
     end
   end
 end
-return out
+return {fmt(now), expires, table.concat(out, '\n')}
