@@ -118,6 +118,7 @@ class CrawlWorker:
         """frontier clock - local clock, so local waits line up with the frontier's times."""
         self._robots_pending: dict[str, asyncio.Future[RobotsEntry]] = {}
         self._locks: dict[tuple[str, Any], asyncio.Lock] = {}
+        self._flush_lock = asyncio.Lock()
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -572,7 +573,13 @@ class CrawlWorker:
 
     async def _flush(self) -> None:
         """Group commit: pages, then links, then acknowledgements. A failure before the acks
-        leaves the leases to expire and come back (stored pages are upserted again)."""
+        leaves the leases to expire and come back (stored pages are upserted again). One flush
+        at a time: a drain must not take a lease that a running flush is acknowledging for an
+        unfinished one."""
+        async with self._flush_lock:
+            await self._flush_now()
+
+    async def _flush_now(self) -> None:
         outcomes, self._outcomes = self._outcomes, []
         if not outcomes:
             return
