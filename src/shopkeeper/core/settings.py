@@ -154,6 +154,9 @@ class Settings(BaseSettings):
     """Fetches one worker process runs at once (`crawl worker --concurrency` overrides it)."""
     crawl_heartbeat_seconds: float = Field(default=5.0, gt=0)
     """How often a worker reports itself alive; three missed beats and it shows as `lost`."""
+    crawl_worker_key: SecretStr | None = None
+    """An API key with the `crawl:worker` scope for `crawl worker` processes started away from
+    the server's own settings: checked at start and on every heartbeat (revoking it stops them)."""
 
     run_background_in_process: bool | None = None
     """Run outbox relay, consumers and periodic jobs inside `serve`; default: when no broker."""

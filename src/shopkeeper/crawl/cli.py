@@ -23,6 +23,10 @@ def worker(
     name: Annotated[
         str | None, typer.Option(help="Shown in GET /crawl/workers; default host-pid")
     ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(help="A `crawl:worker` API key; default SHOPKEEPER_CRAWL_WORKER_KEY"),
+    ] = None,
     metrics_port: Annotated[
         int | None, typer.Option(min=1, max=65535, help="Serve Prometheus metrics on this port")
     ] = None,
@@ -32,6 +36,7 @@ def worker(
     import structlog
 
     from shopkeeper.core.db import Database
+    from shopkeeper.core.errors import DomainError
     from shopkeeper.core.observability import configure_logging, start_metrics_server
     from shopkeeper.core.settings import get_settings
     from shopkeeper.crawl.context import CrawlContext
@@ -44,6 +49,10 @@ def worker(
     if port is not None:
         start_metrics_server("127.0.0.1", port)
 
+    worker_key = key or (
+        settings.crawl_worker_key.get_secret_value() if settings.crawl_worker_key else None
+    )
+
     async def main() -> None:
         db = Database(settings)
         context = CrawlContext.build(settings, db)
@@ -53,9 +62,14 @@ def worker(
             loop.add_signal_handler(signum, stop.set)
         log.info("crawl_worker_process", pid=os.getpid())
         try:
-            await CrawlWorker(context, name=name, concurrency=concurrency).run(stop)
+            await CrawlWorker(context, name=name, concurrency=concurrency, key=worker_key).run(stop)
         finally:
             await context.close()
             await db.dispose()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except DomainError as exc:
+        # The key was refused before the worker registered: nothing to undo.
+        typer.echo(f"crawl worker: {exc.detail}", err=True)
+        raise typer.Exit(2) from exc

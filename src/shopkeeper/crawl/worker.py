@@ -30,7 +30,9 @@ import structlog
 from sqlalchemy import delete, select, update
 
 from shopkeeper.core.db import utcnow
+from shopkeeper.core.errors import DomainError
 from shopkeeper.crawl import metrics, service
+from shopkeeper.crawl.auth import authenticate_worker
 from shopkeeper.crawl.canonical import InvalidURL, new_url
 from shopkeeper.crawl.context import CrawlContext
 from shopkeeper.crawl.extract import XML_TYPES, extract
@@ -94,8 +96,12 @@ class CrawlWorker:
         name: str | None = None,
         concurrency: int | None = None,
         fetcher: Fetcher | None = None,
+        key: str | None = None,
     ) -> None:
+        """`key`: a `crawl:worker` API key, checked at start and at every heartbeat (a revoked
+        key stops the worker as SIGTERM would)."""
         settings = context.settings
+        self.key = key
         self.context = context
         self.frontier = context.frontier
         self.id = uuid.uuid4()
@@ -119,12 +125,16 @@ class CrawlWorker:
         self._robots_pending: dict[str, asyncio.Future[RobotsEntry]] = {}
         self._locks: dict[tuple[str, Any], asyncio.Lock] = {}
         self._flush_lock = asyncio.Lock()
+        self._stop = asyncio.Event()
 
     # --- lifecycle -------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event, *, drain_seconds: float | None = None) -> None:
         """Work until `stop` is set, then drain: in-flight fetches get `drain_seconds` (default
         the lease time) to finish, the rest go back to the frontier unspent."""
+        if self.key is not None:
+            await authenticate_worker(self.context.db, self.key)
+        self._stop = stop
         await self._register()
         await self._sync_clock()
         loops = [
@@ -184,6 +194,13 @@ class CrawlWorker:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.context.settings.crawl_heartbeat_seconds)
+            if self.key is not None:
+                try:
+                    await authenticate_worker(self.context.db, self.key)
+                except DomainError as exc:
+                    log.warning("crawl_worker_key_refused", worker=self.name, error=exc.detail)
+                    self._stop.set()
+                    return
             try:
                 async with self.context.db.session() as session:
                     await session.execute(
@@ -661,13 +678,3 @@ async def _wait_any(stopping: asyncio.Task[Any], other: Any | None, *, seconds: 
         extra.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await extra
-
-
-async def run_worker(
-    context: CrawlContext,
-    stop: asyncio.Event,
-    *,
-    name: str | None = None,
-    concurrency: int | None = None,
-) -> None:
-    await CrawlWorker(context, name=name, concurrency=concurrency).run(stop)

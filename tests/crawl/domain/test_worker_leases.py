@@ -8,8 +8,12 @@ import time
 from collections import Counter
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
+from shopkeeper.accounts.permissions import PermissionDenied
+from shopkeeper.accounts.service import InvalidApiKey
+from shopkeeper.core.runtime import Runtime
 from shopkeeper.crawl.worker import CrawlWorker
 from tests.crawl.domain.support import all_pages, wait_for_status, worker_running
 from tests.support.crawl_site import CrawlSite
@@ -61,3 +65,26 @@ async def test_a_stopped_worker_finishes_what_it_holds_and_a_later_one_does_the_
         await wait_for_status(client, crawl["id"], {"finished"}, timeout=60)
     counts = Counter(r.path for r in crawl_site.requests("slow") if r.path != "/robots.txt")
     assert len(counts) == 10 and set(counts.values()) == {1}
+
+
+async def test_a_worker_key_needs_the_worker_scope_and_its_revocation_stops_the_worker(
+    app: FastAPI, runtime: Runtime
+) -> None:
+    from shopkeeper.accounts.service import create_api_key, revoke_api_key
+
+    async with runtime.db.session() as session:
+        _, reader = await create_api_key(session, name="reader", scopes=["crawl:read"])
+        row, worker_key = await create_api_key(session, name="w", scopes=["crawl:worker"])
+    with pytest.raises(PermissionDenied):
+        await CrawlWorker(app.state.crawl, key=reader).run(asyncio.Event())
+    with pytest.raises(InvalidApiKey):
+        await CrawlWorker(app.state.crawl, key="sk_not-a-key").run(asyncio.Event())
+
+    stop = asyncio.Event()
+    worker = asyncio.create_task(CrawlWorker(app.state.crawl, key=worker_key).run(stop))
+    await asyncio.sleep(0.3)
+    assert not worker.done()
+    async with runtime.db.session() as session:
+        await revoke_api_key(session, key_id=row.id)
+    await asyncio.wait_for(worker, timeout=10)  # stopped at its next heartbeat
+    assert stop.is_set()
