@@ -63,6 +63,7 @@ LATE_TOLERANCE_S = 0.002
 CONFIG_TTL_S = 1.0
 """How stale a worker's copy of a crawl (status, rules) may be: a cancel reaches it this late."""
 HOUSEKEEPING_S = 1.0
+FLUSH_GATHER_S = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -581,6 +582,10 @@ class CrawlWorker:
     async def _flush_loop(self) -> None:
         while True:
             await self._outcome_ready.wait()
+            if len(self._outcomes) < max(2, self.concurrency // 4):
+                # Three writes per flush whatever its size: gathering a few more outcomes for a
+                # moment costs the pages that long, and saves writes at every busy moment.
+                await asyncio.sleep(FLUSH_GATHER_S)
             self._outcome_ready.clear()
             try:
                 await self._flush()

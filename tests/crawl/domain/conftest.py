@@ -4,7 +4,7 @@ PostgreSQL with the Redis frontier (`backend` = "redis")."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings
 from tests.conftest import REDIS_URL, require_service
+from tests.support.crawl_site_remote import RemoteCrawlSite
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql", "redis"])
@@ -77,3 +78,17 @@ async def client(app: FastAPI, runtime: Runtime) -> AsyncIterator[httpx.AsyncCli
         transport=httpx.ASGITransport(app=app), base_url="http://test", headers=headers
     ) as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+def remote_site_server() -> Iterator[RemoteCrawlSite]:
+    """The site in its own process for the multi-process tests: arrival times stamped by a
+    process that no test or worker competes with for a GIL."""
+    with RemoteCrawlSite(first_address=70) as site:
+        yield site
+
+
+@pytest.fixture
+def remote_site(remote_site_server: RemoteCrawlSite) -> Iterator[RemoteCrawlSite]:
+    remote_site_server.reset()
+    yield remote_site_server
