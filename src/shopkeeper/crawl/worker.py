@@ -64,6 +64,8 @@ CONFIG_TTL_S = 1.0
 """How stale a worker's copy of a crawl (status, rules) may be: a cancel reaches it this late."""
 HOUSEKEEPING_S = 1.0
 FLUSH_GATHER_S = 0.02
+CAP_SLACK = 1000
+"""URLs below a crawl's max_pages under which every add counts the crawl afresh."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +128,7 @@ class CrawlWorker:
         self._robots_pending: dict[str, asyncio.Future[RobotsEntry]] = {}
         self._locks: dict[tuple[str, Any], asyncio.Lock] = {}
         self._flush_lock = asyncio.Lock()
+        self._seen: dict[uuid.UUID, tuple[int, float]] = {}
         self._stop = asyncio.Event()
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -643,14 +646,23 @@ class CrawlWorker:
 
     async def _add_capped(self, config: CrawlConfig, urls: list[NewURL]) -> None:
         """Queue the URLs, no more than `max_pages` seen in all. Between workers adding at the
-        same moment the cap can be passed by at most what they add in that moment."""
+        same moment the cap can be passed by at most what they add in that moment. Counting a
+        large crawl costs a scan, so far below the cap a recent count (this worker's adds
+        included) stands in for a fresh one."""
         if config.max_pages is None:
             await self.frontier.add(config.id, urls)
             return
-        remaining = config.max_pages - (await self.frontier.counts(config.id)).seen
+        seen, counted_at = self._seen.get(config.id, (0, 0.0))
+        far = config.max_pages - seen > CAP_SLACK and time.monotonic() - counted_at < CONFIG_TTL_S
+        if not far:
+            seen, counted_at = (await self.frontier.counts(config.id)).seen, time.monotonic()
+        remaining = config.max_pages - seen
         while remaining > 0 and urls:
             batch, urls = urls[:remaining], urls[remaining:]
-            remaining -= await self.frontier.add(config.id, batch)
+            added = await self.frontier.add(config.id, batch)
+            remaining -= added
+            seen += added
+        self._seen[config.id] = (seen, counted_at)
 
 
 def _dead_page(url: NewURL, crawl_id: uuid.UUID, error: str) -> dict[str, Any]:
