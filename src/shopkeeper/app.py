@@ -24,6 +24,8 @@ from shopkeeper.core.openapi import install_truthful_openapi
 from shopkeeper.core.response_cache import CachedReadsApp
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings, get_settings
+from shopkeeper.crawl.api import router as crawl_router
+from shopkeeper.crawl.lifespan import crawl_lifespan
 from shopkeeper.shop.admin import mount_admin
 from shopkeeper.shop.carts import service as carts_service
 from shopkeeper.shop.carts.api import router as carts_router
@@ -60,7 +62,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             gc.collect()
             gc.freeze()
         try:
-            async with _logs_system(app, settings), active.running():
+            async with _logs_system(app, settings), active.running(), crawl_lifespan(app, active):
                 yield
         finally:
             if owned:
@@ -92,6 +94,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
         app.include_router(logs_router, prefix=API_PREFIX)
         exempt = (f"{API_PREFIX}/logs/",)  # ingest enforces its own, larger limit
+    if settings.crawl_enabled:
+        app.include_router(crawl_router, prefix=API_PREFIX)
     mount_admin(app, settings)
     # Inside the body size limit, which bounds what it buffers. Webhooks audit their own input;
     # log ingest keeps every line as sent (a line it cannot parse is stored raw with the reason).

@@ -15,10 +15,12 @@ from rich.console import Console
 
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings, get_settings
+from shopkeeper.crawl import cli as crawl_cli
 
 app = typer.Typer(help="shopkeeper: an e-commerce backend.", no_args_is_help=True)
 users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+app.add_typer(crawl_cli.app, name="crawl")
 console = Console(stderr=True)
 
 

@@ -5,6 +5,11 @@ from shopkeeper.core.idempotency import IdempotencyKey
 from shopkeeper.core.mail import OutboundMail
 from shopkeeper.core.messaging.events import OutboxEvent, ProcessedEvent
 from shopkeeper.core.messaging.periodic import JobLease
+from shopkeeper.crawl.frontier.models import CrawlHost, CrawlHostPolicy, CrawlURL, FrontierCrawl
+from shopkeeper.crawl.models import Crawl
+from shopkeeper.crawl.models import Page as CrawlPage
+from shopkeeper.crawl.models import Worker as CrawlWorker
+from shopkeeper.crawl.robots_models import CrawlRobots
 from shopkeeper.shop.carts.models import Cart, CartItem
 from shopkeeper.shop.catalog.models import Category, Product, Variant
 from shopkeeper.shop.inventory.models import StockAllocation, StockLevel, Warehouse
@@ -17,6 +22,14 @@ __all__ = [
     "Cart",
     "CartItem",
     "Category",
+    "Crawl",
+    "CrawlHost",
+    "CrawlHostPolicy",
+    "CrawlPage",
+    "CrawlRobots",
+    "CrawlURL",
+    "CrawlWorker",
+    "FrontierCrawl",
     "IdempotencyKey",
     "JobLease",
     "Order",

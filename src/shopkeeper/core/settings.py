@@ -121,6 +121,46 @@ class Settings(BaseSettings):
     realtime_heartbeat_seconds: float = 20.0
     realtime_client_queue_size: int = 100
 
+    crawl_user_agent: str = "shopkeeper-crawler/1.0 (+https://github.com/shopkeeper/shopkeeper)"
+    """What the crawler sends as User-Agent; robots.txt groups are matched on its product token
+    (the part before the first "/")."""
+    crawl_allow_private: bool | None = None
+    """Let crawls fetch loopback, private and link-local addresses (and names resolving to them).
+    Default: true only when `environment` is embedded or test, so that the crawl API cannot be
+    used to reach the network a production server runs in."""
+    crawl_fetch_timeout_seconds: float = 10.0
+    """Per connect/read/write; a whole fetch (redirects included) gets three times this."""
+    crawl_max_body_bytes: int = 5 * 1024 * 1024
+    """Bodies larger than this (after decompression) are abandoned: the page fails `too-large`."""
+    crawl_max_redirects: int = 5
+    crawl_max_connections: int = 100
+    """Connection pool size of one worker process's HTTP client."""
+    crawl_robots_ttl_seconds: int = 24 * 3600
+    """How long a fetched robots.txt (or its 4xx) is trusted before it is fetched again."""
+    crawl_retry_base_seconds: float = 2.0
+    """First retry delay after a 5xx, time-out or connection error; doubles per attempt, with
+    jitter, up to `crawl_retry_max_seconds`."""
+    crawl_retry_max_seconds: float = 300.0
+
+    crawl_frontier: Literal["sql", "redis"] = "sql"
+    """Where the crawl frontier (queued URLs, leases, hosts' politeness state) lives: `sql` in the
+    database (SQLite embedded, PostgreSQL), `redis` on `redis_url` (Lua scripts)."""
+    crawl_lease_seconds: float = 30.0
+    """How long a worker holds a leased URL without renewing it; a dead worker's URLs come back
+    to the frontier after this."""
+
+    crawl_enabled: bool = True
+    """Serve the crawl API under `/api/v1/crawl`."""
+    crawl_inprocess_worker: bool | None = None
+    """Run one crawl worker inside `serve`; default: only in the embedded mode."""
+    crawl_worker_concurrency: int = Field(default=32, ge=1, le=1000)
+    """Fetches one worker process runs at once (`crawl worker --concurrency` overrides it)."""
+    crawl_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    """How often a worker reports itself alive; three missed beats and it shows as `lost`."""
+    crawl_worker_key: SecretStr | None = None
+    """An API key with the `crawl:worker` scope for `crawl worker` processes started away from
+    the server's own settings: checked at start and on every heartbeat (revoking it stops them)."""
+
     run_background_in_process: bool | None = None
     """Run outbox relay, consumers and periodic jobs inside `serve`; default: when no broker."""
 
@@ -176,6 +216,10 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite+aiosqlite:///{self.var_dir / 'shopkeeper.db'}"
         if self.sandbox_enabled is None:
             self.sandbox_enabled = self.environment != "production"
+        if self.crawl_allow_private is None:
+            self.crawl_allow_private = self.environment in {"embedded", "test"}
+        if self.crawl_inprocess_worker is None:
+            self.crawl_inprocess_worker = self.environment == "embedded"
         if self.run_background_in_process is None:
             self.run_background_in_process = self.broker_url is None
         if self.secret_key is None:

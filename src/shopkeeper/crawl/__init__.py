@@ -1,0 +1,1 @@
+"""crawl: a distributed crawler scheduling system (frontier, politeness, workers, results)."""
