@@ -348,3 +348,19 @@ async def test_compressed_bodies(encoding: str) -> None:
 async def test_invalid_urls_are_results(fetcher: Fetcher, url: str) -> None:
     result = await fetcher.fetch(url)
     assert result.error is FetchError.INVALID_URL and result.status is None
+
+
+def test_fetching_works_on_uvloop_as_in_serve(crawl_site: CrawlSite) -> None:
+    """`serve` runs its in-process worker on uvicorn's loop, uvloop, whose transports do not
+    subclass asyncio.Transport (a fetch once failed there on an isinstance check)."""
+    import uvloop
+
+    async def fetch_once() -> tuple[bool, int | None]:
+        async with Fetcher(user_agent=UA, allow_private=True, timeout_s=2.0) as client:
+            result = await client.fetch(crawl_site.url("shop", "/product/1"))
+            robots = await client.fetch_robots(crawl_site.authority("shop"))
+        return result.ok, robots.status
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        ok, robots_status = runner.run(fetch_once())
+    assert ok and robots_status is not None

@@ -18,7 +18,7 @@ import asyncio
 import socket
 import ssl
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 import httpcore
 
@@ -40,8 +40,9 @@ class _Protocol(asyncio.Protocol):
         self._paused_reading = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports (uvicorn's loop, so `serve`'s in-process worker) implement
+        # asyncio.Transport without subclassing it: no isinstance check.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -142,7 +143,6 @@ class _Stream(httpcore.AsyncNetworkStream):
             raise httpcore.ConnectError(f"TLS: {exc}") from exc
         if transport is None:
             raise httpcore.ConnectError("TLS: connection closed during the handshake")
-        assert isinstance(transport, asyncio.Transport)
         return _Stream(transport, self._protocol)
 
     def get_extra_info(self, info: str) -> Any:
@@ -187,7 +187,6 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
             raise httpcore.ConnectTimeout(f"no connection to {host}:{port} in {timeout} s") from exc
         except OSError as exc:
             raise httpcore.ConnectError(f"{host}:{port}: {exc.strerror or exc}") from exc
-        assert isinstance(transport, asyncio.Transport)
         sock = transport.get_extra_info("socket")
         for option in socket_options or ():
             sock.setsockopt(*option)
