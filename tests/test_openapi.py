@@ -45,6 +45,8 @@ CUSTOMER_ENDPOINTS = {
     ("post", "/api/v1/carts/{cart_id}/items"),
     ("patch", "/api/v1/carts/{cart_id}/items/{sku}"),
     ("delete", "/api/v1/carts/{cart_id}/items/{sku}"),
+    ("post", "/api/v1/carts/{cart_id}/voucher"),
+    ("delete", "/api/v1/carts/{cart_id}/voucher"),
     ("post", "/api/v1/orders"),
     ("get", "/api/v1/orders"),
     ("get", "/api/v1/orders/{order_id}"),

@@ -29,6 +29,7 @@ from shopkeeper.shop.catalog.api import router as catalog_router
 from shopkeeper.shop.inventory.api import router as inventory_router
 from shopkeeper.shop.orders.api import router as orders_router
 from shopkeeper.shop.payments.api import router as payments_router
+from shopkeeper.shop.promotions.api import router as promotions_router
 
 API_PREFIX = "/api/v1"
 
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         carts_router,
         orders_router,
         payments_router,
+        promotions_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     mount_admin(app, settings)

@@ -10,6 +10,7 @@ from shopkeeper.shop.catalog.models import Category, Product, Variant
 from shopkeeper.shop.inventory.models import StockAllocation, StockLevel, Warehouse
 from shopkeeper.shop.orders.models import Order, OrderLine, OrderNumberCounter, OrderTransition
 from shopkeeper.shop.payments.models import AppliedProviderEvent, Payment, PaymentCallback, Refund
+from shopkeeper.shop.promotions.models import Voucher, VoucherCategory, VoucherCustomerUse
 
 __all__ = [
     "ApiKey",
@@ -36,5 +37,8 @@ __all__ = [
     "User",
     "UserRole",
     "Variant",
+    "Voucher",
+    "VoucherCategory",
+    "VoucherCustomerUse",
     "Warehouse",
 ]

@@ -13,7 +13,7 @@ from shopkeeper.core.errors import problem_responses
 from shopkeeper.core.runtime import AppRuntime, ClientAddress
 from shopkeeper.shop.access import CART_TOKEN_HEADER, ShopCaller
 from shopkeeper.shop.carts import service
-from shopkeeper.shop.carts.schemas import CartItemIn, CartItemPatch, CartOut
+from shopkeeper.shop.carts.schemas import CartItemIn, CartItemPatch, CartOut, VoucherCodeIn
 
 router = APIRouter(tags=["carts"])
 
@@ -156,4 +156,44 @@ async def remove_item(
         sku=sku,
         settings=settings,
     )
+    return CartOut.of(cart)
+
+
+@router.post(
+    "/carts/{cart_id}/voucher",
+    response_model=CartOut,
+    responses=problem_responses(
+        401,
+        404,
+        409,
+        422,
+        s404="`cart-not-found`, `voucher-not-found`",
+        s409="`voucher-not-applicable` with `reason`: `expired`, `not-started`, `min-subtotal`, "
+        f"`used-up`, `per-customer-limit`, `no-eligible-items`; {_CLOSED}",
+    ),
+)
+async def apply_voucher(
+    cart_id: uuid.UUID,
+    body: VoucherCodeIn,
+    caller: ShopCaller,
+    session: Session,
+    settings: AppSettings,
+) -> CartOut:
+    """Put a voucher on the cart; the Cart answers with `voucher_code` and `discount`. Checkout
+    checks it again and counts its use."""
+    cart = await service.apply_voucher(
+        session, cart_id=cart_id, caller=caller, code=body.code, settings=settings
+    )
+    return CartOut.of(cart)
+
+
+@router.delete(
+    "/carts/{cart_id}/voucher",
+    response_model=CartOut,
+    responses=problem_responses(401, 404, 409, 422, s404="`cart-not-found`", s409=_CLOSED),
+)
+async def remove_voucher(
+    cart_id: uuid.UUID, caller: ShopCaller, session: Session, settings: AppSettings
+) -> CartOut:
+    cart = await service.remove_voucher(session, cart_id=cart_id, caller=caller, settings=settings)
     return CartOut.of(cart)

@@ -61,9 +61,12 @@ def _order_response(order: Order, status_code: int = status.HTTP_200_OK) -> Resp
         422,
         s400="`idempotency-key-required`, `invalid-idempotency-key`",
         s404="`cart-not-found`: no such cart, or not yours; `user-not-found`: the signed-in "
-        "account is deactivated",
+        "account is deactivated; `voucher-not-found`: the cart's voucher code no longer exists",
         s409="`insufficient-stock` (extension `sku`; nothing reserved), `cart-empty`, "
-        "`cart-closed`, `item-unavailable`, `currency-mismatch`, `idempotency-key-in-progress`",
+        "`cart-closed`, `item-unavailable`, `currency-mismatch`, `idempotency-key-in-progress`, "
+        "`voucher-not-applicable` (extension `reason`: `expired`, `not-started`, `min-subtotal`, "
+        "`used-up`, `per-customer-limit`, `no-eligible-items`; nothing reserved, the cart stays "
+        "open with its voucher)",
         s422="`validation-error`; `idempotency-key-reused` (same key, different request)",
     ),
 )

@@ -32,10 +32,13 @@ from shopkeeper.core.writes import WriteBatch
 from shopkeeper.shop.access import Caller
 from shopkeeper.shop.carts import service as carts_service
 from shopkeeper.shop.inventory import service as inventory_service
-from shopkeeper.shop.orders.events import OrderPlaced
+from shopkeeper.shop.orders.events import OrderPlaced, OrderStatusChanged
 from shopkeeper.shop.orders.models import Order, OrderLine, OrderNumberCounter, OrderTransition
-from shopkeeper.shop.orders.service import actor_of, guest_token_hash
+from shopkeeper.shop.orders.service import PAYMENTS_ACTOR, actor_of, guest_token_hash
 from shopkeeper.shop.orders.state import OrderStatus
+from shopkeeper.shop.promotions import service as promotions_service
+from shopkeeper.shop.promotions.models import Voucher
+from shopkeeper.shop.promotions.service import PricedLine
 
 ORDER_NUMBER_PREFIX = "SK-"
 _COUNTER_NAME = "orders"
@@ -43,9 +46,10 @@ _COUNTER_NAME = "orders"
 # each an uncorrelated subquery, evaluated once per statement. `SK-000123` is unique, and
 # gaps are fine (a rolled-back checkout burns its number).
 _BUYER_EMAIL = users_service.active_email_of(bindparam("buyer_id", type_=Uuid()))
-_READ_CART = carts_service.snapshot_query(email=_BUYER_EMAIL)
+_VOUCHER = carts_service.voucher_code_of(bindparam("cart_id", type_=Uuid()))
+_READ_CART = carts_service.snapshot_query(email=_BUYER_EMAIL, voucher_code=_VOUCHER)
 _READ_CART_AND_NUMBER = carts_service.snapshot_query(
-    email=_BUYER_EMAIL, number=Sequence("order_number_seq").next_value()
+    email=_BUYER_EMAIL, voucher_code=_VOUCHER, number=Sequence("order_number_seq").next_value()
 )
 
 
@@ -93,10 +97,29 @@ async def place_order(
     now = utcnow()
     subtotal = sum(line.unit_price.amount * line.quantity for line in snapshot.lines)
     shipping = settings.shipping_flat_rate
+    voucher: Voucher | None = None
+    customer: str | None = None
+    discount = 0
+    if snapshot.extra["voucher_code"] is not None:
+        # Checked before any stock is locked; its use is counted after (see below).
+        voucher = await promotions_service.find_voucher(session, snapshot.extra["voucher_code"])
+        customer = promotions_service.customer_key(caller.user_id, recipient)
+        discount = await promotions_service.discount_for(
+            session,
+            voucher=voucher,
+            lines=[PricedLine(line.product_id, line.total.amount) for line in snapshot.lines],
+            subtotal=subtotal,
+            shipping=shipping,
+            now=now,
+            customer=customer,
+        )
+    tax = 0
+    total = subtotal - discount + shipping + tax
     order_values: dict[str, Any] = {
         "id": order_id,
         "number": number,
-        "status": OrderStatus.PENDING_PAYMENT.value,
+        # Nothing to charge (a voucher took it all): paid at once, as a payment would mark it.
+        "status": (OrderStatus.PAID if total == 0 else OrderStatus.PENDING_PAYMENT).value,
         "user_id": caller.user_id,
         "guest_token_hash": (
             guest_token_hash(caller.cart_token)
@@ -108,13 +131,20 @@ async def place_order(
         "currency": settings.currency,
         "subtotal_amount": subtotal,
         "shipping_amount": shipping,
-        "total_amount": subtotal + shipping,
+        "discount_amount": discount,
+        "tax_amount": tax,
+        "total_amount": total,
+        "voucher_id": voucher.id if voucher is not None else None,
+        "voucher_code": voucher.code if voucher is not None else None,
+        "voucher_customer": customer,
+        "shipping_method_id": None,
+        "shipping_method_name": None,
         "shipping_address": shipping_address,
         "tracking_number": None,
         "created_at": now,
         "updated_at": now,
         "expires_at": now + timedelta(seconds=settings.reservation_ttl_seconds),
-        "paid_at": None,
+        "paid_at": now if total == 0 else None,
         "shipped_at": None,
         "delivered_at": None,
         "cancelled_at": None,
@@ -136,19 +166,40 @@ async def place_order(
     writes = WriteBatch()
     writes.insert(table_of(Order), [order_values])
     writes.insert(table_of(OrderLine), line_values)
-    writes.insert(
-        table_of(OrderTransition),
-        [
+    transitions = [
+        {
+            "id": new_id(),
+            "order_id": order_id,
+            "from_status": None,
+            "to_status": OrderStatus.PENDING_PAYMENT.value,
+            "at": now,
+            "actor": actor_of(caller.principal),
+        }
+    ]
+    events: list[Any] = []
+    if total == 0:
+        transitions.append(
             {
                 "id": new_id(),
                 "order_id": order_id,
-                "from_status": None,
-                "to_status": OrderStatus.PENDING_PAYMENT.value,
-                "at": now,
-                "actor": actor_of(caller.principal),
+                "from_status": OrderStatus.PENDING_PAYMENT.value,
+                "to_status": OrderStatus.PAID.value,
+                # A microsecond on, so that the audit trail (ordered by time) reads in order.
+                "at": now + timedelta(microseconds=1),
+                "actor": PAYMENTS_ACTOR,
             }
-        ],
-    )
+        )
+        events.append(
+            OrderStatusChanged(
+                order_id=order_id,
+                number=number,
+                from_status=OrderStatus.PENDING_PAYMENT.value,
+                to_status=OrderStatus.PAID.value,
+                actor=PAYMENTS_ACTOR,
+                at=now,
+            )
+        )
+    writes.insert(table_of(OrderTransition), transitions)
     order = Order(**order_values)
     order.lines = [OrderLine(**values) for values in line_values]
     if store_answer is not None:
@@ -165,7 +216,8 @@ async def place_order(
                 currency=order.currency,
                 skus=tuple(line.sku for line in snapshot.lines),
                 at=now,
-            )
+            ),
+            *events,
         ],
     )
     # Last, so the stock rows stay locked only for the reservation, the writes and the commit:
@@ -179,6 +231,10 @@ async def place_order(
         settings=settings,
         writes=writes,
     )
+    if voucher is not None and customer is not None:
+        # After the stock, like the expiry and the cancel (stock, then voucher): one lock order,
+        # so they cannot deadlock. A used-up voucher rolls the reservation back with the rest.
+        await promotions_service.claim_use(session, voucher=voucher, customer=customer)
     await writes.flush(session)
     await session.commit()
     ORDERS_CREATED.inc()

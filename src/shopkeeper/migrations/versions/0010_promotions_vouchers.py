@@ -1,0 +1,93 @@
+"""shop: vouchers, their categories and per-customer counters; carts carry a voucher; orders
+gain discount, tax, voucher and shipping method
+
+Revision ID: 0010_promotions_vouchers
+Revises: 0009_roles_and_keys
+Create Date: 2026-12-04
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from shopkeeper.core.db import UTCDateTime
+
+revision = "0010_promotions_vouchers"
+down_revision = "0009_roles_and_keys"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "vouchers",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("code", sa.String(length=64), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("value", sa.Integer(), nullable=False),
+        sa.Column("min_subtotal_amount", sa.Integer(), nullable=True),
+        sa.Column("usage_limit", sa.Integer(), nullable=True),
+        sa.Column("per_customer_limit", sa.Integer(), nullable=True),
+        sa.Column("used", sa.Integer(), nullable=False),
+        sa.Column("starts_at", UTCDateTime(), nullable=True),
+        sa.Column("ends_at", UTCDateTime(), nullable=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.CheckConstraint("kind IN ('percentage', 'fixed', 'free_shipping')", name="kind"),
+        sa.CheckConstraint("used >= 0", name="used_non_negative"),
+        sa.CheckConstraint("usage_limit IS NULL OR used <= usage_limit", name="used_within_limit"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("code"),
+    )
+    op.create_table(
+        "voucher_categories",
+        sa.Column("voucher_id", sa.Uuid(), nullable=False),
+        sa.Column("category_id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(["voucher_id"], ["vouchers.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["category_id"], ["categories.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("voucher_id", "category_id"),
+    )
+    op.create_table(
+        "voucher_customer_uses",
+        sa.Column("voucher_id", sa.Uuid(), nullable=False),
+        sa.Column("customer", sa.String(length=330), nullable=False),
+        sa.Column("used", sa.Integer(), nullable=False),
+        sa.CheckConstraint("used >= 0", name="used_non_negative"),
+        sa.ForeignKeyConstraint(["voucher_id"], ["vouchers.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("voucher_id", "customer"),
+    )
+    op.add_column("carts", sa.Column("voucher_code", sa.String(length=64), nullable=True))
+    with op.batch_alter_table("orders") as batch:
+        batch.add_column(
+            sa.Column("discount_amount", sa.Integer(), nullable=False, server_default="0")
+        )
+        batch.add_column(sa.Column("tax_amount", sa.Integer(), nullable=False, server_default="0"))
+        batch.add_column(sa.Column("voucher_id", sa.Uuid(), nullable=True))
+        batch.add_column(sa.Column("voucher_code", sa.String(length=64), nullable=True))
+        batch.add_column(sa.Column("voucher_customer", sa.String(length=330), nullable=True))
+        batch.add_column(sa.Column("shipping_method_id", sa.Uuid(), nullable=True))
+        batch.add_column(sa.Column("shipping_method_name", sa.String(length=200), nullable=True))
+    # The defaults only filled the existing rows; the models say what new ones get.
+    with op.batch_alter_table("orders") as batch:
+        batch.alter_column("discount_amount", server_default=None)
+        batch.alter_column("tax_amount", server_default=None)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("orders") as batch:
+        for column in (
+            "shipping_method_name",
+            "shipping_method_id",
+            "voucher_customer",
+            "voucher_code",
+            "voucher_id",
+            "tax_amount",
+            "discount_amount",
+        ):
+            batch.drop_column(column)
+    with op.batch_alter_table("carts") as batch:
+        batch.drop_column("voucher_code")
+    op.drop_table("voucher_customer_uses")
+    op.drop_table("voucher_categories")
+    op.drop_table("vouchers")
