@@ -102,7 +102,5 @@ async def test_one_guest_e_mail_racing_many_carts_gets_its_per_customer_limit(
         )
     statuses = sorted(a.status_code for a in answers)
     assert statuses.count(201) == 3, statuses
-    assert all(
-        a.json()["reason"] == "per-customer-limit" for a in answers if a.status_code != 201
-    )
+    assert all(a.json()["reason"] == "per-customer-limit" for a in answers if a.status_code != 201)
     assert await used(client, staff_headers, voucher["id"]) == 3
