@@ -47,6 +47,7 @@ CUSTOMER_ENDPOINTS = {
     ("delete", "/api/v1/carts/{cart_id}/items/{sku}"),
     ("post", "/api/v1/carts/{cart_id}/voucher"),
     ("delete", "/api/v1/carts/{cart_id}/voucher"),
+    ("get", "/api/v1/carts/{cart_id}/shipping-methods"),
     ("post", "/api/v1/orders"),
     ("get", "/api/v1/orders"),
     ("get", "/api/v1/orders/{order_id}"),

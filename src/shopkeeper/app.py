@@ -30,6 +30,7 @@ from shopkeeper.shop.inventory.api import router as inventory_router
 from shopkeeper.shop.orders.api import router as orders_router
 from shopkeeper.shop.payments.api import router as payments_router
 from shopkeeper.shop.promotions.api import router as promotions_router
+from shopkeeper.shop.shipping.api import router as shipping_router
 
 API_PREFIX = "/api/v1"
 
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         orders_router,
         payments_router,
         promotions_router,
+        shipping_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     mount_admin(app, settings)

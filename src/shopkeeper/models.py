@@ -11,6 +11,7 @@ from shopkeeper.shop.inventory.models import StockAllocation, StockLevel, Wareho
 from shopkeeper.shop.orders.models import Order, OrderLine, OrderNumberCounter, OrderTransition
 from shopkeeper.shop.payments.models import AppliedProviderEvent, Payment, PaymentCallback, Refund
 from shopkeeper.shop.promotions.models import Voucher, VoucherCategory, VoucherCustomerUse
+from shopkeeper.shop.shipping.models import ShippingMethod, ShippingZone, TaxRate
 
 __all__ = [
     "ApiKey",
@@ -32,8 +33,11 @@ __all__ = [
     "Product",
     "RefreshToken",
     "Refund",
+    "ShippingMethod",
+    "ShippingZone",
     "StockAllocation",
     "StockLevel",
+    "TaxRate",
     "User",
     "UserRole",
     "Variant",

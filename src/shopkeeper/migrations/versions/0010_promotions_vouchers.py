@@ -1,5 +1,6 @@
-"""shop: vouchers, their categories and per-customer counters; carts carry a voucher; orders
-gain discount, tax, voucher and shipping method
+"""shop: vouchers, their categories and per-customer counters; shipping zones, methods and tax
+rates; variants gain a weight; carts carry a voucher; orders gain discount, tax, voucher and
+shipping method
 
 Revision ID: 0010_promotions_vouchers
 Revises: 0009_roles_and_keys
@@ -11,7 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from shopkeeper.core.db import UTCDateTime
+from shopkeeper.core.db import JSONDocument, UTCDateTime
 
 revision = "0010_promotions_vouchers"
 down_revision = "0009_roles_and_keys"
@@ -57,6 +58,41 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["voucher_id"], ["vouchers.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("voucher_id", "customer"),
     )
+    op.create_table(
+        "shipping_zones",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("countries", JSONDocument, nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
+        "shipping_methods",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("zone_id", sa.Uuid(), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("price_amount", sa.Integer(), nullable=False),
+        sa.Column("free_over_amount", sa.Integer(), nullable=True),
+        sa.Column("max_weight_grams", sa.Integer(), nullable=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["zone_id"], ["shipping_zones.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_shipping_methods_zone_id", "shipping_methods", ["zone_id"])
+    op.create_table(
+        "tax_rates",
+        sa.Column("country", sa.String(length=2), nullable=False),
+        sa.Column("rate_bps", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=True),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("country"),
+    )
+    with op.batch_alter_table("variants") as batch:
+        batch.add_column(
+            sa.Column("weight_grams", sa.Integer(), nullable=False, server_default="0")
+        )
+    with op.batch_alter_table("variants") as batch:
+        batch.alter_column("weight_grams", server_default=None)
     op.add_column("carts", sa.Column("voucher_code", sa.String(length=64), nullable=True))
     with op.batch_alter_table("orders") as batch:
         batch.add_column(
@@ -88,6 +124,12 @@ def downgrade() -> None:
             batch.drop_column(column)
     with op.batch_alter_table("carts") as batch:
         batch.drop_column("voucher_code")
+    with op.batch_alter_table("variants") as batch:
+        batch.drop_column("weight_grams")
+    op.drop_table("tax_rates")
+    op.drop_index("ix_shipping_methods_zone_id", table_name="shipping_methods")
+    op.drop_table("shipping_methods")
+    op.drop_table("shipping_zones")
     op.drop_table("voucher_customer_uses")
     op.drop_table("voucher_categories")
     op.drop_table("vouchers")

@@ -82,3 +82,9 @@ class VoucherCodeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+
+class CartShippingMethodOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    price: Money

@@ -35,7 +35,9 @@ from shopkeeper.shop.catalog.service import (
 )
 from shopkeeper.shop.inventory.service import InsufficientStock, available_by_sku
 from shopkeeper.shop.promotions import service as promotions_service
+from shopkeeper.shop.promotions.models import VoucherKind
 from shopkeeper.shop.promotions.service import PricedLine, VoucherNotApplicable
+from shopkeeper.shop.shipping import service as shipping_service
 
 MAX_LINES = 100
 
@@ -337,6 +339,29 @@ async def remove_voucher(
     await session.commit()
     cart = await _owned_cart(session, cart_id, caller)
     return await _view(session, cart, settings)
+
+
+async def shipping_methods(
+    session: AsyncSession,
+    *,
+    cart_id: uuid.UUID,
+    caller: Caller,
+    country: str,
+    settings: Settings,
+) -> list[shipping_service.PricedMethod]:
+    """The methods that serve `country` and this cart's weight, priced for it (a method's
+    `free_over` compares with the subtotal less a voucher's discount on goods)."""
+    cart = await _owned_cart(session, cart_id, caller)
+    view = await _view(session, cart, settings)
+    goods = view.subtotal.amount
+    if view.discount is not None and cart.voucher_code is not None:
+        voucher = await promotions_service.find_voucher(session, cart.voucher_code)
+        if voucher.kind != VoucherKind.FREE_SHIPPING:
+            goods -= view.discount.amount
+    weight = await shipping_service.cart_weight(
+        session, [(line.sku, line.quantity) for line in view.lines if not line.archived]
+    )
+    return await shipping_service.methods_for(session, country=country, weight=weight, goods=goods)
 
 
 async def merge_guest_cart(session: AsyncSession, *, user_id: uuid.UUID, cart_token: str) -> bool:

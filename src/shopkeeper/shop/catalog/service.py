@@ -200,6 +200,7 @@ async def create_product(
             price=variant.price.amount,
             currency=variant.price.currency,
             attributes=variant.attributes,
+            weight_grams=variant.weight_grams,
             position=position,
             created_at=now,
         )
@@ -452,3 +453,13 @@ async def categories_of_products(
         select(Product.id, Product.category_id).where(Product.id.in_(list(product_ids)))
     )
     return {product_id: category_id for product_id, category_id in rows}
+
+
+async def weights_of(session: AsyncSession, skus: Collection[str]) -> dict[str, int]:
+    """Each SKU's unit shipping weight in grams."""
+    if not skus:
+        return {}
+    rows = await session.execute(
+        select(Variant.sku, Variant.weight_grams).where(Variant.sku.in_(list(skus)))
+    )
+    return {sku: weight for sku, weight in rows}

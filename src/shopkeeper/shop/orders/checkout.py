@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Sequence, Uuid, bindparam, insert, update
+from sqlalchemy import Sequence, String, Uuid, bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopkeeper.accounts import service as users_service
@@ -37,8 +37,10 @@ from shopkeeper.shop.orders.models import Order, OrderLine, OrderNumberCounter, 
 from shopkeeper.shop.orders.service import PAYMENTS_ACTOR, actor_of, guest_token_hash
 from shopkeeper.shop.orders.state import OrderStatus
 from shopkeeper.shop.promotions import service as promotions_service
-from shopkeeper.shop.promotions.models import Voucher
+from shopkeeper.shop.promotions.models import Voucher, VoucherKind
+from shopkeeper.shop.promotions.pricing import tax_and_total
 from shopkeeper.shop.promotions.service import PricedLine
+from shopkeeper.shop.shipping import service as shipping_service
 
 ORDER_NUMBER_PREFIX = "SK-"
 _COUNTER_NAME = "orders"
@@ -46,10 +48,16 @@ _COUNTER_NAME = "orders"
 # each an uncorrelated subquery, evaluated once per statement. `SK-000123` is unique, and
 # gaps are fine (a rolled-back checkout burns its number).
 _BUYER_EMAIL = users_service.active_email_of(bindparam("buyer_id", type_=Uuid()))
-_VOUCHER = carts_service.voucher_code_of(bindparam("cart_id", type_=Uuid()))
-_READ_CART = carts_service.snapshot_query(email=_BUYER_EMAIL, voucher_code=_VOUCHER)
+# And what pricing needs besides the lines: the cart's voucher, whether shipping zones exist,
+# and the tax rate of the address's country.
+_PRICING: dict[str, Any] = {
+    "voucher_code": carts_service.voucher_code_of(bindparam("cart_id", type_=Uuid())),
+    "zones": shipping_service.zone_count_column(),
+    "tax_bps": shipping_service.tax_rate_column(bindparam("country", type_=String())),
+}
+_READ_CART = carts_service.snapshot_query(email=_BUYER_EMAIL, **_PRICING)
 _READ_CART_AND_NUMBER = carts_service.snapshot_query(
-    email=_BUYER_EMAIL, voucher_code=_VOUCHER, number=Sequence("order_number_seq").next_value()
+    email=_BUYER_EMAIL, **_PRICING, number=Sequence("order_number_seq").next_value()
 )
 
 
@@ -68,6 +76,7 @@ async def place_order(
     cart_id: uuid.UUID,
     email: str | None,
     shipping_address: dict[str, Any],
+    shipping_method_id: uuid.UUID | None = None,
     store_answer: StoreAnswer | None = None,
 ) -> Order:
     """Check out `cart_id`. `store_answer` adds the write that stores the request's answer
@@ -79,7 +88,10 @@ async def place_order(
         caller=caller,
         settings=settings,
         query=_READ_CART_AND_NUMBER if postgres else _READ_CART,
-        params={"buyer_id": caller.user_id},
+        params={
+            "buyer_id": caller.user_id,
+            "country": str(shipping_address.get("country") or "").upper(),
+        },
     )
     for line in snapshot.lines:
         if line.unit_price.currency != settings.currency:
@@ -96,25 +108,56 @@ async def place_order(
     order_id = new_id()
     now = utcnow()
     subtotal = sum(line.unit_price.amount * line.quantity for line in snapshot.lines)
-    shipping = settings.shipping_flat_rate
     voucher: Voucher | None = None
     customer: str | None = None
     discount = 0
+    country = str(shipping_address.get("country") or "")
     if snapshot.extra["voucher_code"] is not None:
-        # Checked before any stock is locked; its use is counted after (see below).
         voucher = await promotions_service.find_voucher(session, snapshot.extra["voucher_code"])
         customer = promotions_service.customer_key(caller.user_id, recipient)
+    priced_lines = [PricedLine(line.product_id, line.total.amount) for line in snapshot.lines]
+    # Checked before any stock is locked; the voucher's use is counted after (see below). A
+    # discount on goods comes first, since a method's `free_over` compares with what is left.
+    if voucher is not None and voucher.kind != VoucherKind.FREE_SHIPPING:
         discount = await promotions_service.discount_for(
             session,
             voucher=voucher,
-            lines=[PricedLine(line.product_id, line.total.amount) for line in snapshot.lines],
+            lines=priced_lines,
             subtotal=subtotal,
-            shipping=shipping,
+            shipping=0,
             now=now,
             customer=customer,
         )
-    tax = 0
-    total = subtotal - discount + shipping + tax
+    shipping = await shipping_service.shipping_for(
+        session,
+        zones=int(snapshot.extra["zones"] or 0),
+        method_id=shipping_method_id,
+        country=country,
+        weight=await shipping_service.cart_weight(
+            session, [(line.sku, line.quantity) for line in snapshot.lines]
+        )
+        if shipping_method_id is not None
+        else 0,
+        goods=subtotal - discount,
+        flat_rate=settings.shipping_flat_rate,
+    )
+    if voucher is not None and voucher.kind == VoucherKind.FREE_SHIPPING:
+        discount = await promotions_service.discount_for(
+            session,
+            voucher=voucher,
+            lines=priced_lines,
+            subtotal=subtotal,
+            shipping=shipping.price,
+            now=now,
+            customer=customer,
+        )
+    tax, total = tax_and_total(
+        subtotal=subtotal,
+        discount=discount,
+        shipping=shipping.price,
+        rate_bps=int(snapshot.extra["tax_bps"] or 0),
+        prices_include_tax=settings.prices_include_tax,
+    )
     order_values: dict[str, Any] = {
         "id": order_id,
         "number": number,
@@ -130,15 +173,15 @@ async def place_order(
         "email": recipient,
         "currency": settings.currency,
         "subtotal_amount": subtotal,
-        "shipping_amount": shipping,
+        "shipping_amount": shipping.price,
         "discount_amount": discount,
         "tax_amount": tax,
         "total_amount": total,
         "voucher_id": voucher.id if voucher is not None else None,
         "voucher_code": voucher.code if voucher is not None else None,
         "voucher_customer": customer,
-        "shipping_method_id": None,
-        "shipping_method_name": None,
+        "shipping_method_id": shipping.method.id if shipping.method is not None else None,
+        "shipping_method_name": shipping.method.name if shipping.method is not None else None,
         "shipping_address": shipping_address,
         "tracking_number": None,
         "created_at": now,

@@ -33,6 +33,8 @@ class PlaceOrderRequest(BaseModel):
     email: EmailStr | None = None
     """Where the confirmation goes; defaults to the account's e-mail, required for guests."""
     shipping_address: ShippingAddress
+    shipping_method_id: uuid.UUID | None = None
+    """Required once any shipping zone exists (GET /carts/{id}/shipping-methods lists them)."""
 
 
 class ShipRequest(BaseModel):

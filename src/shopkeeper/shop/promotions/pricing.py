@@ -23,3 +23,15 @@ def percentage_discount(eligible: int, basis_points: int) -> int:
 def fixed_discount(eligible: int, value: int) -> int:
     """A fixed amount off, never more than what it applies to."""
     return max(0, min(eligible, value))
+
+
+def tax_and_total(
+    *, subtotal: int, discount: int, shipping: int, rate_bps: int, prices_include_tax: bool
+) -> tuple[int, int]:
+    """(tax, total) of an order. Tax is on `subtotal - discount + shipping`, rounded half-even
+    once. When prices include tax it is the share they already hold and adds nothing."""
+    taxable = subtotal - discount + shipping
+    if prices_include_tax:
+        return half_even_share(taxable, rate_bps, BASIS_POINTS + rate_bps), taxable
+    tax = half_even_share(taxable, rate_bps, BASIS_POINTS)
+    return tax, taxable + tax
