@@ -8,8 +8,12 @@ import secrets
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
+from shopkeeper.core.mail import OutboundMail
+from shopkeeper.core.runtime import Runtime
 from tests.shop.promotions.test_vouchers import FLAT, apply, assert_totals, make_voucher, usd
+from tests.support.events import drain_events
 from tests.support.shop import checkout, create_cart, problem_slug
 
 
@@ -171,3 +175,33 @@ async def test_tax_is_on_the_discounted_amount_plus_shipping_rounded_half_even(
         "/api/v1/tax-rates/GB", headers=customer_headers, json={"rate_bps": 1}
     )
     assert forbidden.status_code == 403
+
+
+async def test_the_confirmation_e_mail_shows_the_breakdown(
+    client: httpx.AsyncClient,
+    staff_headers: dict[str, str],
+    customer_headers: dict[str, str],
+    runtime: Runtime,
+) -> None:
+    await client.put("/api/v1/tax-rates/GB", headers=staff_headers, json={"rate_bps": 1_000})
+    (method,) = await zone(client, staff_headers, ["GB"], {"name": "Courier", "price": usd(700)})
+    sku = await weighted_sku(client, staff_headers, price=2_000, grams=0)
+    voucher = await make_voucher(client, staff_headers, code="MAIL5", kind="fixed", value=500)
+    cart_id = await create_cart(client, customer_headers, [(sku, 1)])
+    await apply(client, customer_headers, cart_id, voucher["code"])
+    order = (
+        await checkout(client, customer_headers, cart_id, shipping_method_id=method["id"])
+    ).json()
+    assert order["tax"] == usd(220) and order["total"] == usd(2_000 - 500 + 700 + 220)
+    await drain_events(runtime)
+    await drain_events(runtime)
+    async with runtime.db.session() as session:
+        mail = (
+            await session.scalars(
+                select(OutboundMail).where(OutboundMail.template == "order_confirmation")
+            )
+        ).one()
+    for text in (mail.text_body, mail.html_body or ""):
+        assert "MAIL5" in text and "-5.00 USD" in text
+        assert "Courier" in text and "7.00 USD" in text
+        assert "2.20 USD" in text and "24.20 USD" in text
