@@ -120,14 +120,6 @@ async def list_tax_rates(session: AsyncSession) -> Sequence[TaxRate]:
 # --- carts and checkout -------------------------------------------------------------------------
 
 
-async def tax_rate_bps(session: AsyncSession, country: str | None) -> int:
-    """The country's rate in basis points; 0 for a country without one."""
-    if not country:
-        return 0
-    rate = await session.scalar(select(TaxRate.rate_bps).where(TaxRate.country == country.upper()))
-    return int(rate or 0)
-
-
 def zone_count_column() -> ColumnElement[Any]:
     """How many shipping zones exist, as a scalar subquery: checkout reads it with the cart
     (`carts.snapshot_query`), so that shipping costs the hot path no round trip of its own."""
