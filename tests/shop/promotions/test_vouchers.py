@@ -282,3 +282,22 @@ async def test_the_per_customer_limit_counts_guests_by_e_mail(
     again = await guest_checkout("Guest@Example.com")
     assert again.status_code == 409 and again.json()["reason"] == "per-customer-limit"
     assert (await guest_checkout("other@example.com")).status_code == 201
+
+
+async def test_the_usage_limit_cannot_drop_below_the_uses(
+    client: httpx.AsyncClient, staff_headers: dict[str, str], customer_headers: dict[str, str]
+) -> None:
+    sku = await create_sku(client, staff_headers, price=1_000)
+    voucher = await make_voucher(client, staff_headers, usage_limit=3)
+    cart_id = await create_cart(client, customer_headers, [(sku, 1)])
+    await apply(client, customer_headers, cart_id, voucher["code"])
+    assert (await checkout(client, customer_headers, cart_id)).status_code == 201
+    lowered = await client.patch(
+        f"/api/v1/vouchers/{voucher['id']}", headers=staff_headers, json={"usage_limit": 0}
+    )
+    assert lowered.status_code == 422 and problem_slug(lowered) == "invalid-voucher"
+    assert lowered.json()["used"] == 1
+    closed = await client.patch(
+        f"/api/v1/vouchers/{voucher['id']}", headers=staff_headers, json={"usage_limit": 1}
+    )
+    assert closed.status_code == 200 and closed.json()["used"] == 1

@@ -114,6 +114,13 @@ async def update_voucher(
         **changes,
     }
     _check(merged)
+    limit = changes.get("usage_limit", voucher.usage_limit)
+    if limit is not None and limit < voucher.used:
+        raise InvalidVoucher(
+            f"{voucher.used} orders already hold this voucher; the limit cannot go below that",
+            field="usage_limit",
+            used=voucher.used,
+        )
     for name, value in changes.items():
         setattr(voucher, name, value)
     try:
