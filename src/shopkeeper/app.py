@@ -33,6 +33,8 @@ from shopkeeper.shop.catalog.api import router as catalog_router
 from shopkeeper.shop.inventory.api import router as inventory_router
 from shopkeeper.shop.orders.api import router as orders_router
 from shopkeeper.shop.payments.api import router as payments_router
+from shopkeeper.shop.promotions.api import router as promotions_router
+from shopkeeper.shop.shipping.api import router as shipping_router
 
 API_PREFIX = "/api/v1"
 
@@ -86,6 +88,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         carts_router,
         orders_router,
         payments_router,
+        promotions_router,
+        shipping_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     exempt: tuple[str, ...] = ()

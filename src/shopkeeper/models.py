@@ -15,6 +15,8 @@ from shopkeeper.shop.catalog.models import Category, Product, Variant
 from shopkeeper.shop.inventory.models import StockAllocation, StockLevel, Warehouse
 from shopkeeper.shop.orders.models import Order, OrderLine, OrderNumberCounter, OrderTransition
 from shopkeeper.shop.payments.models import AppliedProviderEvent, Payment, PaymentCallback, Refund
+from shopkeeper.shop.promotions.models import Voucher, VoucherCategory, VoucherCustomerUse
+from shopkeeper.shop.shipping.models import ShippingMethod, ShippingZone, TaxRate
 
 __all__ = [
     "ApiKey",
@@ -44,10 +46,16 @@ __all__ = [
     "Product",
     "RefreshToken",
     "Refund",
+    "ShippingMethod",
+    "ShippingZone",
     "StockAllocation",
     "StockLevel",
+    "TaxRate",
     "User",
     "UserRole",
     "Variant",
+    "Voucher",
+    "VoucherCategory",
+    "VoucherCustomerUse",
     "Warehouse",
 ]

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
 
     currency: str = "USD"
     shipping_flat_rate: int = 500
+    prices_include_tax: bool = False
+    """`SHOPKEEPER_PRICES_INCLUDE_TAX`: catalog prices already hold the tax of the buyer's
+    country (`PUT /tax-rates/{country}`); the order's `tax` is then the included share."""
     reservation_ttl_seconds: int = 1800
     stock_low_threshold: int = 5
 

@@ -37,6 +37,8 @@ DOMAIN_MODELS: dict[str, str] = {
     "Catalog": "shopkeeper.shop.catalog.models",
     "Inventory": "shopkeeper.shop.inventory.models",
     "Carts": "shopkeeper.shop.carts.models",
+    "Promotions": "shopkeeper.shop.promotions.models",
+    "Shipping": "shopkeeper.shop.shipping.models",
     "Orders": "shopkeeper.shop.orders.models",
     "Payments": "shopkeeper.shop.payments.models",
 }
@@ -56,6 +58,10 @@ PREFERRED_LIST_COLUMNS: dict[str, tuple[str, ...]] = {
         "created_at",
     ),
     "products": ("name", "slug", "min_price", "category_id", "archived_at", "created_at"),
+    "vouchers": (
+        "code", "kind", "value", "used", "usage_limit", "per_customer_limit", "starts_at",
+        "ends_at",
+    ),
 }  # fmt: skip
 
 

@@ -5,15 +5,22 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from shopkeeper.accounts.permissions import AppSettings, OptionalUser
 from shopkeeper.core.db import Session
 from shopkeeper.core.errors import problem_responses
+from shopkeeper.core.money import Money
 from shopkeeper.core.runtime import AppRuntime, ClientAddress
 from shopkeeper.shop.access import CART_TOKEN_HEADER, ShopCaller
 from shopkeeper.shop.carts import service
-from shopkeeper.shop.carts.schemas import CartItemIn, CartItemPatch, CartOut
+from shopkeeper.shop.carts.schemas import (
+    CartItemIn,
+    CartItemPatch,
+    CartOut,
+    CartShippingMethodOut,
+    VoucherCodeIn,
+)
 
 router = APIRouter(tags=["carts"])
 
@@ -157,3 +164,71 @@ async def remove_item(
         settings=settings,
     )
     return CartOut.of(cart)
+
+
+@router.post(
+    "/carts/{cart_id}/voucher",
+    response_model=CartOut,
+    responses=problem_responses(
+        401,
+        404,
+        409,
+        422,
+        s404="`cart-not-found`, `voucher-not-found`",
+        s409="`voucher-not-applicable` with `reason`: `expired`, `not-started`, `min-subtotal`, "
+        f"`used-up`, `per-customer-limit`, `no-eligible-items`; {_CLOSED}",
+    ),
+)
+async def apply_voucher(
+    cart_id: uuid.UUID,
+    body: VoucherCodeIn,
+    caller: ShopCaller,
+    session: Session,
+    settings: AppSettings,
+) -> CartOut:
+    """Put a voucher on the cart; the Cart answers with `voucher_code` and `discount`. Checkout
+    checks it again and counts its use."""
+    cart = await service.apply_voucher(
+        session, cart_id=cart_id, caller=caller, code=body.code, settings=settings
+    )
+    return CartOut.of(cart)
+
+
+@router.delete(
+    "/carts/{cart_id}/voucher",
+    response_model=CartOut,
+    responses=problem_responses(401, 404, 409, 422, s404="`cart-not-found`", s409=_CLOSED),
+)
+async def remove_voucher(
+    cart_id: uuid.UUID, caller: ShopCaller, session: Session, settings: AppSettings
+) -> CartOut:
+    cart = await service.remove_voucher(session, cart_id=cart_id, caller=caller, settings=settings)
+    return CartOut.of(cart)
+
+
+@router.get(
+    "/carts/{cart_id}/shipping-methods",
+    response_model=list[CartShippingMethodOut],
+    responses=problem_responses(401, 404, 422, **_CART_ERRORS),
+)
+async def shipping_methods(
+    cart_id: uuid.UUID,
+    caller: ShopCaller,
+    session: Session,
+    settings: AppSettings,
+    country: Annotated[str, Query(min_length=2, max_length=2, pattern=r"^[A-Za-z]{2}$")],
+) -> list[CartShippingMethodOut]:
+    """The methods that ship this cart to `country`, cheapest first, priced for it (free when
+    it reaches a method's `free_over`). Empty when none serves it, or no zone exists (then the
+    flat rate applies and checkout needs no method)."""
+    methods = await service.shipping_methods(
+        session, cart_id=cart_id, caller=caller, country=country, settings=settings
+    )
+    return [
+        CartShippingMethodOut(
+            id=method.id,
+            name=method.name,
+            price=Money(amount=method.price, currency=settings.currency),
+        )
+        for method in methods
+    ]

@@ -30,6 +30,8 @@ class Cart(Base):
     # A guest cart's bearer secret, kept only as its SHA-256 like refresh tokens.
     token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
     status: Mapped[str] = mapped_column(String(16), default=CartStatus.OPEN.value)
+    # The voucher the customer applied; checked again (and its use counted) at checkout.
+    voucher_code: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

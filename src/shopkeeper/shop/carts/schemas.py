@@ -62,6 +62,10 @@ class CartOut(BaseModel):
     """`open`; `checked_out` once an order was placed from it; `merged` into a user's cart."""
     items: list[CartItemOut]
     subtotal: Money
+    voucher_code: str | None = None
+    """The voucher applied with POST /carts/{id}/voucher; checkout counts its use."""
+    discount: Money
+    """What the voucher takes off now; zero without one or when it no longer applies."""
 
     @classmethod
     def of(cls, cart: CartView) -> CartOut:
@@ -70,4 +74,18 @@ class CartOut(BaseModel):
             status=cart.status,
             items=[CartItemOut.of(line) for line in cart.lines],
             subtotal=cart.subtotal,
+            voucher_code=cart.voucher_code,
+            discount=cart.discount or Money.zero(cart.subtotal.currency),
         )
+
+
+class VoucherCodeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+
+class CartShippingMethodOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    price: Money

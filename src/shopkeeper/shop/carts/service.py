@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import uuid
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -33,6 +34,10 @@ from shopkeeper.shop.catalog.service import (
     price_variants,
 )
 from shopkeeper.shop.inventory.service import InsufficientStock, available_by_sku
+from shopkeeper.shop.promotions import service as promotions_service
+from shopkeeper.shop.promotions.models import VoucherKind
+from shopkeeper.shop.promotions.service import PricedLine, VoucherNotApplicable
+from shopkeeper.shop.shipping import service as shipping_service
 
 MAX_LINES = 100
 
@@ -116,6 +121,9 @@ class CartView:
     status: str
     lines: list[CartLine]
     subtotal: Money
+    voucher_code: str | None = None
+    discount: Money | None = None
+    """What the voucher takes off now (zero when it no longer applies; checkout says why)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +300,70 @@ async def remove_item(
     return await _view(session, cart, settings)
 
 
+async def apply_voucher(
+    session: AsyncSession,
+    *,
+    cart_id: uuid.UUID,
+    caller: Caller,
+    code: str,
+    settings: Settings,
+) -> CartView:
+    """Put a voucher on the cart after checking it applies now (404 `voucher-not-found`, 409
+    `voucher-not-applicable` with its `reason`). Applying does not count as a use."""
+    cart = await _owned_cart(session, cart_id, caller, lock=True, open_only=True)
+    view = await _view(session, cart, settings)
+    customer = promotions_service.customer_key(caller.user_id, None) if caller.user_id else None
+    voucher = await promotions_service.find_voucher(session, code)
+    await _discount(session, voucher.code, view.lines, view.subtotal, settings, customer)
+    await session.execute(
+        update(Cart)
+        .where(Cart.id == cart.id)
+        .values(voucher_code=voucher.code, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    await session.commit()
+    cart = await _owned_cart(session, cart_id, caller)
+    return await _view(session, cart, settings)
+
+
+async def remove_voucher(
+    session: AsyncSession, *, cart_id: uuid.UUID, caller: Caller, settings: Settings
+) -> CartView:
+    cart = await _owned_cart(session, cart_id, caller, lock=True, open_only=True)
+    await session.execute(
+        update(Cart)
+        .where(Cart.id == cart.id)
+        .values(voucher_code=None, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    await session.commit()
+    cart = await _owned_cart(session, cart_id, caller)
+    return await _view(session, cart, settings)
+
+
+async def shipping_methods(
+    session: AsyncSession,
+    *,
+    cart_id: uuid.UUID,
+    caller: Caller,
+    country: str,
+    settings: Settings,
+) -> list[shipping_service.PricedMethod]:
+    """The methods that serve `country` and this cart's weight, priced for it (a method's
+    `free_over` compares with the subtotal less a voucher's discount on goods)."""
+    cart = await _owned_cart(session, cart_id, caller)
+    view = await _view(session, cart, settings)
+    goods = view.subtotal.amount
+    if view.discount is not None and cart.voucher_code is not None:
+        voucher = await promotions_service.find_voucher(session, cart.voucher_code)
+        if voucher.kind != VoucherKind.FREE_SHIPPING:
+            goods -= view.discount.amount
+    weight = await shipping_service.cart_weight(
+        session, [(line.sku, line.quantity) for line in view.lines if not line.archived]
+    )
+    return await shipping_service.methods_for(session, country=country, weight=weight, goods=goods)
+
+
 async def merge_guest_cart(session: AsyncSession, *, user_id: uuid.UUID, cart_token: str) -> bool:
     """Fold the guest cart behind `cart_token` into the user's open cart at sign-in.
 
@@ -428,6 +500,11 @@ def snapshot_query(**extra: ColumnElement[Any]) -> SnapshotQuery:
 
 
 _PLAIN_SNAPSHOT = snapshot_query()
+
+
+def voucher_code_of(cart_id: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The cart's voucher code as a scalar subquery, an extra column for `snapshot_query`."""
+    return select(_carts.c.voucher_code).where(_carts.c.id == cart_id).scalar_subquery()
 
 
 async def checkout_snapshot(
@@ -610,12 +687,48 @@ async def _view(session: AsyncSession, cart: Cart, settings: Settings) -> CartVi
         lines.append(line)
         if not line.archived:
             subtotal = subtotal + line.total
-    return CartView(id=cart.id, status=cart.status, lines=lines, subtotal=subtotal)
+    discount = Money.zero(settings.currency)
+    if cart.voucher_code is not None:
+        # Shown as no discount when it no longer applies; applying again or checkout says why.
+        with suppress(VoucherNotApplicable, promotions_service.VoucherNotFound):
+            discount = await _discount(session, cart.voucher_code, lines, subtotal, settings)
+    return CartView(
+        id=cart.id,
+        status=cart.status,
+        lines=lines,
+        subtotal=subtotal,
+        voucher_code=cart.voucher_code,
+        discount=discount,
+    )
+
+
+async def _discount(
+    session: AsyncSession,
+    code: str,
+    lines: Sequence[CartLine],
+    subtotal: Money,
+    settings: Settings,
+    customer: str | None = None,
+) -> Money:
+    voucher = await promotions_service.find_voucher(session, code)
+    amount = await promotions_service.discount_for(
+        session,
+        voucher=voucher,
+        lines=[
+            PricedLine(line.product_id, line.total.amount) for line in lines if not line.archived
+        ],
+        subtotal=subtotal.amount,
+        shipping=settings.shipping_flat_rate,
+        now=utcnow(),
+        customer=customer,
+    )
+    return Money(amount=amount, currency=settings.currency)
 
 
 def _empty_view(cart: Cart, settings: Settings) -> CartView:
+    zero = Money.zero(settings.currency)
     return CartView(
-        id=cart.id, status=cart.status, lines=[], subtotal=Money.zero(settings.currency)
+        id=cart.id, status=cart.status, lines=[], subtotal=zero, voucher_code=None, discount=zero
     )
 
 

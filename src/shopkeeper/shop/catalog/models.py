@@ -138,4 +138,5 @@ class Variant(Base):
     currency: Mapped[str] = mapped_column(String(3))
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
     position: Mapped[int] = mapped_column(Integer, default=0)
+    weight_grams: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -55,6 +55,8 @@ class VariantIn(BaseModel):
     name: Name | None = None
     price: Price
     attributes: Attributes = Field(default_factory=dict)
+    weight_grams: Annotated[int, Field(ge=0, le=10_000_000, strict=True)] = 0
+    """Shipping weight of one unit; shipping methods with `max_weight_grams` compare the cart's."""
 
 
 class ProductIn(BaseModel):

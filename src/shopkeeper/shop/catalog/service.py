@@ -200,6 +200,7 @@ async def create_product(
             price=variant.price.amount,
             currency=variant.price.currency,
             attributes=variant.attributes,
+            weight_grams=variant.weight_grams,
             position=position,
             created_at=now,
         )
@@ -418,3 +419,47 @@ async def sold_skus(session: AsyncSession, skus: Sequence[str]) -> set[str]:
 
 
 inventory_service.use_sku_directory(sold_skus)
+
+
+async def category_subtree(
+    session: AsyncSession, category_ids: Collection[uuid.UUID]
+) -> set[uuid.UUID]:
+    """`category_ids` and every category below them, at any depth."""
+    if not category_ids:
+        return set()
+    rows = await session.execute(select(Category.id, Category.parent_id))
+    children: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for child, parent in rows:
+        if parent is not None:
+            children.setdefault(parent, []).append(child)
+    found: set[uuid.UUID] = set()
+    pending = list(category_ids)
+    while pending:
+        current = pending.pop()
+        if current in found:
+            continue  # a cycle made by hand in the table must not loop forever
+        found.add(current)
+        pending.extend(children.get(current, ()))
+    return found
+
+
+async def categories_of_products(
+    session: AsyncSession, product_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, uuid.UUID | None]:
+    """Each product's category (None for an uncategorised one)."""
+    if not product_ids:
+        return {}
+    rows = await session.execute(
+        select(Product.id, Product.category_id).where(Product.id.in_(list(product_ids)))
+    )
+    return {product_id: category_id for product_id, category_id in rows}
+
+
+async def weights_of(session: AsyncSession, skus: Collection[str]) -> dict[str, int]:
+    """Each SKU's unit shipping weight in grams."""
+    if not skus:
+        return {}
+    rows = await session.execute(
+        select(Variant.sku, Variant.weight_grams).where(Variant.sku.in_(list(skus)))
+    )
+    return {sku: weight for sku, weight in rows}

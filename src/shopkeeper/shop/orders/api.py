@@ -69,10 +69,15 @@ def _order_response(order: Order, status_code: int = status.HTTP_200_OK) -> Resp
         422,
         s400="`idempotency-key-required`, `invalid-idempotency-key`",
         s404="`cart-not-found`: no such cart, or not yours; `user-not-found`: the signed-in "
-        "account is deactivated",
+        "account is deactivated; `voucher-not-found`: the cart's voucher code no longer exists",
         s409="`insufficient-stock` (extension `sku`; nothing reserved), `cart-empty`, "
-        "`cart-closed`, `item-unavailable`, `currency-mismatch`, `idempotency-key-in-progress`",
-        s422="`validation-error`; `idempotency-key-reused` (same key, different request)",
+        "`cart-closed`, `item-unavailable`, `currency-mismatch`, `idempotency-key-in-progress`, "
+        "`voucher-not-applicable` (extension `reason`: `expired`, `not-started`, `min-subtotal`, "
+        "`used-up`, `per-customer-limit`, `no-eligible-items`; nothing reserved, the cart stays "
+        "open with its voucher), `shipping-method-unavailable` (the method does not serve the "
+        "address's country or the cart's weight)",
+        s422="`validation-error`; `idempotency-key-reused` (same key, different request); "
+        "`shipping-method-required` (shipping zones exist and no `shipping_method_id` was sent)",
     ),
 )
 async def place_order(
@@ -86,6 +91,9 @@ async def place_order(
     """Check out a cart: reserve its stock until `expires_at` and create a `pending_payment`
     order. A retry with the same `Idempotency-Key` and body replays the first answer."""
     payload = body.model_dump(mode="json")
+    if payload["shipping_method_id"] is None:
+        # Unsent, the field leaves the request's fingerprint as it was before it existed.
+        del payload["shipping_method_id"]
 
     async def operation(claim: IdempotencyClaim) -> Response:
         def store_answer(order: Order, writes: WriteBatch) -> None:
@@ -98,6 +106,7 @@ async def place_order(
             cart_id=body.cart_id,
             email=payload["email"],
             shipping_address=payload["shipping_address"],
+            shipping_method_id=body.shipping_method_id,
             store_answer=store_answer,
         )
         assert claim.saved is not None

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Sequence, Uuid, bindparam, insert, update
+from sqlalchemy import Sequence, String, Uuid, bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopkeeper.accounts import service as users_service
@@ -32,10 +32,15 @@ from shopkeeper.core.writes import WriteBatch
 from shopkeeper.shop.access import Caller
 from shopkeeper.shop.carts import service as carts_service
 from shopkeeper.shop.inventory import service as inventory_service
-from shopkeeper.shop.orders.events import OrderPlaced
+from shopkeeper.shop.orders.events import OrderPlaced, OrderStatusChanged
 from shopkeeper.shop.orders.models import Order, OrderLine, OrderNumberCounter, OrderTransition
-from shopkeeper.shop.orders.service import actor_of, guest_token_hash
+from shopkeeper.shop.orders.service import PAYMENTS_ACTOR, actor_of, guest_token_hash
 from shopkeeper.shop.orders.state import OrderStatus
+from shopkeeper.shop.promotions import service as promotions_service
+from shopkeeper.shop.promotions.models import Voucher, VoucherKind
+from shopkeeper.shop.promotions.pricing import tax_and_total
+from shopkeeper.shop.promotions.service import PricedLine
+from shopkeeper.shop.shipping import service as shipping_service
 
 ORDER_NUMBER_PREFIX = "SK-"
 _COUNTER_NAME = "orders"
@@ -43,9 +48,16 @@ _COUNTER_NAME = "orders"
 # each an uncorrelated subquery, evaluated once per statement. `SK-000123` is unique, and
 # gaps are fine (a rolled-back checkout burns its number).
 _BUYER_EMAIL = users_service.active_email_of(bindparam("buyer_id", type_=Uuid()))
-_READ_CART = carts_service.snapshot_query(email=_BUYER_EMAIL)
+# And what pricing needs besides the lines: the cart's voucher, whether shipping zones exist,
+# and the tax rate of the address's country.
+_PRICING: dict[str, Any] = {
+    "voucher_code": carts_service.voucher_code_of(bindparam("cart_id", type_=Uuid())),
+    "zones": shipping_service.zone_count_column(),
+    "tax_bps": shipping_service.tax_rate_column(bindparam("country", type_=String())),
+}
+_READ_CART = carts_service.snapshot_query(email=_BUYER_EMAIL, **_PRICING)
 _READ_CART_AND_NUMBER = carts_service.snapshot_query(
-    email=_BUYER_EMAIL, number=Sequence("order_number_seq").next_value()
+    email=_BUYER_EMAIL, **_PRICING, number=Sequence("order_number_seq").next_value()
 )
 
 
@@ -64,6 +76,7 @@ async def place_order(
     cart_id: uuid.UUID,
     email: str | None,
     shipping_address: dict[str, Any],
+    shipping_method_id: uuid.UUID | None = None,
     store_answer: StoreAnswer | None = None,
 ) -> Order:
     """Check out `cart_id`. `store_answer` adds the write that stores the request's answer
@@ -75,7 +88,10 @@ async def place_order(
         caller=caller,
         settings=settings,
         query=_READ_CART_AND_NUMBER if postgres else _READ_CART,
-        params={"buyer_id": caller.user_id},
+        params={
+            "buyer_id": caller.user_id,
+            "country": str(shipping_address.get("country") or "").upper(),
+        },
     )
     for line in snapshot.lines:
         if line.unit_price.currency != settings.currency:
@@ -92,11 +108,61 @@ async def place_order(
     order_id = new_id()
     now = utcnow()
     subtotal = sum(line.unit_price.amount * line.quantity for line in snapshot.lines)
-    shipping = settings.shipping_flat_rate
+    voucher: Voucher | None = None
+    customer: str | None = None
+    discount = 0
+    country = str(shipping_address.get("country") or "")
+    if snapshot.extra["voucher_code"] is not None:
+        voucher = await promotions_service.find_voucher(session, snapshot.extra["voucher_code"])
+        customer = promotions_service.customer_key(caller.user_id, recipient)
+    priced_lines = [PricedLine(line.product_id, line.total.amount) for line in snapshot.lines]
+    # Checked before any stock is locked; the voucher's use is counted after (see below). A
+    # discount on goods comes first, since a method's `free_over` compares with what is left.
+    if voucher is not None and voucher.kind != VoucherKind.FREE_SHIPPING:
+        discount = await promotions_service.discount_for(
+            session,
+            voucher=voucher,
+            lines=priced_lines,
+            subtotal=subtotal,
+            shipping=0,
+            now=now,
+            customer=customer,
+        )
+    shipping = await shipping_service.shipping_for(
+        session,
+        zones=int(snapshot.extra["zones"] or 0),
+        method_id=shipping_method_id,
+        country=country,
+        weight=await shipping_service.cart_weight(
+            session, [(line.sku, line.quantity) for line in snapshot.lines]
+        )
+        if shipping_method_id is not None
+        else 0,
+        goods=subtotal - discount,
+        flat_rate=settings.shipping_flat_rate,
+    )
+    if voucher is not None and voucher.kind == VoucherKind.FREE_SHIPPING:
+        discount = await promotions_service.discount_for(
+            session,
+            voucher=voucher,
+            lines=priced_lines,
+            subtotal=subtotal,
+            shipping=shipping.price,
+            now=now,
+            customer=customer,
+        )
+    tax, total = tax_and_total(
+        subtotal=subtotal,
+        discount=discount,
+        shipping=shipping.price,
+        rate_bps=int(snapshot.extra["tax_bps"] or 0),
+        prices_include_tax=settings.prices_include_tax,
+    )
     order_values: dict[str, Any] = {
         "id": order_id,
         "number": number,
-        "status": OrderStatus.PENDING_PAYMENT.value,
+        # Nothing to charge (a voucher took it all): paid at once, as a payment would mark it.
+        "status": (OrderStatus.PAID if total == 0 else OrderStatus.PENDING_PAYMENT).value,
         "user_id": caller.user_id,
         "guest_token_hash": (
             guest_token_hash(caller.cart_token)
@@ -107,14 +173,21 @@ async def place_order(
         "email": recipient,
         "currency": settings.currency,
         "subtotal_amount": subtotal,
-        "shipping_amount": shipping,
-        "total_amount": subtotal + shipping,
+        "shipping_amount": shipping.price,
+        "discount_amount": discount,
+        "tax_amount": tax,
+        "total_amount": total,
+        "voucher_id": voucher.id if voucher is not None else None,
+        "voucher_code": voucher.code if voucher is not None else None,
+        "voucher_customer": customer,
+        "shipping_method_id": shipping.method.id if shipping.method is not None else None,
+        "shipping_method_name": shipping.method.name if shipping.method is not None else None,
         "shipping_address": shipping_address,
         "tracking_number": None,
         "created_at": now,
         "updated_at": now,
         "expires_at": now + timedelta(seconds=settings.reservation_ttl_seconds),
-        "paid_at": None,
+        "paid_at": now if total == 0 else None,
         "shipped_at": None,
         "delivered_at": None,
         "cancelled_at": None,
@@ -136,19 +209,40 @@ async def place_order(
     writes = WriteBatch()
     writes.insert(table_of(Order), [order_values])
     writes.insert(table_of(OrderLine), line_values)
-    writes.insert(
-        table_of(OrderTransition),
-        [
+    transitions = [
+        {
+            "id": new_id(),
+            "order_id": order_id,
+            "from_status": None,
+            "to_status": OrderStatus.PENDING_PAYMENT.value,
+            "at": now,
+            "actor": actor_of(caller.principal),
+        }
+    ]
+    events: list[Any] = []
+    if total == 0:
+        transitions.append(
             {
                 "id": new_id(),
                 "order_id": order_id,
-                "from_status": None,
-                "to_status": OrderStatus.PENDING_PAYMENT.value,
-                "at": now,
-                "actor": actor_of(caller.principal),
+                "from_status": OrderStatus.PENDING_PAYMENT.value,
+                "to_status": OrderStatus.PAID.value,
+                # A microsecond on, so that the audit trail (ordered by time) reads in order.
+                "at": now + timedelta(microseconds=1),
+                "actor": PAYMENTS_ACTOR,
             }
-        ],
-    )
+        )
+        events.append(
+            OrderStatusChanged(
+                order_id=order_id,
+                number=number,
+                from_status=OrderStatus.PENDING_PAYMENT.value,
+                to_status=OrderStatus.PAID.value,
+                actor=PAYMENTS_ACTOR,
+                at=now,
+            )
+        )
+    writes.insert(table_of(OrderTransition), transitions)
     order = Order(**order_values)
     order.lines = [OrderLine(**values) for values in line_values]
     if store_answer is not None:
@@ -165,7 +259,8 @@ async def place_order(
                 currency=order.currency,
                 skus=tuple(line.sku for line in snapshot.lines),
                 at=now,
-            )
+            ),
+            *events,
         ],
     )
     # Last, so the stock rows stay locked only for the reservation, the writes and the commit:
@@ -179,6 +274,10 @@ async def place_order(
         settings=settings,
         writes=writes,
     )
+    if voucher is not None and customer is not None:
+        # After the stock, like the expiry and the cancel (stock, then voucher): one lock order,
+        # so they cannot deadlock. A used-up voucher rolls the reservation back with the rest.
+        await promotions_service.claim_use(session, voucher=voucher, customer=customer)
     await writes.flush(session)
     await session.commit()
     ORDERS_CREATED.inc()

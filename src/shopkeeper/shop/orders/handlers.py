@@ -112,7 +112,11 @@ def _mail_context(order: Order) -> dict[str, Any]:
             for line in order.lines
         ],
         "subtotal": amount(order.subtotal_amount),
+        "discount": amount(order.discount_amount) if order.discount_amount else None,
+        "voucher_code": order.voucher_code,
         "shipping": amount(order.shipping_amount),
+        "shipping_method": order.shipping_method_name,
+        "tax": amount(order.tax_amount),
         "total": amount(order.total_amount),
         "shipping_address": order.shipping_address,
         "tracking_number": order.tracking_number,

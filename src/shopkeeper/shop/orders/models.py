@@ -28,7 +28,16 @@ class Order(Base):
     currency: Mapped[str] = mapped_column(String(3))
     subtotal_amount: Mapped[int] = mapped_column(BigInteger)
     shipping_amount: Mapped[int] = mapped_column(BigInteger)
+    # total = subtotal - discount + shipping + tax (tax 0 while no rate applies), frozen here.
+    discount_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    tax_amount: Mapped[int] = mapped_column(BigInteger, default=0)
     total_amount: Mapped[int] = mapped_column(BigInteger)
+    voucher_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
+    voucher_code: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Whose per-customer counter the voucher's use went to, so that a give-back finds it.
+    voucher_customer: Mapped[str | None] = mapped_column(String(330), default=None)
+    shipping_method_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
+    shipping_method_name: Mapped[str | None] = mapped_column(String(200), default=None)
     shipping_address: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
     tracking_number: Mapped[str | None] = mapped_column(String(100), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -33,6 +33,8 @@ class PlaceOrderRequest(BaseModel):
     email: EmailStr | None = None
     """Where the confirmation goes; defaults to the account's e-mail, required for guests."""
     shipping_address: ShippingAddress
+    shipping_method_id: uuid.UUID | None = None
+    """Required once any shipping zone exists (GET /carts/{id}/shipping-methods lists them)."""
 
 
 class ShipRequest(BaseModel):
@@ -49,6 +51,11 @@ class OrderLineOut(BaseModel):
     total: Money
 
 
+class ShippingMethodRef(BaseModel):
+    id: uuid.UUID
+    name: str
+
+
 class OrderOut(BaseModel):
     id: uuid.UUID
     number: str
@@ -56,8 +63,14 @@ class OrderOut(BaseModel):
     email: str
     lines: list[OrderLineOut]
     subtotal: Money
+    discount: Money
     shipping: Money
+    tax: Money
+    """Added to the total, or when catalog prices include tax, the share of it they hold."""
     total: Money
+    """`subtotal - discount + shipping + tax` (prices including tax: without `+ tax`)."""
+    voucher_code: str | None
+    shipping_method: ShippingMethodRef | None
     shipping_address: dict[str, Any]
     tracking_number: str | None
     created_at: datetime
@@ -90,8 +103,18 @@ class OrderOut(BaseModel):
                 for line in order.lines
             ],
             subtotal=money(order.subtotal_amount),
+            discount=money(order.discount_amount),
             shipping=money(order.shipping_amount),
+            tax=money(order.tax_amount),
             total=money(order.total_amount),
+            voucher_code=order.voucher_code,
+            shipping_method=(
+                ShippingMethodRef(
+                    id=order.shipping_method_id, name=order.shipping_method_name or ""
+                )
+                if order.shipping_method_id is not None
+                else None
+            ),
             shipping_address=order.shipping_address,
             tracking_number=order.tracking_number,
             created_at=order.created_at,

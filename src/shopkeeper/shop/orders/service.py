@@ -29,6 +29,7 @@ from shopkeeper.shop.inventory import service as inventory_service
 from shopkeeper.shop.orders.events import OrderCancelled, OrderShipped, OrderStatusChanged
 from shopkeeper.shop.orders.models import Order, OrderTransition
 from shopkeeper.shop.orders.state import OrderStatus, can_transition
+from shopkeeper.shop.promotions import service as promotions_service
 
 # How often a transition re-reads the status after losing a race before giving up.
 _TRANSITION_ATTEMPTS = 3
@@ -208,6 +209,8 @@ async def cancel_order(
         values={"cancelled_at": now},
     )
     await inventory_service.release_stock(session, reference=order.id)
+    if previous == OrderStatus.PENDING_PAYMENT:
+        await _give_back_voucher(session, order.voucher_id, order.voucher_customer)
     record_event(
         session,
         OrderCancelled(
@@ -301,8 +304,24 @@ async def expire_order(session: AsyncSession, *, order_id: uuid.UUID, now: datet
     )
     if expired:
         await inventory_service.release_stock(session, reference=order_id)
+        held = (
+            await session.execute(
+                select(Order.voucher_id, Order.voucher_customer).where(Order.id == order_id)
+            )
+        ).first()
+        if held is not None:
+            await _give_back_voucher(session, held.voucher_id, held.voucher_customer)
     await session.commit()
     return expired
+
+
+async def _give_back_voucher(
+    session: AsyncSession, voucher_id: uuid.UUID | None, customer: str | None
+) -> None:
+    """An order that ends before payment no longer counts as a use of its voucher; called in
+    the transaction of the status change that guarantees it happens once."""
+    if voucher_id is not None:
+        await promotions_service.give_back_use(session, voucher_id=voucher_id, customer=customer)
 
 
 async def is_order_visible(

@@ -1,0 +1,1 @@
+"""Shipping zones (countries) and their methods, priced per cart; tax rates per country."""
