@@ -22,7 +22,7 @@ class ScopeIn(BaseModel):
     deny: list[str] = Field(default_factory=list, max_length=1000)
     """URL prefixes (or path prefixes starting with "/"), or regexes when they start with `^`."""
     max_depth: int | None = Field(default=None, ge=0, le=10_000)
-    max_pages: int | None = Field(default=None, ge=1)
+    max_pages: int | None = Field(default=None, ge=1, le=1_000_000_000)
 
 
 class PolitenessIn(BaseModel):
