@@ -140,25 +140,25 @@ async def test_a_job_that_keeps_failing_ends_in_the_dead_letter_queue(
     await _register(runtime, "margaret@example.com")
 
     received: list[aio_pika.abc.AbstractIncomingMessage] = []
-    connection = await aio_pika.connect(rabbitmq)
-    async with connection:
 
-        async def dead_lettered() -> bool:
-            # A fresh channel each time: asking for a queue the worker has not declared yet
-            # closes the channel.
-            channel = await connection.channel()
-            try:
+    async def dead_lettered() -> bool:
+        # A fresh connection each time: asking for a queue the worker has not declared yet
+        # closes the channel, and one whose process RabbitMQ is still starting (`noproc`, 541)
+        # closes the whole connection.
+        try:
+            connection = await aio_pika.connect(rabbitmq)
+            async with connection:
+                channel = await connection.channel()
                 queue = await channel.get_queue(f"{broker_queue}.dead_letter", ensure=True)
-            except aiormq.exceptions.ChannelNotFoundEntity:
-                return False
-            message = await queue.get(fail=False)
-            if message is not None:
-                received.append(message)
-                await message.ack()
-            await channel.close()
-            return bool(received)
+                message = await queue.get(fail=False)
+                if message is not None:
+                    received.append(message)
+                    await message.ack()
+        except (aiormq.exceptions.AMQPError, ConnectionError):
+            return False
+        return bool(received)
 
-        await eventually(dead_lettered, what="a message in the dead-letter queue")
+    await eventually(dead_lettered, what="a message in the dead-letter queue")
 
     [message] = received
     assert message.headers["task_name"] == "shopkeeper.dispatch_event"
