@@ -38,7 +38,7 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 TEST_SECRET = "test-secret-key-" + "x" * 40
 BACKENDS = ["sqlite", "postgresql"]
 
-pytest_plugins = ["tests.support.fixtures"]
+pytest_plugins = ["tests.support.fixtures", "tests.support.browser"]
 
 
 def _reachable(host: str, port: int) -> bool:
