@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from shopkeeper import __version__
 from shopkeeper.accounts import service as users_service
@@ -101,6 +102,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     if settings.crawl_enabled:
         app.include_router(crawl_router, prefix=API_PREFIX)
     mount_admin(app, settings)
+    # Vendored scripts and styles of the pages (htmx, uPlot, Swagger UI): no CDN, no build step.
+    app.mount("/static", StaticFiles(packages=[("shopkeeper", "static")]), name="static")
     # Inside the body size limit, which bounds what it buffers. Webhooks audit their own input;
     # log ingest keeps every line as sent (a line it cannot parse is stored raw with the reason).
     app.add_middleware(
