@@ -130,6 +130,13 @@ PY
 check "WebSocket upgrade passes nginx; a bad token is closed with 4401 ($ws_result)" \
   test "$ws_result" = "upgraded, closed 4401"
 
+# The crawl workers joined the frontier and beat: every one of them is listed alive.
+crawl_workers=$(curl -s -H "Authorization: Bearer $staff_token" "$EDGE/api/v1/crawl/workers" |
+  "$PYTHON" -c 'import json,sys; print(sum(w["state"] == "alive" for w in json.load(sys.stdin)))' 2>/dev/null)
+expected_crawl_workers=$(ls "$STATE"/run/crawl-worker-*.pid 2>/dev/null | wc -l)
+check "the crawl workers are alive ($crawl_workers of $expected_crawl_workers)" \
+  test "${crawl_workers:-0}" = "$expected_crawl_workers"
+
 sleep 6  # one scrape interval, so Prometheus has seen the traffic above
 targets=$(curl -s "http://127.0.0.1:$PROMETHEUS_PORT/api/v1/targets")
 check "Prometheus scrapes the API target and finds it up" \
@@ -138,6 +145,8 @@ orders_counted=$(curl -s "http://127.0.0.1:$PROMETHEUS_PORT/api/v1/query" \
   --data-urlencode 'query=sum(shopkeeper_orders_created_total)' | json_field "['data']['result'][0]['value'][1]" 2>/dev/null)
 check "Prometheus counts the order (shopkeeper_orders_created_total ${orders_counted:-none})" \
   test "${orders_counted:-0}" != 0
+check "Prometheus scrapes the crawl workers and finds them up" \
+  bash -c "$PYTHON -c 'import json,sys; t=json.load(sys.stdin)[\"data\"][\"activeTargets\"]; c=[x for x in t if x[\"labels\"][\"job\"]==\"shopkeeper-crawl-worker\"]; sys.exit(not c or any(x[\"health\"]!=\"up\" for x in c))' <<<'$targets'"
 series=$(curl -s "http://127.0.0.1:$PROMETHEUS_PORT/api/v1/query" \
   --data-urlencode 'query=sum(shopkeeper_http_requests_total{route="/api/v1/auth/register"})' | json_field "['data']['result'][0]['value'][1]" 2>/dev/null)
 check "Prometheus has the request counter for /api/v1/auth/register (value ${series:-none})" test -n "$series"

@@ -2,6 +2,7 @@
 # The production topology on one Debian machine, without Docker:
 #   nginx (127.0.0.1:HTTP_PORT) -> `shopkeeper serve --workers N` (gunicorn + uvicorn workers)
 #   `shopkeeper worker` and `shopkeeper scheduler` (when this version has them) on RabbitMQ,
+#   `shopkeeper crawl worker` x SHOPKEEPER_LOCAL_CRAWL_WORKERS on the Redis (or SQL) frontier,
 #   PostgreSQL (migrated first), Redis when one answers, Prometheus scraping the API.
 # Idempotent: run it again to re-render configs and reload nginx/Prometheus; processes already
 # running are left alone (deploy/local/stop.sh, then run.sh, restarts them).
@@ -13,6 +14,8 @@ STATE=${SHOPKEEPER_LOCAL_DIR:-$REPO/var/local-deploy}
 HTTP_PORT=${SHOPKEEPER_LOCAL_HTTP_PORT:-8088}
 APP_PORT=${SHOPKEEPER_LOCAL_APP_PORT:-8101}
 PROMETHEUS_PORT=${SHOPKEEPER_LOCAL_PROMETHEUS_PORT:-9099}
+CRAWL_WORKERS=${SHOPKEEPER_LOCAL_CRAWL_WORKERS:-2}
+CRAWL_METRICS_PORT=${SHOPKEEPER_LOCAL_CRAWL_METRICS_PORT:-9110}  # worker i serves on this + i
 WEB_WORKERS=${SHOPKEEPER_WEB_WORKERS:-2}
 PGHOST=${PGHOST:-127.0.0.1}
 PGPORT=${PGPORT:-5432}
@@ -117,7 +120,11 @@ fi
   echo "SHOPKEEPER_LOG_JSON=true"
   if answers "$(host_of "$REDIS_URL")" "$(port_of "$REDIS_URL")"; then
     echo "SHOPKEEPER_REDIS_URL=$REDIS_URL"
+    # The crawl frontier in Redis, shared by the crawl workers below (else: the database).
+    echo "SHOPKEEPER_CRAWL_FRONTIER=redis"
   fi
+  # Crawl workers run as their own processes, not inside the API's gunicorn workers.
+  echo "SHOPKEEPER_CRAWL_INPROCESS_WORKER=false"
   if $run_worker; then
     echo "SHOPKEEPER_BROKER_URL=$BROKER_URL"
     # The scheduler (or, without one, serve) owns the periodic jobs and the outbox relay.
@@ -139,6 +146,9 @@ start_process api "$SHOPKEEPER" serve --workers "$WEB_WORKERS"
 wait_http "http://127.0.0.1:$APP_PORT/health/live" "shopkeeper serve" "$STATE/run/api.pid"
 if $run_worker; then start_process worker "$SHOPKEEPER" worker; else log "no worker: this version has no 'shopkeeper worker' or RabbitMQ does not answer"; fi
 if $run_scheduler; then start_process scheduler "$SHOPKEEPER" scheduler; else log "no scheduler: this version has no 'shopkeeper scheduler' or RabbitMQ does not answer"; fi
+for i in $(seq 1 "$CRAWL_WORKERS"); do
+  start_process "crawl-worker-$i" "$SHOPKEEPER" crawl worker --name "local-$i" --metrics-port "$((CRAWL_METRICS_PORT + i))"
+done
 
 # --- nginx: deploy/nginx.conf with local addresses and paths ---------------------------------
 "$HERE/render-nginx.sh" "$STATE" "$APP_PORT" "$HTTP_PORT" >"$STATE/nginx/nginx.conf"
@@ -165,6 +175,12 @@ scrape_configs:
       - targets: ["127.0.0.1:$APP_PORT"]
         labels:
           service: api
+  - job_name: shopkeeper-crawl-worker
+    metrics_path: /metrics
+    static_configs:
+      - targets: [$(for i in $(seq 1 "$CRAWL_WORKERS"); do printf '"127.0.0.1:%s"%s' "$((CRAWL_METRICS_PORT + i))" "$([[ $i -lt $CRAWL_WORKERS ]] && echo ', ')"; done)]
+        labels:
+          service: crawl-worker
 YAML
 if alive "$STATE/run/prometheus.pid"; then
   kill -HUP "$(cat "$STATE/run/prometheus.pid")"
@@ -183,6 +199,7 @@ run.sh: up.
   API through nginx  http://127.0.0.1:$HTTP_PORT   (docs /docs, admin /admin)
   admin login        $SHOPKEEPER_ADMIN_EMAIL / password in $STATE/admin_password
   gunicorn direct    http://127.0.0.1:$APP_PORT   (metrics /metrics; nginx answers 404 there)
+  crawl workers      $CRAWL_WORKERS (GET /api/v1/crawl/workers; metrics on :$((CRAWL_METRICS_PORT + 1))...)
   prometheus         http://127.0.0.1:$PROMETHEUS_PORT/targets
   logs               $STATE/log/
   smoke test         deploy/local/check.sh      stop: deploy/local/stop.sh

@@ -35,6 +35,9 @@ rm -f "$STATE/run/nginx.pid"
 
 # The edge first, then the processes behind it.
 for name in api scheduler worker prometheus; do stop "$name"; done
+for pidfile in "$STATE"/run/crawl-worker-*.pid; do
+  [[ -e $pidfile ]] && stop "$(basename "$pidfile" .pid)"
+done
 
 if [[ ${1:-} == --purge ]]; then
   rm -rf "$STATE"

@@ -13,6 +13,7 @@ import yaml
 from prometheus_client import REGISTRY, generate_latest
 
 import shopkeeper.core.observability  # noqa: F401  (registers the metrics)
+import shopkeeper.crawl.metrics  # noqa: F401  (registers the crawl metrics)
 from shopkeeper.app import create_app
 from shopkeeper.cli import app as cli_app
 from shopkeeper.core.settings import Settings
@@ -25,6 +26,10 @@ DEPLOYMENT_ONLY_VARIABLES = {"SHOPKEEPER_WEB_WORKERS"}
 
 def cli_commands() -> set[str]:
     return {command.name or command.callback.__name__ for command in cli_app.registered_commands}
+
+
+def cli_groups() -> set[str]:
+    return {group.name for group in cli_app.registered_groups if group.name}
 
 
 def compose() -> dict[str, Any]:
@@ -48,11 +53,18 @@ def pod_specs() -> list[tuple[str, dict[str, Any]]]:
 
 def test_every_shopkeeper_command_the_topology_runs_exists() -> None:
     services = compose()["services"]
-    used = {services[name]["command"][0] for name in ("migrate", "api", "worker", "scheduler")}
+    used = {
+        " ".join(services[name]["command"][:2]).removesuffix(" --metrics-host")
+        for name in services
+        if services[name].get("image", "").startswith("${SHOPKEEPER_IMAGE")
+    }
     for _, spec in pod_specs():
-        used.update(container["args"][0] for container in spec["containers"])
-    assert used == {"migrate", "serve", "worker", "scheduler"}
-    assert used <= cli_commands()
+        for container in spec["containers"]:
+            used.add(" ".join(container["args"][:2]).removesuffix(" --metrics-host"))
+    commands = {command.split()[0] for command in used}
+    assert commands == {"migrate", "serve", "worker", "scheduler", "crawl"}
+    assert commands <= cli_commands() | cli_groups()
+    assert "crawl worker" in used
 
 
 def test_every_shopkeeper_variable_names_a_real_setting() -> None:
@@ -132,9 +144,8 @@ def exposed_metric_names() -> set[str]:
                 r"shopkeeper_[a-z_]+",
                 " ".join(
                     target["expr"]
-                    for panel in json.loads(
-                        (DEPLOY / "grafana/dashboards/shopkeeper.json").read_text()
-                    )["panels"]
+                    for dashboard in sorted((DEPLOY / "grafana/dashboards").glob("*.json"))
+                    for panel in json.loads(dashboard.read_text())["panels"]
                     for target in panel["targets"]
                 ),
             )

@@ -30,6 +30,9 @@ def worker(
     metrics_port: Annotated[
         int | None, typer.Option(min=1, max=65535, help="Serve Prometheus metrics on this port")
     ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="Interface of the metrics endpoint (0.0.0.0 in a container)")
+    ] = "127.0.0.1",
 ) -> None:
     """Fetch URLs of every active crawl from the shared frontier until SIGTERM/SIGINT, then
     drain: fetches in flight finish (or their URLs go back to the frontier)."""
@@ -47,7 +50,7 @@ def worker(
     log = structlog.get_logger("shopkeeper.crawl.worker")
     port = metrics_port or settings.metrics_port
     if port is not None:
-        start_metrics_server("127.0.0.1", port)
+        start_metrics_server(metrics_host, port)
 
     worker_key = key or (
         settings.crawl_worker_key.get_secret_value() if settings.crawl_worker_key else None
