@@ -12,8 +12,9 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY, generate_latest
 
-import shopkeeper.core.observability  # noqa: F401  (registers the metrics)
-import shopkeeper.crawl.metrics  # noqa: F401  (registers the crawl metrics)
+# Imported for their side effect: registering the metrics the dashboards query.
+import shopkeeper.core.observability
+import shopkeeper.crawl.metrics  # noqa: F401
 from shopkeeper.app import create_app
 from shopkeeper.cli import app as cli_app
 from shopkeeper.core.settings import Settings
