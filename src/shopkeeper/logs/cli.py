@@ -261,6 +261,21 @@ def writer_command(
         console.print(f"stored {stored} lines")
 
 
+@logs_app.command("chdb-server")
+def chdb_server_command(
+    path: Annotated[
+        Path | None, typer.Option(help="chDB data directory; default SHOPKEEPER_LOGS_DIR")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="0 picks a free port")] = 8123,
+) -> None:
+    """Own the chDB directory and answer ClickHouse's HTTP interface on it, so that several
+    processes share one embedded store (SHOPKEEPER_LOGS_CLICKHOUSE_URL=http://HOST:PORT)."""
+    from shopkeeper.logs.store.chdb_http import serve
+
+    serve(path or get_settings().logs_path, port, host)
+
+
 @logs_app.command("syslog")
 def syslog_command(
     host: Annotated[str | None, typer.Option(help="Default SHOPKEEPER_LOGS_SYSLOG_HOST.")] = None,

@@ -1,7 +1,7 @@
 """Store tests run on every adapter: chDB directly, clickhouse-connect (the production
 adapter) on chDB, and clickhouse-connect over HTTP to a ClickHouse server: the one at
 SHOPKEEPER_TEST_CLICKHOUSE_URL when set, else ClickHouse's HTTP interface served by chDB in a
-child process (`tests/support/clickhouse_http.py`). Under CI=true a server that cannot be had
+child process (`shopkeeper.logs.store.chdb_http`). Under CI=true a server that cannot be had
 fails these tests instead of skipping them."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import pytest
 
 from shopkeeper.core.settings import Settings
 from shopkeeper.logs.store import LogStore
+from shopkeeper.logs.store.chdb_http import ChdbHttpServer
 from shopkeeper.logs.store.server import ServerStore
 from tests.conftest import IN_CI
-from tests.support.clickhouse_http import ChdbHttpServer
 
 SERVER_URL = os.environ.get("SHOPKEEPER_TEST_CLICKHOUSE_URL")
 

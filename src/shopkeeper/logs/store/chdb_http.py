@@ -1,5 +1,9 @@
-"""A ClickHouse HTTP interface backed by chDB, for testing the server adapter where no modern
-ClickHouse server can be installed.
+"""A ClickHouse HTTP interface backed by chDB: one process owns the chDB directory and every
+other process (ingest gateways, the buffer's writer, queries, alerts) reaches it as a ClickHouse
+server through clickhouse-connect (`SHOPKEEPER_LOGS_CLICKHOUSE_URL=http://127.0.0.1:8123`).
+It runs the production topology on one machine (`shopkeeper logs chdb-server`,
+deploy/local/run.sh) and tests the server adapter where no modern ClickHouse server can be
+installed. It is not a ClickHouse replacement for a cluster: statements run one at a time.
 
 It answers what clickhouse-connect sends: `/ping`; statements in the `query` parameter, the
 body or a multipart form; `param_*` query parameters; settings as URL parameters (applied with
@@ -9,8 +13,8 @@ having no stdin, reads from a file; request and response compression; and ClickH
 summary, format and exception headers and error texts.
 
 chDB runs one engine per process, so the server runs in a process of its own
-(`python -m tests.support.clickhouse_http --path DIR`), prints its port, and serialises every
-statement on one thread."""
+(`shopkeeper logs chdb-server --path DIR`, or `python -m shopkeeper.logs.store.chdb_http`),
+prints its port, and serialises every statement on one thread."""
 
 from __future__ import annotations
 
@@ -439,8 +443,18 @@ class _Server(ThreadingHTTPServer):
 
 
 def serve(path: Path, port: int = 0, host: str = "127.0.0.1") -> None:
+    """Serve until SIGTERM/SIGINT; statements in progress finish before chDB closes."""
+    import signal
+
     backend = ChdbBackend(path)
     server = _Server((host, port), backend)
+
+    def stop(_signum: int, _frame: object) -> None:
+        # shutdown() waits for serve_forever, which runs on this thread: ask from another.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     # The parent reads this line to learn the port; everything after it is the server's.
     print(f"listening on {host}:{server.server_address[1]}", flush=True)
     try:
@@ -454,8 +468,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--path", type=Path, required=True, help="chDB data directory")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)
-    serve(args.path, args.port)
+    serve(args.path, args.port, args.host)
 
 
 class ChdbHttpServer:
@@ -472,17 +487,13 @@ class ChdbHttpServer:
         import os
         import subprocess
 
-        root = Path(__file__).resolve().parents[2]
         self.path.mkdir(parents=True, exist_ok=True)
         self._log = (self.path / "server.log").open("ab")
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(root), *filter(None, [env.get("PYTHONPATH", "")])])
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.clickhouse_http", "--path", str(self.path)],
+        self.process = subprocess.Popen(  # noqa: S603 -- our own module, a fixed argv
+            [sys.executable, "-m", "shopkeeper.logs.store.chdb_http", "--path", str(self.path)],
             stdout=subprocess.PIPE,
             stderr=self._log,
-            env=env,
-            cwd=root,
+            env=dict(os.environ),
         )
         ready: list[str] = []
         reader = threading.Thread(
