@@ -9,6 +9,7 @@ STATE=${SHOPKEEPER_LOCAL_DIR:-$REPO/var/local-deploy}
 HTTP_PORT=${SHOPKEEPER_LOCAL_HTTP_PORT:-8088}
 APP_PORT=${SHOPKEEPER_LOCAL_APP_PORT:-8101}
 PROMETHEUS_PORT=${SHOPKEEPER_LOCAL_PROMETHEUS_PORT:-9099}
+EDGE_SYSLOG_PORT=${SHOPKEEPER_LOCAL_EDGE_SYSLOG_PORT:-1514}
 PYTHON=${SHOPKEEPER_PYTHON:-$REPO/.venv/bin/python}
 EDGE=http://127.0.0.1:$HTTP_PORT
 failures=0
@@ -129,6 +130,60 @@ PY
 )
 check "WebSocket upgrade passes nginx; a bad token is closed with 4401 ($ws_result)" \
   test "$ws_result" = "upgraded, closed 4401"
+
+# Logs through the whole production path: a shipper's NDJSON through nginx -> a gateway ->
+# the RabbitMQ stream -> `logs writer` -> the store; a tail session (WebSocket through nginx)
+# sees the line; LogQL through nginx finds it; a syslog line through nginx's stream port too.
+logs_key=$(post -H "Authorization: Bearer $staff_token" \
+  -d "{\"name\": \"smoke $run_id\", \"scopes\": [\"logs:write\", \"logs:read\"], \"tenant\": \"default\"}" \
+  "$EDGE/api/v1/keys" | head -n1 | json_field "['key']" 2>/dev/null)
+check "an admin creates a logs key through nginx" test -n "$logs_key"
+logs_result=$("$PYTHON" - "$HTTP_PORT" "$EDGE_SYSLOG_PORT" "$logs_key" "$run_id" <<'PY' 2>&1
+import asyncio, json, socket, sys, time, urllib.parse
+import httpx, websockets
+
+port, syslog_port, key, run_id = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+edge = f"http://127.0.0.1:{port}/api/v1/logs"
+auth = {"Authorization": f"Bearer {key}"}
+word = f"smoke{run_id}"
+
+async def found(client: httpx.AsyncClient, query: str) -> bool:
+    for _ in range(60):
+        answer = await client.get(f"{edge}/loki/api/v1/query_range", params={"query": query, "since": "10m"}, headers=auth)
+        if answer.status_code == 200 and answer.json()["data"]["result"]:
+            return True
+        await asyncio.sleep(0.5)
+    return False
+
+async def main() -> None:
+    results = []
+    tail_url = f"ws://127.0.0.1:{port}/api/v1/logs/loki/api/v1/tail?" + urllib.parse.urlencode(
+        {"query": f'{{service="smoke"}} |= "{word}"', "token": key})
+    async with httpx.AsyncClient(timeout=10) as client, websockets.connect(tail_url, open_timeout=10) as tail:
+        await asyncio.sleep(1)
+        line = {"service": "smoke", "level": "info", "message": f"order placed {word}"}
+        sent = await client.post(f"{edge}/ingest", content=json.dumps(line) + "\n", headers={**auth, "Content-Type": "application/x-ndjson"})
+        results.append(f"ingest {sent.status_code // 100}xx")
+        try:
+            while True:
+                frame = json.loads(await asyncio.wait_for(tail.recv(), 20))
+                if any(word in value[1] for stream in frame.get("streams", []) for value in stream["values"]):
+                    results.append("tail ok")
+                    break
+        except (asyncio.TimeoutError, websockets.ConnectionClosed) as exc:
+            results.append(f"tail missed ({type(exc).__name__})")
+        results.append("query ok" if await found(client, f'{{service="smoke"}} |= "{word}"') else "query missed")
+        with socket.create_connection(("127.0.0.1", syslog_port), timeout=5) as conn:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            conn.sendall(f"<14>1 {stamp} web-1 smokeapp - - - syslog {word}\n".encode())
+        results.append("syslog ok" if await found(client, f'{{service="smokeapp"}} |= "{word}"') else "syslog missed")
+    print(", ".join(results))
+
+asyncio.run(main())
+PY
+)
+check "logs: NDJSON through nginx, the buffer and the writer; tail, query and syslog see it ($logs_result)" \
+  test "$logs_result" = "ingest 2xx, tail ok, query ok, syslog ok"
 
 # The crawl workers joined the frontier and beat: every one of them is listed alive.
 crawl_workers=$(curl -s -H "Authorization: Bearer $staff_token" "$EDGE/api/v1/crawl/workers" |

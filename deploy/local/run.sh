@@ -3,6 +3,7 @@
 #   nginx (127.0.0.1:HTTP_PORT) -> `shopkeeper serve --workers N` (gunicorn + uvicorn workers)
 #   `shopkeeper worker` and `shopkeeper scheduler` (when this version has them) on RabbitMQ,
 #   `shopkeeper crawl worker` x SHOPKEEPER_LOCAL_CRAWL_WORKERS on the Redis (or SQL) frontier,
+#   logs: `logs chdb-server` (owns chDB) <- `logs writer` <- RabbitMQ stream <- gateways, syslog,
 #   PostgreSQL (migrated first), Redis when one answers, Prometheus scraping the API.
 # Idempotent: run it again to re-render configs and reload nginx/Prometheus; processes already
 # running are left alone (deploy/local/stop.sh, then run.sh, restarts them).
@@ -14,6 +15,9 @@ STATE=${SHOPKEEPER_LOCAL_DIR:-$REPO/var/local-deploy}
 HTTP_PORT=${SHOPKEEPER_LOCAL_HTTP_PORT:-8088}
 APP_PORT=${SHOPKEEPER_LOCAL_APP_PORT:-8101}
 PROMETHEUS_PORT=${SHOPKEEPER_LOCAL_PROMETHEUS_PORT:-9099}
+CHDB_PORT=${SHOPKEEPER_LOCAL_CHDB_PORT:-8124}  # chDB's ClickHouse HTTP interface (logs store)
+SYSLOG_PORT=${SHOPKEEPER_LOCAL_SYSLOG_PORT:-5515}  # `shopkeeper logs syslog`, behind nginx
+EDGE_SYSLOG_PORT=${SHOPKEEPER_LOCAL_EDGE_SYSLOG_PORT:-1514}  # nginx's syslog port (TCP and UDP)
 CRAWL_WORKERS=${SHOPKEEPER_LOCAL_CRAWL_WORKERS:-2}
 CRAWL_METRICS_PORT=${SHOPKEEPER_LOCAL_CRAWL_METRICS_PORT:-9110}  # worker i serves on this + i
 WEB_WORKERS=${SHOPKEEPER_WEB_WORKERS:-2}
@@ -58,6 +62,8 @@ start_process() {  # name, command...: in its own session, so stop.sh can end th
 # --- packages ----------------------------------------------------------------------------------
 packages=()
 command -v nginx >/dev/null || packages+=(nginx)
+# nginx's stream module forwards the syslog port.
+[[ -f /usr/lib/nginx/modules/ngx_stream_module.so ]] || packages+=(libnginx-mod-stream)
 command -v prometheus >/dev/null || packages+=(prometheus)
 command -v psql >/dev/null || packages+=(postgresql-client)
 command -v curl >/dev/null || packages+=(curl)
@@ -125,6 +131,17 @@ fi
   fi
   # Crawl workers run as their own processes, not inside the API's gunicorn workers.
   echo "SHOPKEEPER_CRAWL_INPROCESS_WORKER=false"
+  # Logs: one process owns the chDB directory and serves ClickHouse's HTTP interface; every
+  # other process reaches the store through it. With RabbitMQ, the gateways (serve's workers)
+  # publish ingest to the stream and `logs writer` stores it; syslog has its own receiver.
+  echo "SHOPKEEPER_LOGS_CLICKHOUSE_URL=http://127.0.0.1:$CHDB_PORT"
+  echo "SHOPKEEPER_LOGS_SYSLOG_PORT=0"
+  if answers "$(host_of "$BROKER_URL")" "$(port_of "$BROKER_URL")"; then
+    echo "SHOPKEEPER_LOGS_BUFFER_URL=$BROKER_URL"
+    if [[ -n ${SHOPKEEPER_LOGS_BUFFER_STREAM:-} ]]; then
+      echo "SHOPKEEPER_LOGS_BUFFER_STREAM=$SHOPKEEPER_LOGS_BUFFER_STREAM"
+    fi
+  fi
   if $run_worker; then
     echo "SHOPKEEPER_BROKER_URL=$BROKER_URL"
     # The scheduler (or, without one, serve) owns the periodic jobs and the outbox relay.
@@ -142,16 +159,22 @@ set +a
 (cd "$STATE" && "$SHOPKEEPER" migrate) >>"$STATE/log/migrate.log" 2>&1 || die "migration failed; see $STATE/log/migrate.log"
 log "database $DB_NAME migrated"
 
+start_process chdb-server "$SHOPKEEPER" logs chdb-server --path "$STATE/var/logs" --port "$CHDB_PORT"
+wait_http "http://127.0.0.1:$CHDB_PORT/ping" "the chDB server" "$STATE/run/chdb-server.pid"
 start_process api "$SHOPKEEPER" serve --workers "$WEB_WORKERS"
 wait_http "http://127.0.0.1:$APP_PORT/health/live" "shopkeeper serve" "$STATE/run/api.pid"
 if $run_worker; then start_process worker "$SHOPKEEPER" worker; else log "no worker: this version has no 'shopkeeper worker' or RabbitMQ does not answer"; fi
 if $run_scheduler; then start_process scheduler "$SHOPKEEPER" scheduler; else log "no scheduler: this version has no 'shopkeeper scheduler' or RabbitMQ does not answer"; fi
+if [[ -n ${SHOPKEEPER_LOGS_BUFFER_URL:-} ]]; then
+  start_process logs-writer "$SHOPKEEPER" logs writer
+fi
+start_process logs-syslog "$SHOPKEEPER" logs syslog --host 127.0.0.1 --port "$SYSLOG_PORT"
 for i in $(seq 1 "$CRAWL_WORKERS"); do
   start_process "crawl-worker-$i" "$SHOPKEEPER" crawl worker --name "local-$i" --metrics-port "$((CRAWL_METRICS_PORT + i))"
 done
 
 # --- nginx: deploy/nginx.conf with local addresses and paths ---------------------------------
-"$HERE/render-nginx.sh" "$STATE" "$APP_PORT" "$HTTP_PORT" >"$STATE/nginx/nginx.conf"
+"$HERE/render-nginx.sh" "$STATE" "$APP_PORT" "$HTTP_PORT" "$SYSLOG_PORT" "$EDGE_SYSLOG_PORT" >"$STATE/nginx/nginx.conf"
 nginx_args=(-p "$STATE/nginx" -c "$STATE/nginx/nginx.conf" -g "pid $STATE/run/nginx.pid;")
 nginx "${nginx_args[@]}" -t -q 2>>"$STATE/log/nginx-error.log" || die "nginx configuration invalid; see $STATE/log/nginx-error.log"
 if alive "$STATE/run/nginx.pid"; then
@@ -178,7 +201,11 @@ scrape_configs:
   - job_name: shopkeeper-crawl-worker
     metrics_path: /metrics
     static_configs:
-      - targets: [$(for i in $(seq 1 "$CRAWL_WORKERS"); do printf '"127.0.0.1:%s"%s' "$((CRAWL_METRICS_PORT + i))" "$([[ $i -lt $CRAWL_WORKERS ]] && echo ', ')"; done)]
+      - targets: [$(if [[ -n ${SHOPKEEPER_LOGS_BUFFER_URL:-} ]]; then
+  start_process logs-writer "$SHOPKEEPER" logs writer
+fi
+start_process logs-syslog "$SHOPKEEPER" logs syslog --host 127.0.0.1 --port "$SYSLOG_PORT"
+for i in $(seq 1 "$CRAWL_WORKERS"); do printf '"127.0.0.1:%s"%s' "$((CRAWL_METRICS_PORT + i))" "$([[ $i -lt $CRAWL_WORKERS ]] && echo ', ')"; done)]
         labels:
           service: crawl-worker
 YAML
@@ -199,6 +226,8 @@ run.sh: up.
   API through nginx  http://127.0.0.1:$HTTP_PORT   (docs /docs, admin /admin)
   admin login        $SHOPKEEPER_ADMIN_EMAIL / password in $STATE/admin_password
   gunicorn direct    http://127.0.0.1:$APP_PORT   (metrics /metrics; nginx answers 404 there)
+  logs               ingest/query http://127.0.0.1:$HTTP_PORT/api/v1/logs, syslog 127.0.0.1:$EDGE_SYSLOG_PORT (TCP/UDP),
+                     store: chDB served on 127.0.0.1:$CHDB_PORT${SHOPKEEPER_LOGS_BUFFER_URL:+, buffer: RabbitMQ stream -> logs writer}
   crawl workers      $CRAWL_WORKERS (GET /api/v1/crawl/workers; metrics on :$((CRAWL_METRICS_PORT + 1))...)
   prometheus         http://127.0.0.1:$PROMETHEUS_PORT/targets
   logs               $STATE/log/

@@ -34,10 +34,12 @@ fi
 rm -f "$STATE/run/nginx.pid"
 
 # The edge first, then the processes behind it.
-for name in api scheduler worker prometheus; do stop "$name"; done
+for name in api scheduler worker logs-syslog logs-writer prometheus; do stop "$name"; done
 for pidfile in "$STATE"/run/crawl-worker-*.pid; do
   [[ -e $pidfile ]] && stop "$(basename "$pidfile" .pid)"
 done
+# Last: everything above reads or writes the log store through it.
+stop chdb-server
 
 if [[ ${1:-} == --purge ]]; then
   rm -rf "$STATE"

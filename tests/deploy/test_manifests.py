@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 import yaml
 from prometheus_client import REGISTRY, generate_latest
 
@@ -21,16 +22,9 @@ from shopkeeper.core.settings import Settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 K8S = DEPLOY / "k8s"
-# Read by compose/Kubernetes themselves (to fill `serve --workers`), not by Settings.
-DEPLOYMENT_ONLY_VARIABLES = {"SHOPKEEPER_WEB_WORKERS"}
-
-
-def cli_commands() -> set[str]:
-    return {command.name or command.callback.__name__ for command in cli_app.registered_commands}
-
-
-def cli_groups() -> set[str]:
-    return {group.name for group in cli_app.registered_groups if group.name}
+# Read by compose/Kubernetes themselves (to fill `serve --workers`, ClickHouse's own user), not
+# by Settings.
+DEPLOYMENT_ONLY_VARIABLES = {"SHOPKEEPER_WEB_WORKERS", "CLICKHOUSE_PASSWORD"}
 
 
 def compose() -> dict[str, Any]:
@@ -54,18 +48,34 @@ def pod_specs() -> list[tuple[str, dict[str, Any]]]:
 
 def test_every_shopkeeper_command_the_topology_runs_exists() -> None:
     services = compose()["services"]
-    used = {
-        " ".join(services[name]["command"][:2]).removesuffix(" --metrics-host")
-        for name in services
-        if services[name].get("image", "").startswith("${SHOPKEEPER_IMAGE")
+    argvs = [
+        service["command"]
+        for service in services.values()
+        if service.get("image", "").startswith("${SHOPKEEPER_IMAGE")
+    ]
+    argvs += [container["args"] for _, spec in pod_specs() for container in spec["containers"]]
+    root = typer.main.get_command(cli_app)
+    used = set()
+    for argv in argvs:
+        # Walk the command groups as the CLI would: every word up to the first option.
+        command, path = root, []
+        for word in argv:
+            subcommands = getattr(command, "commands", None)
+            if word.startswith("-") or subcommands is None:
+                break
+            found = subcommands.get(word)
+            assert found is not None, f"`shopkeeper {' '.join([*path, word])}` does not exist"
+            command, path = found, [*path, word]
+        used.add(" ".join(path))
+    assert used == {
+        "migrate",
+        "serve",
+        "worker",
+        "scheduler",
+        "crawl worker",
+        "logs writer",
+        "logs syslog",
     }
-    for _, spec in pod_specs():
-        for container in spec["containers"]:
-            used.add(" ".join(container["args"][:2]).removesuffix(" --metrics-host"))
-    commands = {command.split()[0] for command in used}
-    assert commands == {"migrate", "serve", "worker", "scheduler", "crawl"}
-    assert commands <= cli_commands() | cli_groups()
-    assert "crawl worker" in used
 
 
 def test_every_shopkeeper_variable_names_a_real_setting() -> None:
@@ -74,7 +84,7 @@ def test_every_shopkeeper_variable_names_a_real_setting() -> None:
     named.update(compose()["x-shopkeeper"]["environment"])
     named.update(compose()["services"]["api"]["environment"])
     for doc in k8s_documents():
-        if doc["kind"] == "ConfigMap":
+        if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == "shopkeeper":
             named.update(doc["data"])
     named.update(yaml.safe_load((K8S / "secret.example.yaml").read_text())["stringData"])
     named.discard("<<")
@@ -204,3 +214,16 @@ def test_prometheus_scrapes_the_port_worker_and_scheduler_serve_metrics_on() -> 
         annotations = template["metadata"]["annotations"]
         assert annotations["prometheus.io/scrape"] == "true"
         assert annotations["prometheus.io/port"] == str(port)
+
+
+def test_the_cluster_schema_file_is_the_one_the_code_writes() -> None:
+    from shopkeeper.logs.store.schema import cluster_ddl
+
+    sql = (DEPLOY / "clickhouse" / "schema.sql").read_text()
+    statements = "\n".join(line for line in sql.splitlines() if not line.startswith("--"))
+    assert statements.strip() == cluster_ddl("shopkeeper").strip()
+    services = compose()["services"]
+    # Every process that reads or writes logs uses the cluster, through a node of it.
+    url = services["api"]["environment"]["SHOPKEEPER_LOGS_CLICKHOUSE_URL"]
+    assert "@clickhouse-1:8123" in url
+    assert services["logs-writer"]["command"] == ["logs", "writer"]

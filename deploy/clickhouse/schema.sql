@@ -1,0 +1,32 @@
+-- The log tables on the compose/k8s ClickHouse cluster 'shopkeeper' (one shard, two replicas).
+-- Generated: shopkeeper logs ddl --cluster shopkeeper > deploy/clickhouse/schema.sql
+-- (tests/deploy/test_manifests.py fails when it no longer matches the code).
+CREATE DATABASE IF NOT EXISTS shopkeeper_logs ON CLUSTER shopkeeper;
+
+CREATE TABLE IF NOT EXISTS shopkeeper_logs.logs_local ON CLUSTER shopkeeper
+(
+    tenant LowCardinality(String),
+    service LowCardinality(String),
+    host LowCardinality(String),
+    level LowCardinality(String),
+    source LowCardinality(String),
+    timestamp DateTime64(9, 'UTC') CODEC(Delta(8), ZSTD(1)),
+    observed_at DateTime64(9, 'UTC') CODEC(Delta(8), ZSTD(1)),
+    message String CODEC(ZSTD(1)),
+    trace_id String CODEC(ZSTD(1)),
+    span_id String CODEC(ZSTD(1)),
+    attributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    label_keys Array(LowCardinality(String)) CODEC(ZSTD(1)),
+    INDEX message_text message TYPE text(tokenizer = splitByNonAlpha),
+    INDEX trace_id_bloom trace_id TYPE bloom_filter(0.001) GRANULARITY 1,
+    INDEX attribute_keys_bloom mapKeys(attributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX attribute_values_bloom mapValues(attributes) TYPE bloom_filter(0.01) GRANULARITY 1
+)
+ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/shopkeeper_logs/logs_local', '{replica}')
+PARTITION BY toDate(timestamp)
+ORDER BY (tenant, service, timestamp)
+TTL toDateTime(timestamp) + toIntervalDay(14)
+SETTINGS ttl_only_drop_parts = 1, replicated_deduplication_window = 10000;
+
+CREATE TABLE IF NOT EXISTS shopkeeper_logs.logs ON CLUSTER shopkeeper AS shopkeeper_logs.logs_local
+ENGINE = Distributed(shopkeeper, shopkeeper_logs, logs_local, cityHash64(tenant, service));
