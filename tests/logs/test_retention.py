@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
 
 from shopkeeper.core.db import utcnow
 from shopkeeper.logs.records import LogRecord
@@ -100,9 +102,15 @@ async def test_the_disk_guard_drops_the_oldest_partitions_and_nothing_newer(
         f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}", tmp_path, logs_max_disk_bytes=limit
     )
 
-    report = await apply_retention(own_store, settings, now=now)
+    drops = ("shopkeeper_logs_partitions_dropped_total", {"reason": "disk"})
+    before = REGISTRY.get_sample_value(*drops) or 0
+    with capture_logs() as logged:
+        report = await apply_retention(own_store, settings, now=now)
 
     assert report.dropped_for_disk == [p.id for p in partitions[:3]]
+    assert REGISTRY.get_sample_value(*drops) == before + 3
+    warned = [e["partition"] for e in logged if e["event"] == "logs_disk_guard_dropped_partition"]
+    assert warned == report.dropped_for_disk
     assert [p.id for p in await own_store.partitions()] == [p.id for p in partitions[3:]]
     assert await lines_per_day(own_store, "t") == {3: 2000, 2: 2000, 1: 2000, 0: 2000}
     assert report.bytes_after <= limit

@@ -281,3 +281,33 @@ async def test_concurrent_evaluators_evaluate_each_rule_once(
     assert {item["state"] for item in page["items"]} == {"firing"}
     for item in page["items"]:
         assert await history(alerts_client, f"{ALERTS}/{item['id']}", admin) == ["firing"]
+
+
+async def test_a_query_that_cannot_run_keeps_the_state_and_says_why(
+    alerts_client: httpx.AsyncClient,
+    alerts_runtime: Runtime,
+    log_store: LogStore,
+    key_headers: KeyFactory,
+    tenant: str,
+) -> None:
+    admin = await key_headers(["logs:read", "logs:admin"], tenant)
+    # One series per host: more than the engine's 500-series limit.
+    now = time.time_ns()
+    records = [
+        LogRecord(message="failed", timestamp_ns=now - n, service="checkout", host=f"h{n}")
+        for n in range(501)
+    ]
+    await log_store.insert(records_batch(records, tenant=tenant, source="ndjson"))
+    created = await alerts_client.post(
+        ALERTS,
+        json=rule(query='count_over_time({service="checkout"}[1h])', threshold=0),
+        headers=admin,
+    )
+    url = f"{ALERTS}/{created.json()['id']}"
+    await evaluate_due_alerts(alerts_runtime.db, log_store)
+    alert = (await alerts_client.get(url, headers=admin)).json()
+    assert alert["state"] == "inactive"
+    assert "maximum of series" in alert["last_error"]
+    assert alert["last_evaluated_at"] is not None
+    metrics = (await alerts_client.get("/metrics")).text
+    assert 'shopkeeper_logs_alert_evaluations_total{outcome="error"}' in metrics
