@@ -8,11 +8,13 @@ import os
 import shutil
 import sys
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from shopkeeper.core.observability import add_process_log_shipper
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings, get_settings
 from shopkeeper.crawl import cli as crawl_cli
@@ -144,6 +146,16 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(importlib.import_module("shopkeeper.logs.cli").logs_app, name="logs")
 
 
+def _ship_own_logs(settings: Settings, service: str) -> AbstractAsyncContextManager[None]:
+    """Standalone processes ship their own logs into the logs system (imported when used)."""
+    from shopkeeper.logs.runtime import standalone_process_logs
+
+    return standalone_process_logs(settings, service)
+
+
+add_process_log_shipper(_ship_own_logs)
+
+
 @keys_app.command("create")
 def create_key(
     name: Annotated[str, typer.Option(help="What the key is for, e.g. 'vector on web-1'")],
@@ -246,7 +258,7 @@ def _run_until_signalled(
 
     import structlog
 
-    from shopkeeper.core.observability import configure_logging
+    from shopkeeper.core.observability import configure_logging, process_logs_shipped
 
     configure_logging(settings.log_level, settings.log_json)
     log = structlog.get_logger(f"shopkeeper.{name}")
@@ -257,12 +269,13 @@ def _run_until_signalled(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        log.info(f"{name}_started", pid=os.getpid())
-        try:
-            await body(runtime, stop)
-        finally:
-            await runtime.close()
-            log.info(f"{name}_stopped")
+        async with process_logs_shipped(settings, f"shopkeeper-{name}"):
+            log.info(f"{name}_started", pid=os.getpid())
+            try:
+                await body(runtime, stop)
+            finally:
+                await runtime.close()
+                log.info(f"{name}_stopped")
 
     asyncio.run(main())
 

@@ -9,8 +9,8 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIServer
 
 import structlog
@@ -28,6 +28,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shopkeeper.core.errors import problem_response
+
+if TYPE_CHECKING:
+    from shopkeeper.core.settings import Settings
 
 REQUESTS = Counter("shopkeeper_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -61,6 +64,28 @@ def add_log_tap(tap: LogTap) -> None:
 def remove_log_tap(tap: LogTap) -> None:
     with contextlib.suppress(ValueError):
         _log_taps.remove(tap)
+
+
+ProcessLogShipper = Callable[["Settings", str], contextlib.AbstractAsyncContextManager[None]]
+_process_log_shippers: list[ProcessLogShipper] = []
+
+
+def add_process_log_shipper(shipper: ProcessLogShipper) -> None:
+    """Register `shipper(settings, service)`, an async context manager a standalone process
+    (worker, scheduler, crawl worker) runs for its whole life to ship its own logs. The
+    composition root registers the logs system's; the core and the other systems only call
+    `process_logs_shipped`, so none of them imports the logs system."""
+    if shipper not in _process_log_shippers:
+        _process_log_shippers.append(shipper)
+
+
+@contextlib.asynccontextmanager
+async def process_logs_shipped(settings: Settings, service: str) -> AsyncIterator[None]:
+    """The process's logs go where the registered shippers send them, while this is open."""
+    async with contextlib.AsyncExitStack() as stack:
+        for shipper in _process_log_shippers:
+            await stack.enter_async_context(shipper(settings, service))
+        yield
 
 
 def _run_log_taps(_logger: Any, _method: str, event: structlog.typing.EventDict) -> Any:

@@ -40,7 +40,11 @@ def worker(
 
     from shopkeeper.core.db import Database
     from shopkeeper.core.errors import DomainError
-    from shopkeeper.core.observability import configure_logging, start_metrics_server
+    from shopkeeper.core.observability import (
+        configure_logging,
+        process_logs_shipped,
+        start_metrics_server,
+    )
     from shopkeeper.core.settings import get_settings
     from shopkeeper.crawl.context import CrawlContext
     from shopkeeper.crawl.worker import CrawlWorker
@@ -63,9 +67,12 @@ def worker(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        log.info("crawl_worker_process", pid=os.getpid())
         try:
-            await CrawlWorker(context, name=name, concurrency=concurrency, key=worker_key).run(stop)
+            # Its own logs (job runs' included) go to the logs system as service `crawl`.
+            async with process_logs_shipped(settings, "crawl"):
+                log.info("crawl_worker_process", pid=os.getpid())
+                worker = CrawlWorker(context, name=name, concurrency=concurrency, key=worker_key)
+                await worker.run(stop)
         finally:
             await context.close()
             await db.dispose()

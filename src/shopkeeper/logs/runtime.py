@@ -3,10 +3,11 @@ and the handler shipping this process's own logs. `app.py` starts them with the 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 import structlog
 from fastapi import Depends, Request
@@ -79,6 +80,48 @@ async def logs_running(settings: Settings) -> AsyncIterator[LogsRuntime]:
             yield runtime
     finally:
         await runtime.stop()
+
+
+@asynccontextmanager
+async def standalone_process_logs(settings: Settings, service: str) -> AsyncIterator[None]:
+    """A standalone process's own logs (`shopkeeper worker`, `scheduler`, `crawl worker`),
+    shipped under `service` to the buffer (SHOPKEEPER_LOGS_BUFFER_URL) or straight to a
+    ClickHouse server (SHOPKEEPER_LOGS_CLICKHOUSE_URL). With neither, the embedded chDB belongs
+    to `serve`, which runs these in-process and ships their logs itself: nothing to do here.
+    A log store that cannot be reached never stops the process: it logs to stdout only."""
+    from shopkeeper.logs.shipping import shipping_own_logs
+
+    wanted = settings.logs_enabled and settings.logs_ship_own_logs
+    if not wanted or not (settings.logs_buffer_url or settings.logs_clickhouse_url):
+        yield
+        return
+    sink: BatchSink
+    close: list[Any] = []
+    try:
+        if settings.logs_buffer_url:
+            publisher = BufferPublisher.from_settings(settings)
+            await publisher.start()
+            sink, close = publisher, [publisher.stop]
+        else:
+            store = await open_store(settings)
+            writer = GroupCommitWriter(
+                store,
+                max_pending_lines=settings.logs_max_pending_lines,
+                batch_lines=settings.logs_batch_lines,
+            )
+            await writer.start()
+            sink, close = writer, [writer.stop, store.close]
+    except Exception as exc:
+        log.warning("own_logs_not_shipped", service=service, error=str(exc))
+        yield
+        return
+    try:
+        async with shipping_own_logs(sink, service=service):
+            yield
+    finally:
+        for step in close:
+            with contextlib.suppress(Exception):
+                await step()
 
 
 async def get_logs(request: Request) -> LogsRuntime:

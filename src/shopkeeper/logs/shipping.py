@@ -33,8 +33,9 @@ _OWN_FIELDS = frozenset({"event", "level", "timestamp", "trace_id", "span_id"})
 class OwnLogBuffer:
     """Thread-safe, bounded: any thread may log; the event loop drains."""
 
-    def __init__(self, max_records: int = MAX_BUFFERED) -> None:
+    def __init__(self, max_records: int = MAX_BUFFERED, service: str = SERVICE) -> None:
         self.host = socket.gethostname()
+        self.service = service
         self.records: deque[LogRecord] = deque(maxlen=max_records)
         self.dropped = 0
         self._lock = threading.Lock()
@@ -61,7 +62,7 @@ class OwnLogBuffer:
             LogRecord(
                 message=str(event.get("event", "")),
                 timestamp_ns=_iso_to_ns(event.get("timestamp")),
-                service=SERVICE,
+                service=self.service,
                 host=self.host,
                 level=normalize_level(event.get("level")),
                 trace_id=str(event.get("trace_id", "")),
@@ -85,7 +86,7 @@ class _StdlibHandler(logging.Handler):
                 LogRecord(
                     message=message,
                     timestamp_ns=int(record.created * 1e9),
-                    service=SERVICE,
+                    service=self.buffer.service,
                     host=self.buffer.host,
                     level=normalize_level(record.levelname),
                     attributes={"logger": record.name},
@@ -119,8 +120,8 @@ async def flush(buffer: OwnLogBuffer, sink: BatchSink) -> int:
 
 
 @contextlib.asynccontextmanager
-async def shipping_own_logs(sink: BatchSink) -> AsyncIterator[OwnLogBuffer]:
-    buffer = OwnLogBuffer()
+async def shipping_own_logs(sink: BatchSink, service: str = SERVICE) -> AsyncIterator[OwnLogBuffer]:
+    buffer = OwnLogBuffer(service=service)
     handler = _StdlibHandler(buffer)
     add_log_tap(buffer.structlog_event)
     logging.getLogger().addHandler(handler)
