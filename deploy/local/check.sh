@@ -202,6 +202,10 @@ check "Prometheus counts the order (shopkeeper_orders_created_total ${orders_cou
   test "${orders_counted:-0}" != 0
 check "Prometheus scrapes the crawl workers and finds them up" \
   bash -c "$PYTHON -c 'import json,sys; t=json.load(sys.stdin)[\"data\"][\"activeTargets\"]; c=[x for x in t if x[\"labels\"][\"job\"]==\"shopkeeper-crawl-worker\"]; sys.exit(not c or any(x[\"health\"]!=\"up\" for x in c))' <<<'$targets'"
+stored=$(curl -s "http://127.0.0.1:$PROMETHEUS_PORT/api/v1/query" \
+  --data-urlencode 'query=sum(shopkeeper_logs_lines_stored_total)' | json_field "['data']['result'][0]['value'][1]" 2>/dev/null)
+check "Prometheus sees the log writer store lines (shopkeeper_logs_lines_stored_total ${stored:-none})" \
+  test "${stored:-0}" != 0
 series=$(curl -s "http://127.0.0.1:$PROMETHEUS_PORT/api/v1/query" \
   --data-urlencode 'query=sum(shopkeeper_http_requests_total{route="/api/v1/auth/register"})' | json_field "['data']['result'][0]['value'][1]" 2>/dev/null)
 check "Prometheus has the request counter for /api/v1/auth/register (value ${series:-none})" test -n "$series"

@@ -18,6 +18,7 @@ PROMETHEUS_PORT=${SHOPKEEPER_LOCAL_PROMETHEUS_PORT:-9099}
 CHDB_PORT=${SHOPKEEPER_LOCAL_CHDB_PORT:-8124}  # chDB's ClickHouse HTTP interface (logs store)
 SYSLOG_PORT=${SHOPKEEPER_LOCAL_SYSLOG_PORT:-5515}  # `shopkeeper logs syslog`, behind nginx
 EDGE_SYSLOG_PORT=${SHOPKEEPER_LOCAL_EDGE_SYSLOG_PORT:-1514}  # nginx's syslog port (TCP and UDP)
+LOGS_METRICS_PORT=${SHOPKEEPER_LOCAL_LOGS_METRICS_PORT:-9105}  # the writer; the syslog receiver +1
 CRAWL_WORKERS=${SHOPKEEPER_LOCAL_CRAWL_WORKERS:-2}
 CRAWL_METRICS_PORT=${SHOPKEEPER_LOCAL_CRAWL_METRICS_PORT:-9110}  # worker i serves on this + i
 WEB_WORKERS=${SHOPKEEPER_WEB_WORKERS:-2}
@@ -166,9 +167,10 @@ wait_http "http://127.0.0.1:$APP_PORT/health/live" "shopkeeper serve" "$STATE/ru
 if $run_worker; then start_process worker "$SHOPKEEPER" worker; else log "no worker: this version has no 'shopkeeper worker' or RabbitMQ does not answer"; fi
 if $run_scheduler; then start_process scheduler "$SHOPKEEPER" scheduler; else log "no scheduler: this version has no 'shopkeeper scheduler' or RabbitMQ does not answer"; fi
 if [[ -n ${SHOPKEEPER_LOGS_BUFFER_URL:-} ]]; then
-  start_process logs-writer "$SHOPKEEPER" logs writer
+  start_process logs-writer "$SHOPKEEPER" logs writer --metrics-port "$LOGS_METRICS_PORT"
 fi
-start_process logs-syslog "$SHOPKEEPER" logs syslog --host 127.0.0.1 --port "$SYSLOG_PORT"
+start_process logs-syslog "$SHOPKEEPER" logs syslog --host 127.0.0.1 --port "$SYSLOG_PORT" \
+  --metrics-port "$((LOGS_METRICS_PORT + 1))"
 for i in $(seq 1 "$CRAWL_WORKERS"); do
   start_process "crawl-worker-$i" "$SHOPKEEPER" crawl worker --name "local-$i" --metrics-port "$((CRAWL_METRICS_PORT + i))"
 done
@@ -202,12 +204,19 @@ scrape_configs:
     metrics_path: /metrics
     static_configs:
       - targets: [$(if [[ -n ${SHOPKEEPER_LOGS_BUFFER_URL:-} ]]; then
-  start_process logs-writer "$SHOPKEEPER" logs writer
+  start_process logs-writer "$SHOPKEEPER" logs writer --metrics-port "$LOGS_METRICS_PORT"
 fi
-start_process logs-syslog "$SHOPKEEPER" logs syslog --host 127.0.0.1 --port "$SYSLOG_PORT"
+start_process logs-syslog "$SHOPKEEPER" logs syslog --host 127.0.0.1 --port "$SYSLOG_PORT" \
+  --metrics-port "$((LOGS_METRICS_PORT + 1))"
 for i in $(seq 1 "$CRAWL_WORKERS"); do printf '"127.0.0.1:%s"%s' "$((CRAWL_METRICS_PORT + i))" "$([[ $i -lt $CRAWL_WORKERS ]] && echo ', ')"; done)]
         labels:
           service: crawl-worker
+  - job_name: shopkeeper-logs
+    metrics_path: /metrics
+    static_configs:
+      - targets: ["127.0.0.1:$((LOGS_METRICS_PORT + 1))"$([[ -n ${SHOPKEEPER_LOGS_BUFFER_URL:-} ]] && echo ", \"127.0.0.1:$LOGS_METRICS_PORT\"")]
+        labels:
+          service: logs
 YAML
 if alive "$STATE/run/prometheus.pid"; then
   kill -HUP "$(cat "$STATE/run/prometheus.pid")"

@@ -48,6 +48,7 @@ def test_the_local_production_topology_passes_its_smoke_test(tmp_path: Path) -> 
         "SHOPKEEPER_LOCAL_SYSLOG_PORT": str(free_port()),
         "SHOPKEEPER_LOCAL_EDGE_SYSLOG_PORT": str(free_port()),
         "SHOPKEEPER_LOCAL_CRAWL_METRICS_PORT": str(crawl_metrics_base),
+        "SHOPKEEPER_LOCAL_LOGS_METRICS_PORT": str(crawl_metrics_base + 50),
         "SHOPKEEPER_LOCAL_CRAWL_WORKERS": "2",
         # A stream of its own: the writer of this run reads it from its start.
         "SHOPKEEPER_LOGS_BUFFER_STREAM": f"shopkeeper.logs.topology-{run_id}",

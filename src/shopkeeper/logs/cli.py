@@ -239,12 +239,27 @@ async def _generate(
     return total
 
 
+MetricsPort = Annotated[
+    int | None, typer.Option(min=1, max=65535, help="Serve Prometheus metrics on this port")
+]
+MetricsHost = Annotated[str, typer.Option(help="Interface of the metrics endpoint")]
+
+
+def _serve_metrics(host: str, port: int | None) -> None:
+    if port is not None:
+        from shopkeeper.core.observability import start_metrics_server
+
+        start_metrics_server(host, port)
+
+
 @logs_app.command("writer")
 def writer_command(
     idle_exit: Annotated[
         float | None,
         typer.Option(help="Exit once the buffer has been drained and quiet this many seconds."),
     ] = None,
+    metrics_port: MetricsPort = None,
+    metrics_host: MetricsHost = "127.0.0.1",
 ) -> None:
     """Store what the ingest buffer (SHOPKEEPER_LOGS_BUFFER_URL) holds, acknowledging the
     buffer only after ClickHouse confirms; run one per buffer stream."""
@@ -256,6 +271,7 @@ def writer_command(
             "[red]SHOPKEEPER_LOGS_BUFFER_URL is not set: there is no buffer to read[/red]"
         )
         raise typer.Exit(2)
+    _serve_metrics(metrics_host, metrics_port or settings.metrics_port)
     stored = _run_until_signal(run_writer(settings, idle_exit_seconds=idle_exit))
     if stored is not None:
         console.print(f"stored {stored} lines")
@@ -280,6 +296,8 @@ def chdb_server_command(
 def syslog_command(
     host: Annotated[str | None, typer.Option(help="Default SHOPKEEPER_LOGS_SYSLOG_HOST.")] = None,
     port: Annotated[int | None, typer.Option(help="Default SHOPKEEPER_LOGS_SYSLOG_PORT.")] = None,
+    metrics_port: MetricsPort = None,
+    metrics_host: MetricsHost = "127.0.0.1",
 ) -> None:
     """A standalone syslog receiver (UDP and TCP) writing to the buffer when one is configured,
     else to the local store."""
@@ -289,6 +307,7 @@ def syslog_command(
         update["logs_syslog_host"] = host
     if port is not None:
         update["logs_syslog_port"] = port
+    _serve_metrics(metrics_host, metrics_port or settings.metrics_port)
     _run_until_signal(_syslog(settings.model_copy(update=update)))
 
 

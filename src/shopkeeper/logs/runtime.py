@@ -17,6 +17,7 @@ from shopkeeper.logs.buffer.publisher import BufferPublisher
 from shopkeeper.logs.ingest.errors import StorageUnavailable
 from shopkeeper.logs.ingest.syslog_server import SyslogServers, start_syslog_from_settings
 from shopkeeper.logs.ingest.writer import BatchSink, GroupCommitWriter
+from shopkeeper.logs.metrics import MeteredSink
 from shopkeeper.logs.store import LogStore, open_store
 
 log = structlog.get_logger(__name__)
@@ -50,6 +51,8 @@ class LogsRuntime:
             )
             await writer.start()
             runtime = cls(settings=settings, store=store, sink=writer, _writer=writer)
+        # Everything that reaches storage or the buffer (HTTP, syslog, own logs) is counted.
+        runtime.sink = MeteredSink(runtime.sink)
         try:
             runtime._syslog = await start_syslog_from_settings(settings, runtime.sink)
         except OSError as exc:  # the port is taken (another worker, another server): no syslog

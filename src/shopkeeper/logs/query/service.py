@@ -4,6 +4,7 @@ the tenant, a time range and a row limit."""
 
 from __future__ import annotations
 
+from shopkeeper.logs.metrics import timed_query
 from shopkeeper.logs.query import ast
 from shopkeeper.logs.query.ast import Labels
 from shopkeeper.logs.query.errors import QueryError
@@ -21,6 +22,7 @@ MAX_POINTS = 11_000
 """Loki's limit of points per series in a range query."""
 
 
+@timed_query("query_range")
 async def query_range(
     store: LogStore,
     *,
@@ -69,6 +71,7 @@ async def query_range(
     return Result("matrix", result, stats.as_loki())
 
 
+@timed_query("query")
 async def query_instant(
     store: LogStore, *, tenant: str, query: str, at: int, limit: int, backward: bool
 ) -> Result:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import abc
 import re
+import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ import orjson
 
 from shopkeeper.logs.records import LogRecord
 from shopkeeper.logs.store import schema
+from shopkeeper.logs.store.metrics import INSERT_SECONDS, LINES_STORED
 from shopkeeper.logs.store.transform import json_lines_select
 
 BatchFormat = Literal["json_lines", "records"]
@@ -147,7 +149,11 @@ class LogStore(abc.ABC):
         for batch in batches:
             groups.setdefault(batch.group, []).append(batch)
         for members in groups.values():
-            await self.insert(_combine(members) if len(members) > 1 else members[0])
+            combined = _combine(members) if len(members) > 1 else members[0]
+            started = time.perf_counter()
+            await self.insert(combined)
+            INSERT_SECONDS.observe(time.perf_counter() - started)
+            LINES_STORED.inc(combined.lines)
 
     @abc.abstractmethod
     async def query_bytes(
