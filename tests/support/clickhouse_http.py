@@ -19,6 +19,7 @@ import email.parser
 import email.policy
 import gzip
 import json
+import os
 import re
 import sys
 import tempfile
@@ -438,7 +439,21 @@ class _Server(ThreadingHTTPServer):
         return state is not None and state.settings.get("enable_http_compression") == "1"
 
 
-def serve(path: Path, port: int = 0, host: str = "127.0.0.1") -> None:
+def _exit_with(parent: int) -> None:
+    """End this server when the process that started it is gone (a killed test run must not
+    leave a server behind on a shared machine)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+def serve(path: Path, port: int = 0, host: str = "127.0.0.1", parent: int | None = None) -> None:
+    if parent is not None:
+        _exit_with(parent)
     backend = ChdbBackend(path)
     server = _Server((host, port), backend)
     # The parent reads this line to learn the port; everything after it is the server's.
@@ -454,8 +469,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--path", type=Path, required=True, help="chDB data directory")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--parent-pid", type=int, help="exit when this process is gone")
     args = parser.parse_args(argv)
-    serve(args.path, args.port)
+    serve(args.path, args.port, parent=args.parent_pid)
 
 
 class ChdbHttpServer:
@@ -469,7 +485,6 @@ class ChdbHttpServer:
         self._log: Any = None
 
     def start(self) -> str:
-        import os
         import subprocess
 
         root = Path(__file__).resolve().parents[2]
@@ -478,7 +493,11 @@ class ChdbHttpServer:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(root), *filter(None, [env.get("PYTHONPATH", "")])])
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.clickhouse_http", "--path", str(self.path)],
+            [
+                sys.executable,
+                *("-m", "tests.support.clickhouse_http", "--path", str(self.path)),
+                *("--parent-pid", str(os.getpid())),
+            ],
             stdout=subprocess.PIPE,
             stderr=self._log,
             env=env,
