@@ -108,6 +108,7 @@ def serve(var_dir: Path, port: int, background_jobs: bool) -> tuple[subprocess.P
         SHOPKEEPER_PORT=str(port),
         SHOPKEEPER_LOG_LEVEL="WARNING",
         SHOPKEEPER_RUN_BACKGROUND_IN_PROCESS=str(background_jobs).lower(),
+        SHOPKEEPER_CRAWL_INPROCESS_WORKER=str(background_jobs).lower(),
         PYTHONPATH=str(ROOT / "src"),
     )
     cli = [sys.executable, "-m", "shopkeeper.cli"]
@@ -253,7 +254,12 @@ async def writer_only(
 
     store = EmbeddedStore(path, database="shopkeeper_logs", retention_days=14)
     await store.open()
-    writer = GroupCommitWriter(store, max_pending_lines=400_000, batch_lines=50_000)
+    writer = GroupCommitWriter(
+        store,
+        max_pending_lines=400_000,
+        batch_lines=50_000,
+        concurrent_rounds=store.concurrent_inserts,
+    )
     await writer.start()
     stored = 0
     stop_at = time.monotonic() + duration
@@ -361,8 +367,8 @@ def main() -> None:
         "--no-background-jobs",
         dest="background_jobs",
         action="store_false",
-        help="serve without the shop's in-process outbox relay and periodic jobs (`make run` "
-        "has them), to see what they cost the ingest",
+        help="serve without the shop's in-process outbox relay, periodic jobs and crawl worker "
+        "(`make run` has them), to see what they cost the ingest",
     )
     parser.add_argument(
         "--writer",

@@ -84,7 +84,12 @@ async def receive(
 
     store = EmbeddedStore(logs_dir, database="shopkeeper_logs", retention_days=14)
     await store.open()
-    writer = GroupCommitWriter(store, max_pending_lines=400_000, batch_lines=50_000)
+    writer = GroupCommitWriter(
+        store,
+        max_pending_lines=400_000,
+        batch_lines=50_000,
+        concurrent_rounds=store.concurrent_inserts,
+    )
     await writer.start()
     servers = await start_syslog(writer, port=0, flush_seconds=0.2)
     try:

@@ -48,6 +48,7 @@ class LogsRuntime:
                 store,
                 max_pending_lines=settings.logs_max_pending_lines,
                 batch_lines=settings.logs_batch_lines,
+                concurrent_rounds=store.concurrent_inserts,
             )
             await writer.start()
             runtime = cls(settings=settings, store=store, sink=writer, _writer=writer)

@@ -53,6 +53,39 @@ async def test_concurrent_requests_share_an_insert(log_store: LogStore, tenant: 
     assert len(await stored_rows(log_store, tenant)) == 21
 
 
+async def test_with_two_rounds_a_held_insert_does_not_hold_the_next(
+    log_store: LogStore, tenant: str
+) -> None:
+    class HoldingFirst(CountingStore):
+        async def insert_many(self, batches: list[Batch]) -> None:
+            self.inserts.append(sum(batch.lines for batch in batches))
+            if len(self.inserts) == 1 and self.gate is not None:
+                await self.gate.wait()
+            await self.store.insert_many(batches)
+
+    holding = HoldingFirst(log_store)
+    holding.gate = asyncio.Event()
+    writer = GroupCommitWriter(
+        holding,  # type: ignore[arg-type]
+        max_pending_lines=10_000,
+        batch_lines=1_000,
+        concurrent_rounds=2,
+    )
+    await writer.start()
+    first = asyncio.create_task(writer.write([_batch(tenant, "held")]))
+    await asyncio.sleep(0.05)
+    await asyncio.wait_for(writer.write([_batch(tenant, "passing")]), timeout=30)
+    assert [row["message"] for row in await stored_rows(log_store, tenant)] == ["passing"]
+    assert not first.done()
+    holding.gate.set()
+    await first
+    await writer.stop()
+    assert sorted(row["message"] for row in await stored_rows(log_store, tenant)) == [
+        "held",
+        "passing",
+    ]
+
+
 async def test_a_full_writer_refuses_with_retry_after_and_stores_none_of_it(
     log_store: LogStore, tenant: str
 ) -> None:

@@ -1,9 +1,9 @@
 """Group commit: batches of concurrent requests go into storage together, and each request
 is answered as soon as the INSERT holding its lines returns.
 
-While one INSERT runs, newly arrived batches wait; the next INSERT takes all of them (up to
-`batch_lines`). Under load that coalesces small requests into large parts; alone, a request
-pays one INSERT and no timer. Lines accepted but not stored are bounded: past
+While `concurrent_rounds` INSERTs run, newly arrived batches wait; the next INSERT takes all
+of them (up to `batch_lines`). Under load that coalesces small requests into large parts;
+alone, a request pays one INSERT and no timer. Lines accepted but not stored are bounded: past
 `max_pending_lines` a request is refused with 429 before anything of it is queued."""
 
 from __future__ import annotations
@@ -31,6 +31,10 @@ client's few lines every 100 ms) becomes a few parts a second, not one per reque
 cost of at most 200 ms of latency."""
 
 
+_Waiting = tuple[list[Batch], "asyncio.Future[None]"]
+"""Batches of one request and the future its request awaits."""
+
+
 class BatchSink(Protocol):
     """Where ingest hands batches: returns once they are durable (stored, or confirmed by the
     production buffer); raises `IngestOverloaded` or `StorageUnavailable` having kept none."""
@@ -39,16 +43,24 @@ class BatchSink(Protocol):
 
 
 class GroupCommitWriter:
-    def __init__(self, store: LogStore, *, max_pending_lines: int, batch_lines: int) -> None:
+    def __init__(
+        self,
+        store: LogStore,
+        *,
+        max_pending_lines: int,
+        batch_lines: int,
+        concurrent_rounds: int = 1,
+    ) -> None:
         self.store = store
         self.max_pending_lines = max_pending_lines
         self.batch_lines = batch_lines
+        self.concurrent_rounds = max(1, concurrent_rounds)
         self.pending_lines = 0
-        self._queue: deque[tuple[list[Batch], asyncio.Future[None]]] = deque()
+        self._queue: deque[_Waiting] = deque()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._last_round_at = 0.0
-        self._round: list[tuple[list[Batch], asyncio.Future[None]]] = []
+        self._rounds: dict[asyncio.Task[None], list[_Waiting]] = {}
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="logs-group-commit")
@@ -66,7 +78,12 @@ class GroupCommitWriter:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        leftovers = [*self._round, *self._queue]
+        leftovers = [*self._queue]
+        for running, round_ in list(self._rounds.items()):
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+            leftovers += round_
         self._queue.clear()
         self._settle(leftovers, StorageUnavailable("the log writer stopped"))
 
@@ -86,28 +103,38 @@ class GroupCommitWriter:
         await asyncio.shield(future)
 
     async def _run(self) -> None:
+        slots = asyncio.Semaphore(self.concurrent_rounds)
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._queue:
+                await slots.acquire()
+                if not self._queue:
+                    slots.release()
+                    break
                 await self._linger()
-                round_ = self._round = self._take_round()
+                round_ = self._take_round()
                 self._last_round_at = asyncio.get_running_loop().time()
-                batches = [batch for members, _ in round_ for batch in members]
-                lines = sum(batch.lines for batch in batches)
-                try:
-                    await self.store.insert_many(batches)
-                except StoreUnavailable as exc:
-                    log.warning("logs_insert_failed", error=str(exc)[:500], lines=lines)
-                    self._settle(round_, StorageUnavailable())
-                except Exception as exc:  # never let the writer die with requests waiting
-                    log.exception("logs_insert_crashed", lines=lines)
-                    self._settle(round_, exc)
-                else:
-                    self._settle(round_, None)
-                finally:
-                    self.pending_lines -= lines
-                    self._round = []
+                running = asyncio.create_task(self._store(round_), name="logs-insert")
+                self._rounds[running] = round_
+                running.add_done_callback(self._rounds.pop)
+                running.add_done_callback(lambda _: slots.release())
+
+    async def _store(self, round_: list[_Waiting]) -> None:
+        batches = [batch for members, _ in round_ for batch in members]
+        lines = sum(batch.lines for batch in batches)
+        try:
+            await self.store.insert_many(batches)
+        except StoreUnavailable as exc:
+            log.warning("logs_insert_failed", error=str(exc)[:500], lines=lines)
+            self._settle(round_, StorageUnavailable())
+        except Exception as exc:  # never let a round die with requests waiting
+            log.exception("logs_insert_crashed", lines=lines)
+            self._settle(round_, exc)
+        else:
+            self._settle(round_, None)
+        finally:
+            self.pending_lines -= lines
 
     async def _linger(self) -> None:
         """While other ingest bodies are still arriving, wait for them (briefly, and only while
@@ -132,7 +159,7 @@ class GroupCommitWriter:
     def _queued_lines(self) -> int:
         return sum(batch.lines for batches, _ in self._queue for batch in batches)
 
-    def _take_round(self) -> list[tuple[list[Batch], asyncio.Future[None]]]:
+    def _take_round(self) -> list[_Waiting]:
         round_ = [self._queue.popleft()]
         lines = sum(batch.lines for batch in round_[0][0])
         while self._queue:
@@ -144,9 +171,7 @@ class GroupCommitWriter:
         return round_
 
     @staticmethod
-    def _settle(
-        round_: list[tuple[list[Batch], asyncio.Future[None]]], error: BaseException | None
-    ) -> None:
+    def _settle(round_: list[_Waiting], error: BaseException | None) -> None:
         for _, future in round_:
             if future.done():
                 continue

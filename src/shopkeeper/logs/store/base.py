@@ -137,6 +137,11 @@ class LogStore(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None: ...
 
+    @property
+    def concurrent_inserts(self) -> int:
+        """INSERTs worth running at once (the group-commit writer runs as many rounds)."""
+        return 1
+
     @abc.abstractmethod
     async def insert(self, batch: Batch) -> None:
         """Store one batch durably (returns after ClickHouse has written it), deduplicated by

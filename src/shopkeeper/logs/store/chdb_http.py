@@ -23,6 +23,7 @@ import email.parser
 import email.policy
 import gzip
 import json
+import os
 import re
 import sys
 import tempfile
@@ -442,10 +443,25 @@ class _Server(ThreadingHTTPServer):
         return state is not None and state.settings.get("enable_http_compression") == "1"
 
 
-def serve(path: Path, port: int = 0, host: str = "127.0.0.1") -> None:
-    """Serve until SIGTERM/SIGINT; statements in progress finish before chDB closes."""
+def _exit_with(parent: int) -> None:
+    """End this server when the process that started it is gone (a killed test run must not
+    leave a server behind on a shared machine)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+def serve(path: Path, port: int = 0, host: str = "127.0.0.1", parent: int | None = None) -> None:
+    """Serve until SIGTERM/SIGINT (or until `parent` is gone); statements in progress finish
+    before chDB closes."""
     import signal
 
+    if parent is not None:
+        _exit_with(parent)
     backend = ChdbBackend(path)
     server = _Server((host, port), backend)
 
@@ -469,8 +485,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--path", type=Path, required=True, help="chDB data directory")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--parent-pid", type=int, help="exit when this process is gone")
     args = parser.parse_args(argv)
-    serve(args.path, args.port, args.host)
+    serve(args.path, args.port, args.host, parent=args.parent_pid)
 
 
 class ChdbHttpServer:
@@ -484,13 +501,16 @@ class ChdbHttpServer:
         self._log: Any = None
 
     def start(self) -> str:
-        import os
         import subprocess
 
         self.path.mkdir(parents=True, exist_ok=True)
         self._log = (self.path / "server.log").open("ab")
         self.process = subprocess.Popen(  # noqa: S603 -- our own module, a fixed argv
-            [sys.executable, "-m", "shopkeeper.logs.store.chdb_http", "--path", str(self.path)],
+            [
+                sys.executable,
+                *("-m", "shopkeeper.logs.store.chdb_http", "--path", str(self.path)),
+                *("--parent-pid", str(os.getpid())),
+            ],
             stdout=subprocess.PIPE,
             stderr=self._log,
             env=dict(os.environ),

@@ -1,15 +1,18 @@
 """chDB: ClickHouse inside this process, on a data directory only this process may open.
 
 chDB runs one engine per process, on one directory. Every `EmbeddedStore` of a process on that
-directory shares it (an app, the shop's own log handler and tests alike), and every statement
-runs on one worker thread: chDB is synchronous and releases the GIL while it works, so the event
-loop keeps serving. A batch reaches ClickHouse as a file under the data directory, read by
-`file()` and parsed there."""
+directory shares it (an app, the shop's own log handler and tests alike). Queries and DDL run on
+one worker thread and connection; INSERTs on `INSERT_CONNECTIONS` connections of their own, so
+that two INSERTs overlap (one's single-threaded query analysis beside the other's parallel
+parsing) and a query never waits behind an INSERT. chDB is synchronous and releases the GIL
+while it works, so the event loop keeps serving. A batch reaches ClickHouse as a file under the
+data directory, read by `file()` and parsed there."""
 
 from __future__ import annotations
 
 import asyncio
 import fcntl
+import queue
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +34,8 @@ _SESSION_SETTINGS = (
 )
 
 
+INSERT_CONNECTIONS = 2
+"""INSERTs that may run at once (the group-commit writer runs as many rounds)."""
 PARALLEL_PARTS = 2
 """Files a large batch is split into (this machine class has two cores)."""
 _MIN_PART_BYTES = 512 * 1024
@@ -67,9 +72,23 @@ class _Engine:
         self.session: Any = self.executor.submit(session.Session, str(path)).result()
         for statement in _SESSION_SETTINGS:
             self.executor.submit(self.session.query, statement).result()
+        # Connections to one path share the engine; each has its own settings and parameters.
+        self.insert_executor = ThreadPoolExecutor(
+            max_workers=INSERT_CONNECTIONS, thread_name_prefix="chdb-insert"
+        )
+        self.inserters: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._insert_sessions: list[Any] = [
+            self.executor.submit(session.Session, str(path)).result()
+            for _ in range(INSERT_CONNECTIONS)
+        ]
+        for inserter in self._insert_sessions:
+            self.inserters.put(inserter)
         self.users = 0
 
     def close(self) -> None:
+        self.insert_executor.shutdown(wait=True)
+        for inserter in self._insert_sessions:
+            self.executor.submit(inserter.close).result()
         self.executor.submit(self.session.close).result()
         self.executor.shutdown(wait=True)
 
@@ -136,9 +155,17 @@ class EmbeddedStore(LogStore):
         if engine is not None:
             await asyncio.to_thread(_release, engine)
 
+    @property
+    def concurrent_inserts(self) -> int:
+        return INSERT_CONNECTIONS
+
     async def insert(self, batch: Batch) -> None:
+        engine = self._engine
+        if engine is None:
+            raise StoreUnavailable("the log store is closed")
+        loop = asyncio.get_running_loop()
         try:
-            await self._run(self._insert, batch)
+            await loop.run_in_executor(engine.insert_executor, self._insert, engine, batch)
         except StoreUnavailable:
             raise
         except Exception as exc:
@@ -161,7 +188,11 @@ class EmbeddedStore(LogStore):
                 relation = f"file({_quote(pattern)}, 'JSONEachRow', {_quote(RECORD_STRUCTURE)})"
             sql = insert_sql(self.table, batch.format, relation)
             sql += f"\nSETTINGS insert_deduplication_token = {_quote(batch.batch_id)}"
-            engine.session.query(sql, params=chdb_parameters(batch_parameters(batch)))
+            inserter = engine.inserters.get()
+            try:
+                inserter.query(sql, params=chdb_parameters(batch_parameters(batch)))
+            finally:
+                engine.inserters.put(inserter)
         finally:
             for file in files:
                 file.unlink(missing_ok=True)

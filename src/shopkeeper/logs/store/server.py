@@ -73,6 +73,11 @@ class ServerStore(LogStore):
             await self._run(client.close)
         self._executor.shutdown(wait=True)
 
+    @property
+    def concurrent_inserts(self) -> int:
+        # A server takes concurrent INSERTs; clickhouse-connect's chDB backend is one session.
+        return 1 if self._embedded else 2
+
     async def insert(self, batch: Batch) -> None:
         structure, fmt = _STRUCTURES[batch.format]
         parameters = batch_parameters(batch)
