@@ -193,9 +193,8 @@ async def _accept(
             created_at=now,
         )
     )
-    await session.commit()
     log.info("payment_review_accepted", payment_id=str(payment_id), outcome=outcome)
-    return await _payment(session, payment_id)
+    return await _committed(session, payment_id)
 
 
 async def _refund(
@@ -276,9 +275,8 @@ async def _refund(
     if result.succeeded:
         await complete_refund(session, refund_id=refund.id, at=utcnow())
         await _set_outcome(session, resolution.id, "refunded")
-    await session.commit()
     log.info("payment_review_refunded", payment_id=str(payment_id), amount=amount)
-    return await _payment(session, payment_id)
+    return await _committed(session, payment_id)
 
 
 async def _already_resolved(
@@ -293,7 +291,7 @@ async def _already_resolved(
         .limit(1)
     )
     if latest is not None and latest.action == action:
-        return payment
+        return await _committed(session, payment.id)
     raise PaymentNotInReview(
         f"The payment is {payment.status}"
         + (f" and was already resolved with {latest.action!r}" if latest is not None else ""),
@@ -316,6 +314,14 @@ async def _set_outcome(session: AsyncSession, resolution_id: uuid.UUID, outcome:
         .where(PaymentResolution.id == resolution_id)
         .values(outcome=outcome)
     )
+
+
+async def _committed(session: AsyncSession, payment_id: uuid.UUID) -> Payment:
+    """The payment as it is now, read inside the transaction that then commits: on SQLite a
+    transaction left open holds the write lock the idempotency record needs next."""
+    payment = await _payment(session, payment_id)
+    await session.commit()
+    return payment
 
 
 async def _payment(session: AsyncSession, payment_id: uuid.UUID) -> Payment:
