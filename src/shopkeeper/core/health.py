@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from shopkeeper.core.observability import metrics_payload
 from shopkeeper.core.runtime import AppRuntime, Runtime
+from shopkeeper.core.startup import MigrationsPending, check_migrated
 
 router = APIRouter(tags=["operations"])
 
@@ -19,6 +20,7 @@ async def check_dependencies(runtime: Runtime) -> dict[str, str]:
     """Each configured dependency mapped to "ok" or the reason it failed."""
     checks = {
         "database": _check_database(runtime),
+        "migrations": _check_migrations(runtime),
         **{name: check() for name, check in runtime.readiness_checks.items()},
     }
     results: dict[str, str] = {}
@@ -26,6 +28,8 @@ async def check_dependencies(runtime: Runtime) -> dict[str, str]:
         try:
             await asyncio.wait_for(check, READINESS_TIMEOUT_SECONDS)
             results[name] = "ok"
+        except MigrationsPending as exc:
+            results[name] = f"{exc}; run `shopkeeper migrate`"
         except Exception as exc:  # any failure means "not ready"; the reason is for operators
             results[name] = f"{type(exc).__name__}: {exc}"[:200] or "failed"
     return results
@@ -36,6 +40,11 @@ async def _check_database(runtime: Runtime) -> None:
         await connection.execute(text("SELECT 1"))
 
 
+async def _check_migrations(runtime: Runtime) -> None:
+    async with runtime.db.engine.connect() as connection:
+        await check_migrated(connection)
+
+
 @router.get("/health/live")
 async def live() -> dict[str, str]:
     return {"status": "ok"}
@@ -43,7 +52,12 @@ async def live() -> dict[str, str]:
 
 @router.get(
     "/health/ready",
-    responses={503: {"description": "A dependency is down; `checks` names which"}},
+    responses={
+        503: {
+            "description": "A dependency is down, or migrations are pending; `failed` names "
+            "which (`database`, `migrations`, ...) and `checks` says why"
+        }
+    },
 )
 async def ready(runtime: AppRuntime, response: Response) -> dict[str, object]:
     results = await check_dependencies(runtime)

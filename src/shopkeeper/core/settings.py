@@ -13,10 +13,18 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Values copied from examples must never run a real shop.
 PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "dev", "development", "test"})
 MIN_SECRET_LENGTH = 32
+ENV_PREFIX = "SHOPKEEPER_"
+_DRIVERS = {
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+}
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SHOPKEEPER_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore")
 
     environment: Literal["embedded", "production", "test"] = "embedded"
     host: str = "127.0.0.1"
@@ -205,6 +213,27 @@ class Settings(BaseSettings):
     """Lines a gateway has published but the broker not yet confirmed before it answers 429."""
     logs_buffer_confirm_timeout: float = Field(default=10.0, gt=0)
     """Seconds a gateway waits for the broker's confirm before answering 429 (nothing acked)."""
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_has_an_async_driver(cls, value: str | None) -> str | None:
+        """`postgresql://` and `sqlite:///` as people write them, run on the async drivers."""
+        if value is None:
+            return None
+        value = value.strip()
+        scheme, separator, rest = value.partition("://")
+        if not separator or not rest:
+            raise ValueError(
+                "must be a URL such as postgresql://user:password@host:5432/dbname or "
+                "sqlite:///var/shopkeeper.db"
+            )
+        driver = _DRIVERS.get(scheme.lower())
+        if driver is None:
+            raise ValueError(
+                f"{scheme}:// is not supported: use postgresql:// (runs on asyncpg) or "
+                "sqlite:/// (runs on aiosqlite)"
+            )
+        return f"{driver}://{rest}"
 
     @field_validator("currency")
     @classmethod
