@@ -9,21 +9,50 @@ import shutil
 import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
+from shopkeeper.accounts.cli import users_app
 from shopkeeper.core.observability import add_process_log_shipper
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings, get_settings
+from shopkeeper.core.startup import StartupError, check_database, settings_problem
 from shopkeeper.crawl import cli as crawl_cli
 
-app = typer.Typer(help="shopkeeper: an e-commerce backend.", no_args_is_help=True)
-users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+class ShopkeeperCli(typer.Typer):
+    """The command, which turns a bad setting or an unusable database into two plain lines
+    (what is wrong, how to fix it) and exit status 2 instead of a traceback."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except ValidationError as exc:
+            if exc.title != Settings.__name__:
+                raise
+            problem = settings_problem(exc)
+        except StartupError as exc:
+            problem = exc
+        console.print(f"[red]error: {problem.problem}[/red]", highlight=False, soft_wrap=True)
+        console.print(f"fix: {problem.fix}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+app = ShopkeeperCli(help="shopkeeper: an e-commerce backend.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(crawl_cli.app, name="crawl")
-console = Console(stderr=True)
+
+
+def ready_settings(*, migrated: bool = True) -> Settings:
+    """Valid settings and a reachable (and, with `migrated`, migrated) database, or StartupError."""
+    settings = get_settings()
+    asyncio.run(check_database(settings, migrated=migrated))
+    return settings
 
 
 @app.command()
@@ -33,7 +62,7 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Processes; >1 runs gunicorn")] = 1,
 ) -> None:
     """Serve the API. Never migrates or seeds: run `migrate` (and `seed`) first."""
-    settings = get_settings()
+    settings = ready_settings()
     host = host or settings.host
     port = port or settings.port
     if workers == 1:
@@ -72,7 +101,7 @@ def migrate(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply database migrations."""
     from shopkeeper.core.migrate import migrate as run_migrations
 
-    settings = get_settings()
+    settings = ready_settings(migrated=False)
     run_migrations(settings, revision)
     console.print(f"[green]database at {revision}[/green]")
 
@@ -86,59 +115,9 @@ def seed(
     from shopkeeper.shop.catalog.seed import seed_demo_catalog
 
     created = asyncio.run(
-        seed_demo_catalog(get_settings(), products=products, if_empty=if_empty, console=console)
+        seed_demo_catalog(ready_settings(), products=products, if_empty=if_empty, console=console)
     )
     console.print(f"[green]{created} products created[/green]" if created else "catalog not empty")
-
-
-@users_app.command("create")
-def create_user(
-    email: Annotated[str, typer.Option(help="E-mail, used to log in")],
-    password: Annotated[str, typer.Option(help="At least 8 characters")],
-    staff: Annotated[bool, typer.Option("--staff", help="Make an `admin`")] = False,
-    roles: Annotated[
-        list[str] | None,
-        typer.Option("--role", help="Grant a role (repeatable): shop_staff, log_reader, ..."),
-    ] = None,
-    full_name: Annotated[str | None, typer.Option(help="Display name")] = None,
-) -> None:
-    """Create a user (the first staff user, typically)."""
-    roles = roles or []
-    from pydantic import ValidationError
-
-    from shopkeeper.accounts import service
-    from shopkeeper.accounts.schemas import RegisterRequest
-    from shopkeeper.core.db import Database
-    from shopkeeper.core.errors import DomainError
-
-    try:
-        body = RegisterRequest(email=email, password=password, full_name=full_name)
-    except ValidationError as exc:
-        console.print(f"[red]{exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}[/red]")
-        raise typer.Exit(2) from exc
-
-    async def run() -> None:
-        database = Database(get_settings())
-        try:
-            async with database.session() as session:
-                await service.register_user(
-                    session,
-                    email=body.email,
-                    password=body.password,
-                    full_name=body.full_name,
-                    roles=tuple(roles) or (("admin",) if staff else ()),
-                )
-        finally:
-            await database.dispose()
-
-    try:
-        asyncio.run(run())
-    except DomainError as exc:
-        console.print(f"[red]{exc.detail}[/red]")
-        raise typer.Exit(1) from exc
-    granted = roles or (["admin"] if staff else [])
-    suffix = f" with roles {', '.join(granted)}" if granted else ""
-    console.print(f"[green]created user {body.email}{suffix}[/green]")
 
 
 keys_app = typer.Typer(help="Manage API keys (for log shippers, crawl workers, scripts).")
@@ -169,8 +148,10 @@ def create_key(
     from shopkeeper.core.db import Database
     from shopkeeper.core.errors import DomainError
 
+    settings = ready_settings()
+
     async def run() -> str:
-        database = Database(get_settings())
+        database = Database(settings)
         try:
             async with database.session() as session:
                 _key, plaintext = await service.create_api_key(
@@ -202,7 +183,7 @@ def worker(metrics_port: MetricsPort = None, metrics_host: MetricsHost = "127.0.
     from shopkeeper.core.messaging.handlers import load_handlers
     from shopkeeper.core.runtime import background
 
-    settings = get_settings()
+    settings = ready_settings()
     if settings.broker_url is None:
         console.print("[red]SHOPKEEPER_BROKER_URL is not set: `serve` runs jobs in-process[/red]")
         raise typer.Exit(2)
@@ -223,7 +204,7 @@ def scheduler(metrics_port: MetricsPort = None, metrics_host: MetricsHost = "127
     from shopkeeper.core.messaging.handlers import load_handlers
     from shopkeeper.core.runtime import background
 
-    settings = get_settings()
+    settings = ready_settings()
 
     async def run(runtime: Runtime, stop: asyncio.Event) -> None:
         load_handlers()

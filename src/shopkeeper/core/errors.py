@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 from shopkeeper.core.jsonutil import dumps
+from shopkeeper.core.startup import is_undefined_table
 
 PROBLEM_TYPE_BASE = "https://shopkeeper.dev/errors/"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -164,6 +165,16 @@ async def _database_error(request: Request, exc: Exception) -> Response:
     first request on each dead pooled connection finds out) or no connection free in time:
     nothing was committed, SQLAlchemy has already replaced the dead pool, and a retry will
     work, so the client is told to retry instead of "internal error"."""
+    if is_undefined_table(exc):
+        # The code is ahead of the database: a deploy whose `shopkeeper migrate` has not run.
+        log.error("database_not_migrated", path=request.url.path)
+        return problem_response(
+            503,
+            "migrations-pending",
+            "Database not migrated",
+            "The database schema is behind this version; an operator must run `shopkeeper migrate`",
+            {"Retry-After": "30"},
+        )
     lost = isinstance(exc, DBAPIError) and exc.connection_invalidated
     if not lost and not isinstance(exc, PoolTimeout):
         return await _unexpected_error(request, exc)
@@ -201,7 +212,8 @@ _STANDARD_DESCRIPTIONS = {
     413: "Request body over the size limit",
     422: "Invalid input",
     429: "Rate limited; see Retry-After",
-    503: "A dependency is down",
+    503: "A dependency is down (`database-unavailable`) or the database is not migrated "
+    "(`migrations-pending`)",
 }
 
 

@@ -3,7 +3,8 @@
 FastAPI's defaults disagree with our behaviour in a few places, all fixed here once rather than
 per route: every error response is `application/problem+json` (including the 422 FastAPI adds by
 itself as `application/json`), headers whose dependency refuses their absence are `required`,
-and operations that read a body document the 400 a body that cannot be parsed gets.
+operations that read a body document the 400 a body that cannot be parsed gets, and every API
+operation documents the 503 it answers while the database is down or not migrated.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def _make_truthful(document: dict[str, Any]) -> None:
             },
         },
     )
-    for methods in document.get("paths", {}).values():
+    for path, methods in document.get("paths", {}).items():
         for operation in methods.values():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
@@ -72,6 +73,12 @@ def _make_truthful(document: dict[str, Any]) -> None:
             if "requestBody" in operation and "400" not in responses:
                 responses["400"] = {
                     "description": "Malformed request: a body that cannot be parsed",
+                    "content": {PROBLEM_CONTENT_TYPE: {"schema": _PROBLEM_REF}},
+                }
+            if path.startswith("/api/") and "503" not in responses:
+                responses["503"] = {
+                    "description": "`database-unavailable` (retry after `Retry-After`) or "
+                    "`migrations-pending` (the database is behind this version)",
                     "content": {PROBLEM_CONTENT_TYPE: {"schema": _PROBLEM_REF}},
                 }
             for status, response in responses.items():

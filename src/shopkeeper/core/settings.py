@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Values copied from examples must never run a real shop.
 PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "dev", "development", "test"})
 MIN_SECRET_LENGTH = 32
+ENV_PREFIX = "SHOPKEEPER_"
+_DRIVERS = {
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+}
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SHOPKEEPER_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore")
 
     environment: Literal["embedded", "production", "test"] = "embedded"
     host: str = "127.0.0.1"
@@ -67,7 +76,9 @@ class Settings(BaseSettings):
     """Proxies (addresses or CIDRs, comma-separated, `*` for any) whose X-Forwarded-For and
     X-Forwarded-Proto `serve` believes; everyone else's are ignored, so clients cannot spoof
     their address past the login rate limits."""
-    cors_origins: list[str] = Field(default_factory=list)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Browser origins allowed to call the API (`https://shop.example,https://admin.example`,
+    or a JSON list); empty: no cross-origin access."""
     log_level: str = "INFO"
     log_json: bool = True
     cache_ttl_seconds: int = 300
@@ -213,6 +224,37 @@ class Settings(BaseSettings):
     """Lines a gateway has published but the broker not yet confirmed before it answers 429."""
     logs_buffer_confirm_timeout: float = Field(default=10.0, gt=0)
     """Seconds a gateway waits for the broker's confirm before answering 429 (nothing acked)."""
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_has_an_async_driver(cls, value: str | None) -> str | None:
+        """`postgresql://` and `sqlite:///` as people write them, run on the async drivers."""
+        if value is None:
+            return None
+        value = value.strip()
+        scheme, separator, rest = value.partition("://")
+        if not separator or not rest:
+            raise ValueError(
+                "must be a URL such as postgresql://user:password@host:5432/dbname or "
+                "sqlite:///var/shopkeeper.db"
+            )
+        driver = _DRIVERS.get(scheme.lower())
+        if driver is None:
+            raise ValueError(
+                f"{scheme}:// is not supported: use postgresql:// (runs on asyncpg) or "
+                "sqlite:/// (runs on aiosqlite)"
+            )
+        return f"{driver}://{rest}"
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins_from_a_list_or_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [origin.strip().rstrip("/") for origin in text.split(",") if origin.strip()]
+        return value
 
     @field_validator("currency")
     @classmethod

@@ -13,13 +13,13 @@ import pytest
 import redis.asyncio as redis
 from sqlalchemy import event
 
-from shopkeeper.core.cache import Cache, cache_namespace
+from shopkeeper.core.cache import Cache
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings
 from shopkeeper.shop.catalog import service
 from shopkeeper.shop.catalog.schemas import ProductIn
 from shopkeeper.shop.inventory import service as inventory
-from tests.conftest import REDIS_URL, create_staff, require_service
+from tests.conftest import REDIS_URL, create_staff
 from tests.support.events import drain_events
 from tests.support.shop import create_product, product_body
 
@@ -112,24 +112,6 @@ async def test_a_stock_change_reaches_cached_details_and_listings(
     assert (await client.get(url)).json()["variants"][0]["available"] == 7
     listed = (await client.get("/api/v1/products")).json()["items"][0]
     assert listed["variants"][0]["available"] == 7
-
-
-@pytest.fixture
-async def fresh_redis_namespace(settings: Settings) -> AsyncIterator[None]:
-    """Forget entries an earlier test left in Redis for this (emptied) database."""
-    require_service("Redis", "127.0.0.1", 6379)
-    client = redis.from_url(REDIS_URL)
-    namespace = cache_namespace(settings.database)
-
-    async def wipe() -> None:
-        keys = [key async for key in client.scan_iter(match=f"{namespace}:*")]
-        if keys:
-            await client.delete(*keys)
-
-    await wipe()
-    yield
-    await wipe()
-    await client.aclose()
 
 
 @pytest.fixture

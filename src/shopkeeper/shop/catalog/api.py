@@ -15,14 +15,18 @@ from shopkeeper.core.money import MAX_PRICE
 from shopkeeper.core.response_cache import cached_json_response
 from shopkeeper.core.runtime import AppRuntime
 from shopkeeper.shop.access import ShopWriter
-from shopkeeper.shop.catalog import service
+from shopkeeper.shop.catalog import categories, service, variants
 from shopkeeper.shop.catalog.schemas import (
     CategoryIn,
     CategoryOut,
+    CategoryPatch,
     ProductIn,
     ProductOut,
     ProductPage,
     ProductPatch,
+    VariantIn,
+    VariantOut,
+    VariantPatch,
 )
 from shopkeeper.shop.catalog.search import ProductQuery
 
@@ -63,6 +67,62 @@ async def list_categories(request: Request, session: Session, runtime: AppRuntim
         return await service.list_categories_json(session), {service.CATEGORIES_TAG}
 
     return await cached_json_response(runtime.cache, request, load)
+
+
+@router.get(
+    "/categories/{category_id}",
+    response_model=CategoryOut,
+    responses=problem_responses(404, 422, s404="`category-not-found` (or archived)"),
+)
+async def get_category(category_id: uuid.UUID, session: Session) -> Response:
+    return _Json(await categories.get_category(session, category_id=category_id))
+
+
+@router.patch(
+    "/categories/{category_id}",
+    response_model=CategoryOut,
+    responses=problem_responses(
+        401,
+        403,
+        404,
+        409,
+        422,
+        s404="`category-not-found`",
+        s409="`slug-taken`",
+        s422="`unknown-category` parent, `category-cycle`, invalid input",
+    ),
+)
+async def update_category(
+    category_id: uuid.UUID,
+    body: CategoryPatch,
+    session: Session,
+    runtime: AppRuntime,
+    _staff: ShopWriter,
+) -> Response:
+    category = await categories.update_category(
+        session, cache=runtime.cache, category_id=category_id, body=body
+    )
+    return _Json(category)
+
+
+@router.delete(
+    "/categories/{category_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(
+        401,
+        403,
+        404,
+        422,
+        s404="`category-not-found`",
+        s422="`category-not-empty`: live products or sub-categories still use it",
+    ),
+)
+async def archive_category(
+    category_id: uuid.UUID, session: Session, runtime: AppRuntime, _staff: ShopWriter
+) -> Response:
+    """Archive: gone from the list and refused for new products; kept for what names it."""
+    await categories.archive_category(session, cache=runtime.cache, category_id=category_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post(
@@ -199,4 +259,79 @@ async def archive_product(
 ) -> Response:
     """Archive: hidden from lists and lookups, kept for the orders that name it."""
     await service.archive_product(session, cache=runtime.cache, product_id=product_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/products/{product_id}/variants",
+    status_code=status.HTTP_201_CREATED,
+    response_model=VariantOut,
+    responses=problem_responses(
+        401,
+        403,
+        404,
+        409,
+        422,
+        s404="`product-not-found`",
+        s409="`sku-taken` (archived variants keep their SKU)",
+        s422="`currency-not-accepted`, invalid input",
+    ),
+)
+async def add_variant(
+    product_id: uuid.UUID,
+    body: VariantIn,
+    session: Session,
+    runtime: AppRuntime,
+    _staff: ShopWriter,
+) -> Response:
+    variant = await variants.add_variant(
+        session,
+        cache=runtime.cache,
+        currency=runtime.settings.currency,
+        product_id=product_id,
+        body=body,
+    )
+    return _Json(variant, status_code=status.HTTP_201_CREATED)
+
+
+@router.patch(
+    "/variants/{sku}",
+    response_model=VariantOut,
+    responses=problem_responses(
+        401,
+        403,
+        404,
+        422,
+        s404="`variant-not-found` (or archived)",
+        s422="`currency-not-accepted`, invalid input",
+    ),
+)
+async def update_variant(
+    sku: str, body: VariantPatch, session: Session, runtime: AppRuntime, _staff: ShopWriter
+) -> Response:
+    """Change name, price, attributes or weight; open orders keep the price they were placed
+    at."""
+    variant = await variants.update_variant(
+        session, cache=runtime.cache, currency=runtime.settings.currency, sku=sku, body=body
+    )
+    return _Json(variant)
+
+
+@router.delete(
+    "/variants/{sku}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(
+        401,
+        403,
+        404,
+        422,
+        s404="`variant-not-found`",
+        s422="`last-variant`: archive the product instead",
+    ),
+)
+async def archive_variant(
+    sku: str, session: Session, runtime: AppRuntime, _staff: ShopWriter
+) -> Response:
+    """Archive: no longer listed or sellable, kept for old orders."""
+    await variants.archive_variant(session, cache=runtime.cache, sku=sku)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -31,6 +31,7 @@ class Category(Base):
     parent_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("categories.id", ondelete="SET NULL"), index=True
     )
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -139,4 +140,6 @@ class Variant(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
     position: Mapped[int] = mapped_column(Integer, default=0)
     weight_grams: Mapped[int] = mapped_column(Integer, default=0)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """Archived: no longer listed or sellable; kept for the orders and carts that name it."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

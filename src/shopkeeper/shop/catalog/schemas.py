@@ -32,6 +32,9 @@ Attributes = Annotated[
 ]
 
 
+WeightGrams = Annotated[int, Field(ge=0, le=10_000_000, strict=True)]
+
+
 class CategoryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -55,7 +58,7 @@ class VariantIn(BaseModel):
     name: Name | None = None
     price: Price
     attributes: Attributes = Field(default_factory=dict)
-    weight_grams: Annotated[int, Field(ge=0, le=10_000_000, strict=True)] = 0
+    weight_grams: WeightGrams = 0
     """Shipping weight of one unit; shipping methods with `max_weight_grams` compare the cart's."""
 
 
@@ -90,6 +93,29 @@ class VariantOut(BaseModel):
     price: Money
     attributes: dict[str, Any]
     available: int
+    weight_grams: int
+
+
+class VariantPatch(BaseModel):
+    """Only the fields present change. A new price applies to carts from now on; orders already
+    placed keep the price they were placed at."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    price: Price | None = None
+    attributes: Attributes | None = None
+    weight_grams: WeightGrams | None = None
+
+
+class CategoryPatch(BaseModel):
+    """Only the fields present change; `parent_id: null` makes it a top-level category."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    slug: Slug | None = None
+    parent_id: uuid.UUID | None = None
 
 
 class ProductOut(BaseModel):

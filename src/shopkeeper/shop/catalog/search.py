@@ -74,6 +74,8 @@ _VARIANT_JSON = func.json_build_object(
     _variants.c.attributes,
     "available",
     func.greatest(0, available_of(_variants.c.sku)),
+    "weight_grams",
+    _variants.c.weight_grams,
 )
 _VARIANT_COLUMNS = [
     _variants.c.id.label("variant_id"),
@@ -83,6 +85,7 @@ _VARIANT_COLUMNS = [
     _variants.c.currency.label("variant_currency"),
     _variants.c.attributes.label("variant_attributes"),
     available_of(_variants.c.sku).label("variant_available"),
+    _variants.c.weight_grams.label("variant_weight_grams"),
 ]
 ATTRIBUTE_NAME = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 # word_similarity("tshrit", "tshirt") is about 0.43; pg_trgm's default (0.6) misses such typos.
@@ -264,6 +267,7 @@ async def _page(
                         "price": {"amount": row.variant_price, "currency": row.variant_currency},
                         "attributes": row.variant_attributes,
                         "available": max(0, int(row.variant_available)),
+                        "weight_grams": row.variant_weight_grams,
                     }
                 )
     if len(listed) <= query.limit:
@@ -312,7 +316,7 @@ def _page_statement(shape: _Shape) -> Select[Any]:
         # decode and a dozen row lookups per variant in the worker.
         variants = (
             select(func.json_agg(aggregate_order_by(_VARIANT_JSON, _variants.c.position)))
-            .where(_variants.c.product_id == chosen.c.id)
+            .where(_variants.c.product_id == chosen.c.id, _variants.c.archived_at.is_(None))
             .scalar_subquery()
         )
         return (
@@ -322,7 +326,12 @@ def _page_statement(shape: _Shape) -> Select[Any]:
         )
     return (
         select(*_LISTED_COLUMNS, chosen.c.sort_key, *_VARIANT_COLUMNS)
-        .select_from(products.outerjoin(_variants, _variants.c.product_id == chosen.c.id))
+        .select_from(
+            products.outerjoin(
+                _variants,
+                and_(_variants.c.product_id == chosen.c.id, _variants.c.archived_at.is_(None)),
+            )
+        )
         .order_by(order, order_id, _variants.c.position)
     )
 
@@ -425,7 +434,7 @@ def _filter(stmt: Select[Any], shape: _Shape) -> Select[Any]:
     elif shape.categories:
         stmt = stmt.where(Product.category_id.in_(bindparam("category_ids", expanding=True)))
     if shape.min_price or shape.max_price:
-        priced = [Variant.product_id == Product.id]
+        priced = [Variant.product_id == Product.id, Variant.archived_at.is_(None)]
         if shape.min_price:
             priced.append(Variant.price >= bindparam("min_price", type_=BigInteger))
         if shape.max_price:
@@ -438,6 +447,7 @@ def _filter(stmt: Select[Any], shape: _Shape) -> Select[Any]:
                 _attribute_matches(Product.attributes, name, values, shape.postgres),
                 exists().where(
                     Variant.product_id == Product.id,
+                    Variant.archived_at.is_(None),
                     _attribute_matches(Variant.attributes, name, values, shape.postgres),
                 ),
             )

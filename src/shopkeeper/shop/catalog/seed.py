@@ -208,9 +208,11 @@ async def _insert_batch(
         category_id, leaf = rng.choice(leaves)
         material = rng.choice(leaf.materials)
         name = f"{rng.choice(ADJECTIVES)} {material.title()} {rng.choice(leaf.nouns)}"
-        slug = slugify(name)
-        if slug in slugs:
-            slug = f"{slug}-{number + 1}"
+        base = slugify(name)
+        slug, suffix = base, number + 1
+        # A second seed draws the same names and numbers as the first: step past its slugs.
+        while slug in slugs:
+            slug, suffix = f"{base}-{suffix}", suffix + 1
         slugs.add(slug)
         product_id = new_id()
         brand = rng.choice(BRANDS)

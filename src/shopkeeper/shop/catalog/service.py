@@ -67,8 +67,12 @@ _PAGE_VARIANTS = (
         _variants.c.currency,
         _variants.c.attributes,
         available_of(_variants.c.sku).label("available"),
+        _variants.c.weight_grams,
     )
-    .where(_variants.c.product_id.in_(bindparam("product_ids", expanding=True)))
+    .where(
+        _variants.c.product_id.in_(bindparam("product_ids", expanding=True)),
+        _variants.c.archived_at.is_(None),
+    )
     .order_by(_variants.c.product_id, _variants.c.position)
 )
 
@@ -120,7 +124,7 @@ async def _free_slug(
 
 
 async def create_category(session: AsyncSession, *, cache: Cache, body: CategoryIn) -> Category:
-    if body.parent_id is not None and await session.get(Category, body.parent_id) is None:
+    if body.parent_id is not None and not await live_category_exists(session, body.parent_id):
         raise UnknownCategory("parent_id names no category", parent_id=str(body.parent_id))
     if body.slug is not None:
         if await session.scalar(select(Category.id).where(Category.slug == body.slug)):
@@ -139,7 +143,9 @@ async def create_category(session: AsyncSession, *, cache: Cache, body: Category
 
 
 async def list_categories_json(session: AsyncSession) -> bytes:
-    categories = await session.scalars(select(Category).order_by(Category.name, Category.id))
+    categories = await session.scalars(
+        select(Category).where(Category.archived_at.is_(None)).order_by(Category.name, Category.id)
+    )
     return dumps([category_dict(each) for each in categories])
 
 
@@ -219,7 +225,7 @@ async def create_product(
 async def update_product(
     session: AsyncSession, *, cache: Cache, product_id: uuid.UUID, body: ProductPatch
 ) -> dict[str, Any]:
-    product = await _live_product(session, product_id)
+    product = await live_product(session, product_id)
     changes = body.model_dump(exclude_unset=True)
     if "name" in changes:
         if changes["name"] is None:
@@ -248,7 +254,7 @@ async def update_product(
 
 
 async def archive_product(session: AsyncSession, *, cache: Cache, product_id: uuid.UUID) -> None:
-    product = await _live_product(session, product_id)
+    product = await live_product(session, product_id)
     product.archived_at = utcnow()
     product.updated_at = product.archived_at
     await session.commit()
@@ -313,6 +319,7 @@ def product_dict(
                 "price": {"amount": variant.price, "currency": variant.currency},
                 "attributes": variant.attributes,
                 "available": max(0, available.get(variant.sku, 0)),
+                "weight_grams": variant.weight_grams,
             }
             for variant in variants
         ],
@@ -343,7 +350,7 @@ def _str_or_none(value: uuid.UUID | None) -> str | None:
     return None if value is None else str(value)
 
 
-async def _live_product(session: AsyncSession, product_id: uuid.UUID) -> Product:
+async def live_product(session: AsyncSession, product_id: uuid.UUID) -> Product:
     product = await session.get(Product, product_id)
     if product is None or product.archived_at is not None:
         raise ProductNotFound(f"no product {product_id}")
@@ -353,8 +360,15 @@ async def _live_product(session: AsyncSession, product_id: uuid.UUID) -> Product
 async def _ensure_category(session: AsyncSession, category_id: uuid.UUID | None) -> None:
     if category_id is None:
         return
-    if await session.scalar(select(func.count()).where(Category.id == category_id)) == 0:
+    if not await live_category_exists(session, category_id):
         raise UnknownCategory("category_id names no category", category_id=str(category_id))
+
+
+async def live_category_exists(session: AsyncSession, category_id: uuid.UUID) -> bool:
+    found = await session.scalar(
+        select(func.count()).where(Category.id == category_id, Category.archived_at.is_(None))
+    )
+    return bool(found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,7 +393,8 @@ def _priced_variants() -> Subquery:
             Variant.name.label("variant_name"),
             Variant.price,
             Variant.currency,
-            Product.archived_at,
+            # An archived variant, or any variant of an archived product, is no longer sold.
+            func.coalesce(Variant.archived_at, Product.archived_at).label("archived_at"),
         )
         .join(Product, Product.id == Variant.product_id)
         .subquery("priced_variants")

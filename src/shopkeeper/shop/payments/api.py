@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from datetime import datetime
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from starlette.responses import JSONResponse
 
 from shopkeeper.core.db import Session
@@ -15,16 +16,21 @@ from shopkeeper.core.idempotency import (
     IdempotencyKeyHeader,
     idempotency_scope,
     request_fingerprint,
+    require_idempotency_key,
     run_idempotent,
 )
 from shopkeeper.core.runtime import AppRuntime
-from shopkeeper.shop.access import KnownCaller, PaymentsRefunder, ShopCaller
-from shopkeeper.shop.payments import callbacks, sandbox, service
+from shopkeeper.shop.access import KnownCaller, PaymentsRefunder, ShopCaller, ShopReader
+from shopkeeper.shop.payments import callbacks, review, sandbox, service
+from shopkeeper.shop.payments.models import PaymentStatus
+from shopkeeper.shop.payments.providers import ProviderName
 from shopkeeper.shop.payments.schemas import (
     CreatePaymentRequest,
     PaymentOut,
+    PaymentPage,
     RefundOut,
     RefundRequest,
+    ResolveRequest,
     SandboxOutcomeRequest,
 )
 
@@ -95,6 +101,111 @@ async def create_payment(
     )
 
 
+async def optional_idempotency_key(
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Optional: a retry with the same key and body replays the first response",
+        ),
+    ] = None,
+) -> str | None:
+    if idempotency_key is None:
+        return None
+    return await require_idempotency_key(idempotency_key)
+
+
+@router.get(
+    "/payments",
+    response_model=PaymentPage,
+    responses=problem_responses(
+        401, 403, 422, s422="`invalid-cursor`, invalid input (an unknown status or provider)"
+    ),
+)
+async def list_payments(
+    session: Session,
+    _staff: ShopReader,
+    status_: Annotated[PaymentStatus | None, Query(alias="status")] = None,
+    provider: ProviderName | None = None,
+    order_id: uuid.UUID | None = None,
+    created_after: Annotated[datetime | None, Query(description="Inclusive, ISO 8601")] = None,
+    created_before: Annotated[datetime | None, Query(description="Exclusive, ISO 8601")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+) -> PaymentPage:
+    """Payments newest first, for staff: `?status=needs_review` is the review queue."""
+    payments, next_cursor = await review.list_payments(
+        session,
+        filters=review.PaymentFilter(
+            status=status_,
+            provider=provider,
+            order_id=order_id,
+            created_after=created_after,
+            created_before=created_before,
+        ),
+        limit=limit,
+        cursor=cursor,
+    )
+    return PaymentPage(items=[PaymentOut.of(each) for each in payments], next_cursor=next_cursor)
+
+
+@router.post(
+    "/payments/{payment_id}/resolve",
+    response_model=PaymentOut,
+    responses=problem_responses(
+        400,
+        401,
+        403,
+        404,
+        409,
+        422,
+        502,
+        s400="`invalid-idempotency-key`",
+        s404="`payment-not-found`",
+        s409="`payment-not-in-review` (extension `resolved_with` when another decision took it "
+        "out of review), `reported-currency-differs` (accept), `reported-amount-unknown` "
+        "(refund), `provider-unavailable`, `idempotency-key-in-progress`",
+        s422=_IDEMPOTENCY_422,
+        s502="`provider-error`: the provider refused the refund; the payment stays in review",
+    ),
+)
+async def resolve_payment(
+    payment_id: uuid.UUID,
+    body: ResolveRequest,
+    request: Request,
+    session: Session,
+    runtime: AppRuntime,
+    principal: PaymentsRefunder,
+    idempotency_key: Annotated[str | None, Depends(optional_idempotency_key)],
+) -> Response:
+    """Decide a payment in `needs_review`: `accept` makes it succeed for the amount the provider
+    reported and the order paid; `refund` has the provider refund that amount. Repeating the
+    same decision answers the same; a different one after it is 409. Every decision is kept."""
+
+    async def operation(_claim: IdempotencyClaim | None = None) -> Response:
+        payment = await review.resolve_payment(
+            session,
+            payment_id=payment_id,
+            action=body.action,
+            actor_id=principal.user_id,
+            settings=runtime.settings,
+            note=body.note,
+            reason=body.reason,
+        )
+        return JSONResponse(PaymentOut.of(payment).model_dump(mode="json"))
+
+    if idempotency_key is None:
+        return await operation()
+    return await run_idempotent(
+        runtime.db,
+        session=session,
+        scope=idempotency_scope(principal),
+        key=idempotency_key,
+        fingerprint=request_fingerprint(request.method, request.url.path, body.model_dump()),
+        operation=operation,
+    )
+
+
 @router.get(
     "/payments/{payment_id}",
     response_model=PaymentOut,
@@ -145,7 +256,11 @@ async def refund_payment(
 
     async def operation(_claim: IdempotencyClaim) -> Response:
         refund = await service.refund_payment(
-            session, payment_id=payment_id, amount=body.amount, settings=runtime.settings
+            session,
+            payment_id=payment_id,
+            amount=body.amount,
+            settings=runtime.settings,
+            reason=body.reason or "requested",
         )
         return JSONResponse(
             RefundOut.of(refund).model_dump(mode="json"), status_code=status.HTTP_201_CREATED

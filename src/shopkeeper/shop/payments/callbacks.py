@@ -193,7 +193,12 @@ async def _apply_success(
         review = await session.execute(
             update(Payment)
             .where(Payment.id == payment.id, Payment.status.in_(_PAYABLE_FROM))
-            .values(status=PaymentStatus.NEEDS_REVIEW, updated_at=now)
+            .values(
+                status=PaymentStatus.NEEDS_REVIEW,
+                reported_amount=amount,
+                reported_currency=event.currency or payment.currency,
+                updated_at=now,
+            )
         )
         if affected_rows(review) != 1:
             return f"kept-{payment.status}"

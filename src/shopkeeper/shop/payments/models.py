@@ -60,6 +60,9 @@ class Payment(Base):
     provider_reference: Mapped[str | None] = mapped_column(String(100), default=None)
     action_type: Mapped[str] = mapped_column(String(20), default="none")
     action_value: Mapped[str | None] = mapped_column(Text, default=None)
+    reported_amount: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    reported_currency: Mapped[str | None] = mapped_column(String(3), default=None)
+    """What the provider said it captured when that differed from the payment (needs_review)."""
     paid_order: Mapped[bool] = mapped_column(Boolean, default=False)
     """This payment's success moved the order to paid (otherwise it was refunded at once)."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -91,7 +94,7 @@ class Refund(Base):
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[str] = mapped_column(String(20), default=RefundStatus.PENDING)
-    reason: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(String(200))
     dedup_key: Mapped[str | None] = mapped_column(String(100), default=None)
     """Set by automatic refunds ("order-cancelled"), so a re-run handler refunds once."""
     provider_reference: Mapped[str | None] = mapped_column(String(100), default=None)
@@ -135,3 +138,23 @@ class PaymentCallback(Base):
         Index("ix_payment_callbacks_provider_received_at", "provider", "received_at"),
         Index("ix_payment_callbacks_payment_id", "payment_id"),
     )
+
+
+class PaymentResolution(Base):
+    """A staff decision on a payment that needed review: who, when, what, and how it ended
+    (`refund` can fail at the provider and be tried again, so a payment may have several)."""
+
+    __tablename__ = "payment_resolutions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    payment_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("payments.id"))
+    action: Mapped[str] = mapped_column(String(10))
+    outcome: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str | None] = mapped_column(String(500), default=None)
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
+    amount: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    currency: Mapped[str | None] = mapped_column(String(3), default=None)
+    refund_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_payment_resolutions_payment_id", "payment_id", "created_at"),)

@@ -285,11 +285,16 @@ async def complete_refund(session: AsyncSession, *, refund_id: uuid.UUID, at: da
         return False
     refund = await session.get(Refund, refund_id, populate_existing=True)
     assert refund is not None
+    # A payment in review is refunded whole: what the provider reported (see `review`).
     await session.execute(
         update(Payment)
-        .where(Payment.id == refund.payment_id, Payment.status.in_(REFUNDABLE_STATUSES))
+        .where(
+            Payment.id == refund.payment_id,
+            Payment.status.in_((*REFUNDABLE_STATUSES, PaymentStatus.NEEDS_REVIEW)),
+        )
         .values(
             status=case(
+                (Payment.status == PaymentStatus.NEEDS_REVIEW.value, PaymentStatus.REFUNDED.value),
                 (Payment.refunded_amount >= Payment.amount, PaymentStatus.REFUNDED.value),
                 else_=PaymentStatus.PARTIALLY_REFUNDED.value,
             ),
@@ -298,7 +303,7 @@ async def complete_refund(session: AsyncSession, *, refund_id: uuid.UUID, at: da
     )
     payment = await session.get(Payment, refund.payment_id, populate_existing=True)
     assert payment is not None
-    fully = payment.refunded_amount >= payment.amount
+    fully = payment.status == PaymentStatus.REFUNDED
     if payment.paid_order:
         await orders_service.mark_refunded(session, order_id=payment.order_id, fully=fully)
     record_event(
