@@ -32,8 +32,8 @@ class TodayPage(ShopPage):
 
     @expose("/shop/today/token", identity="today-token")
     async def token(self, request: Request) -> Response:
-        """A short-lived access token for `/api/v1/ws/admin`, minted for the signed-in staff user: the
-        page's live channel is the API's own, with the API's authorisation."""
+        """A short-lived access token for `/api/v1/ws/admin`, minted for the signed-in staff
+        user: the page's live channel is the API's own, with the API's authorisation."""
         runtime = runtime_of(request)
         staff = staff_of(request)
         token = create_access_token(

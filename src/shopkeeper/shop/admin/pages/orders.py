@@ -129,8 +129,12 @@ class OrdersPage(ShopPage):
                 )
             except DomainError as exc:
                 return failed(request, here, exc)
+            amount_text = money(refund.amount, refund.currency)
             notify(
-                request, f"Refund of {money(refund.amount, refund.currency)} is {refund.status}."
+                request,
+                f"Refunded {amount_text}."
+                if refund.status == "succeeded"
+                else f"Refund of {amount_text} is {refund.status} at the provider.",
             )
         return back(request, here)
 
