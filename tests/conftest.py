@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 import socket
@@ -232,6 +233,8 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
             continue
         if hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
+        if isinstance(value, list):
+            value = json.dumps(value)
         env[f"SHOPKEEPER_{name.upper()}"] = (
             str(value).lower() if isinstance(value, bool) else str(value)
         )

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from shopkeeper import __version__
@@ -22,6 +23,7 @@ from shopkeeper.core.observability import (
     configure_logging,
 )
 from shopkeeper.core.openapi import install_truthful_openapi
+from shopkeeper.core.pages import router as pages_router
 from shopkeeper.core.response_cache import CachedReadsApp
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings, get_settings
@@ -38,6 +40,8 @@ from shopkeeper.shop.promotions.api import router as promotions_router
 from shopkeeper.shop.shipping.api import router as shipping_router
 
 API_PREFIX = "/api/v1"
+# What a browser script on an allowed origin may read of our answers besides the simple ones.
+CORS_EXPOSED_HEADERS = ["ETag", "Location", "Retry-After", "X-Cart-Token", "X-Request-ID"]
 
 log = structlog.get_logger(__name__)
 
@@ -76,12 +80,16 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         version=__version__,
         summary="E-commerce backend: catalog, inventory, carts, checkout, orders, payments.",
         lifespan=lifespan,
+        # Served by core.pages from the vendored copies: no CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.sign_in_hooks = [carts_service.merge_cart_at_sign_in]
     install_error_handlers(app)
     install_truthful_openapi(app)
     app.include_router(health_router)
+    app.include_router(pages_router)
     for router in (
         users_router,
         catalog_router,
@@ -114,6 +122,17 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, exempt_prefixes=exempt
     )
     app.add_middleware(RequestContextMiddleware)
+    if settings.cors_origins:
+        # Outermost, so that preflights and error answers carry the CORS headers too.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=CORS_EXPOSED_HEADERS,
+            max_age=600,
+        )
+        app.answer_cached_for_cors = False
     # A cached public read is answered before anything else runs (see core.response_cache).
     app.cached_prefixes = (f"{API_PREFIX}/products", f"{API_PREFIX}/categories")
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Mapping
 
 from fastapi import APIRouter, Response
 from sqlalchemy import text
@@ -17,12 +18,19 @@ READINESS_TIMEOUT_SECONDS = 2.0
 
 
 async def check_dependencies(runtime: Runtime) -> dict[str, str]:
-    """Each configured dependency mapped to "ok" or the reason it failed."""
+    """Each configured dependency mapped to "ok" or the reason it failed; the schema is checked
+    once the database answers (a database that is down is one failure, not two)."""
     checks = {
         "database": _check_database(runtime),
-        "migrations": _check_migrations(runtime),
         **{name: check() for name, check in runtime.readiness_checks.items()},
     }
+    results = await _run_checks(checks)
+    if results["database"] == "ok":
+        results.update(await _run_checks({"migrations": _check_migrations(runtime)}))
+    return results
+
+
+async def _run_checks(checks: Mapping[str, Awaitable[object]]) -> dict[str, str]:
     results: dict[str, str] = {}
     for name, check in checks.items():
         try:

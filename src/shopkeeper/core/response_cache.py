@@ -67,17 +67,25 @@ class CachedReadsApp(FastAPI):
     its middleware stack or routes. Everything else takes the ordinary way."""
 
     cached_prefixes: tuple[str, ...] = ()
+    answer_cached_for_cors: bool = True
+    """False when CORS is on: a request with an `Origin` then takes the ordinary way, through
+    the CORS middleware, so its answer carries the headers the browser needs."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] == "http"
             and scope["method"] in ("GET", "HEAD")
             and scope["path"].startswith(self.cached_prefixes)
+            and (self.answer_cached_for_cors or not _has_origin(scope))
         ):
             runtime = getattr(self.state, "runtime", None)
             if runtime is not None and await answer_from_cache(runtime.cache, scope, send):
                 return
         await super().__call__(scope, receive, send)
+
+
+def _has_origin(scope: Scope) -> bool:
+    return any(name == b"origin" for name, _ in scope["headers"])
 
 
 async def answer_from_cache(cache: Cache, scope: Scope, send: Send) -> bool:

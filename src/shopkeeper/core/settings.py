@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Values copied from examples must never run a real shop.
 PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "dev", "development", "test"})
@@ -75,7 +76,9 @@ class Settings(BaseSettings):
     """Proxies (addresses or CIDRs, comma-separated, `*` for any) whose X-Forwarded-For and
     X-Forwarded-Proto `serve` believes; everyone else's are ignored, so clients cannot spoof
     their address past the login rate limits."""
-    cors_origins: list[str] = Field(default_factory=list)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Browser origins allowed to call the API (`https://shop.example,https://admin.example`,
+    or a JSON list); empty: no cross-origin access."""
     log_level: str = "INFO"
     log_json: bool = True
     cache_ttl_seconds: int = 300
@@ -234,6 +237,16 @@ class Settings(BaseSettings):
                 "sqlite:/// (runs on aiosqlite)"
             )
         return f"{driver}://{rest}"
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins_from_a_list_or_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [origin.strip().rstrip("/") for origin in text.split(",") if origin.strip()]
+        return value
 
     @field_validator("currency")
     @classmethod

@@ -219,7 +219,7 @@ async def test_concurrent_archives_never_leave_a_product_without_variants(
 
 
 @pytest.mark.usefixtures("fresh_redis_namespace")
-async def test_a_variant_change_on_one_server_is_visible_at_once_on_another(
+async def test_catalog_edits_on_one_server_are_visible_at_once_on_another(
     runtime: Runtime,
     client: httpx.AsyncClient,
     settings_factory: Callable[..., Settings],
@@ -263,3 +263,19 @@ async def test_a_variant_change_on_one_server_is_visible_at_once_on_another(
         ).status_code == 204
         listed = (await http.get(second + "/api/v1/products")).json()["items"][0]
         assert second_sku not in [v["sku"] for v in listed["variants"]]
+
+        # Categories too: a rename and an archive on one server, read at once on the other.
+        made = await http.post(f"{first}/api/v1/categories", json={"name": "Mugs"}, headers=staff)
+        category = made.json()
+        for base in (first, second):
+            assert (await http.get(base + "/api/v1/categories")).json() == [category]
+        renamed = await http.patch(
+            f"{second}/api/v1/categories/{category['id']}", json={"name": "Cups"}, headers=staff
+        )
+        assert renamed.status_code == 200
+        assert [c["name"] for c in (await http.get(first + "/api/v1/categories")).json()] == [
+            "Cups"
+        ]
+        archived = await http.delete(f"{first}/api/v1/categories/{category['id']}", headers=staff)
+        assert archived.status_code == 204
+        assert (await http.get(second + "/api/v1/categories")).json() == []
