@@ -119,7 +119,11 @@ async def test_an_operator_runs_the_shop_from_the_admin(
         feed = page.locator("#live-feed")
         await expect(feed).to_contain_text(f"New order {live_order['number']}")
         await expect(feed).to_contain_text(f"Order {live_order['number']} is paid")
-        await expect(page.get_by_role("link", name=live_order["number"]).first).to_be_visible()
+        # ...and the figures follow it.
+        await expect(page.locator("[data-stat=orders]")).to_have_text("3")
+        await expect(
+            page.locator("#recent").get_by_role("link", name=live_order["number"])
+        ).to_be_visible()
         await screenshot(page, "admin-home")
 
         # A new price for the blue mug, on the product page with its variants and stock.
@@ -153,6 +157,8 @@ async def test_an_operator_runs_the_shop_from_the_admin(
 
         # Ship the paid order, with its tracking number.
         await page.get_by_role("link", name="Orders").first.click()
+        await expect(page.locator("#orders")).to_contain_text(in_review["number"])
+        await screenshot(page, "admin-orders")
         await page.get_by_role("link", name=paid["number"]).click()
         await expect(page.locator("#address")).to_contain_text("London")
         await expect(page.locator("#lines")).to_contain_text("Enamel mug")
@@ -167,12 +173,12 @@ async def test_an_operator_runs_the_shop_from_the_admin(
 
         # The payment in review: the provider captured 20.00 for an order of 30.00; accept it.
         await page.get_by_role("link", name="Payments to review").click()
-        item = page.locator(f"tr[data-payment='{review_payment['id']}']")
+        item = page.locator(f"tbody[data-payment='{review_payment['id']}']")
         await expect(item).to_contain_text(in_review["number"])
         await expect(item).to_contain_text("20.00 USD")
         await screenshot(page, "admin-review")
         await item.get_by_label("Note").fill("customer paid the rest by bank transfer")
-        await item.get_by_role("button", name="Accept").click()
+        await item.get_by_role("button", name="Accept 20.00 USD").click()
         await expect(page.locator("[data-notice]")).to_contain_text("Accepted")
         await expect(page.locator("#review")).to_contain_text("Nothing to review.")
         resolved = await payment_of(api, customer, review_payment["id"])

@@ -88,8 +88,20 @@ async def test_a_viewer_sees_the_shop_but_changes_nothing(
     )
     assert "needs shop:write" in _notice(stock_page)
     assert await stock_of(client, staff_headers, sku) == before
+    other = await new_order(customer_headers)
+    in_review = await start_payment(client, customer_headers, other["id"], "sandbox")
+    callback = sandbox_callback(in_review, amount=1)
+    assert (await deliver(client, "sandbox", *callback)).status_code == 200
     review = await client.get("/admin/shop/review")
-    assert "needs payments:refund" in review.text or "Nothing to review." in review.text
+    assert other["number"] in review.text and "0.01 USD" in review.text
+    assert "Deciding needs payments:refund." in review.text and ">Accept" not in review.text
+    accepted = await client.post(
+        f"/admin/shop/review/{in_review['id']}/accept", follow_redirects=True
+    )
+    assert "needs payments:refund" in _notice(accepted)
+    assert (await payment_of(client, customer_headers, in_review["id"]))["status"] == (
+        "needs_review"
+    )
 
 
 async def test_staff_refund_cancel_and_refused_transitions_go_through_the_services(
