@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 import httpx
+from sqlalchemy import event
 
 from shopkeeper.accounts.models import User, UserRole
 from shopkeeper.core.runtime import Runtime
@@ -171,3 +172,35 @@ async def test_a_price_that_is_not_money_is_refused(
         f"/admin/shop/variants/{sku}/edit", data={"price": "9,99"}, follow_redirects=True
     )
     assert _notice(page) == f"{sku} now sells at 9.99 USD."
+
+
+async def _statements(runtime: Runtime, client: httpx.AsyncClient, path: str) -> int:
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    engine = runtime.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        response = await client.get(path)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert response.status_code == 200, response.text
+    return len(statements)
+
+
+async def test_the_pages_read_in_a_fixed_number_of_statements(
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    customer_headers: dict[str, str],
+    new_order: OrderFactory,
+) -> None:
+    await _staff(runtime, client, "shop_staff")
+    paths = ["/admin/shop/today", "/admin/shop/orders", "/admin/shop/products", "/admin/shop/stock"]
+    await _paid_order(client, customer_headers, new_order)
+    few = [await _statements(runtime, client, path) for path in paths]
+    for _ in range(4):
+        await _paid_order(client, customer_headers, new_order)
+    many = [await _statements(runtime, client, path) for path in paths]
+    assert many == few
