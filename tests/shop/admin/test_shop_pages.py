@@ -123,10 +123,14 @@ async def test_staff_refund_cancel_and_refused_transitions_go_through_the_servic
 
     # A partial refund, typed as money, then the rest.
     url = f"/admin/shop/orders/{paid['id']}/payments/{payment['id']}/refund"
-    part = await client.post(
-        url, data={"amount": "5.00", "reason": "chipped"}, follow_redirects=True
-    )
+    form = {"amount": "5.00", "reason": "chipped", "once": uuid.uuid4().hex}
+    part = await client.post(url, data=form, follow_redirects=True)
     assert _notice(part) == "Refunded 5.00 USD."
+    # The same form sent again (a double click, a reload) refunds nothing more.
+    again = await client.post(url, data=form, follow_redirects=True)
+    assert _notice(again) == "Refunded 5.00 USD."
+    refunded = (await payment_of(client, customer_headers, payment["id"]))["refunded"]
+    assert refunded == {"amount": 500, "currency": "USD"}
     assert await order_status(client, customer_headers, paid["id"]) == "partially_refunded"
     bad = await client.post(url, data={"amount": "5.001"}, follow_redirects=True)
     assert _notice(bad) == "'5.001' is not an amount in USD."

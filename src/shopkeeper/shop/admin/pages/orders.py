@@ -4,6 +4,9 @@ function the API's route calls, so the same transitions are allowed and the same
 
 from __future__ import annotations
 
+import re
+import uuid
+
 from sqladmin import expose
 from starlette.requests import Request
 from starlette.responses import Response
@@ -28,6 +31,7 @@ from shopkeeper.shop.orders.state import ALLOWED_TRANSITIONS, OrderStatus
 from shopkeeper.shop.payments import service as payments_service
 from shopkeeper.shop.payments.models import Payment, PaymentStatus
 
+ONCE = re.compile(r"[0-9a-f]{32}")
 REFUNDABLE = {PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED}
 TRACKING_MAX = 100
 
@@ -81,6 +85,8 @@ class OrdersPage(ShopPage):
             can_deliver=OrderStatus.DELIVERED in nxt,
             can_cancel=OrderStatus.CANCELLED in nxt,
             refundable={p.id for p in detail.payments if _refundable(p)},
+            # One key per rendered form: a double click or a resubmitted page refunds once.
+            once=uuid.uuid4().hex,
         )
 
     @expose("/shop/orders/{order_id}/ship", methods=["POST"], identity="order-ship")
@@ -119,6 +125,8 @@ class OrdersPage(ShopPage):
                 notify(request, f"{raw!r} is not an amount in {payment.currency}.", "danger")
                 return back(request, here)
             reason = str(form.get("reason") or "").strip()[:200] or "requested"
+            once = str(form.get("once") or "")
+            dedup_key = f"admin-{once}" if ONCE.fullmatch(once) else None
             try:
                 refund = await payments_service.refund_payment(
                     session,
@@ -126,6 +134,7 @@ class OrdersPage(ShopPage):
                     amount=amount,
                     settings=runtime.settings,
                     reason=reason,
+                    dedup_key=dedup_key,
                 )
             except DomainError as exc:
                 return failed(request, here, exc)
