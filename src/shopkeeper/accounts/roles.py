@@ -23,6 +23,8 @@ PERMISSIONS: frozenset[str] = frozenset(
 ROLES: dict[str, frozenset[str]] = {
     "admin": PERMISSIONS,
     "shop_staff": frozenset({"shop:read", "shop:write", "payments:refund"}),
+    # Sees the shop's back office (orders, stock, payments) and changes nothing.
+    "shop_viewer": frozenset({"shop:read"}),
     "log_reader": frozenset({"logs:read"}),
     "log_admin": frozenset({"logs:read", "logs:admin"}),
     "crawl_operator": frozenset({"crawl:read", "crawl:write"}),

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, cast
 
 import structlog
 from fastapi import FastAPI
 from sqladmin import Admin
 from sqladmin.audit import AuditBackend, AuditEntry
-from sqladmin.authentication import get_current_user_id
+from sqladmin.authentication import get_current_user_id, login_required
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.middleware import Middleware
 from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings
 from shopkeeper.shop.admin.auth import StaffAuthentication
+from shopkeeper.shop.admin.pages import add_shop_pages
 from shopkeeper.shop.admin.views import OutboxEventAdmin, UserAdmin, domain_views
 
 ADMIN_PATH = "/admin"
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "admin"
 
 audit_log = structlog.get_logger("shopkeeper.shop.admin.audit")
 
@@ -76,10 +80,18 @@ class AdminRouteLabel:
             scope["shopkeeper.route"] = ADMIN_PATH + str(route)
 
 
+class ShopAdmin(Admin):
+    """sqladmin with the shop's day as its home page."""
+
+    @login_required
+    async def index(self, request: Request) -> Response:
+        return RedirectResponse(request.url_for("admin:view-today"), status_code=302)
+
+
 def mount_admin(app: FastAPI, settings: Settings) -> Admin:
     sessions = RuntimeSessions(app)
     authentication = StaffAuthentication(settings, sessions.runtime)
-    admin = Admin(
+    admin = ShopAdmin(
         app,
         session_maker=cast(async_sessionmaker[AsyncSession], sessions),
         base_url=ADMIN_PATH,
@@ -87,8 +99,10 @@ def mount_admin(app: FastAPI, settings: Settings) -> Admin:
         middlewares=[Middleware(AdminRouteLabel)],
         authentication_backend=authentication,
         audit_backend=StructlogAudit(),
+        templates_dir=str(TEMPLATES),
     )
     authentication.admin = admin
+    add_shop_pages(admin)
     admin.add_view(UserAdmin)
     views, _missing = domain_views()
     for view in views:

@@ -17,7 +17,7 @@ from shopkeeper.accounts.service import normalize_email
 from shopkeeper.core.errors import RateLimited
 from shopkeeper.core.hashing import verify_password_off_loop
 from shopkeeper.core.runtime import Runtime
-from shopkeeper.core.security import hash_token
+from shopkeeper.core.security import Principal, hash_token
 from shopkeeper.core.settings import Settings
 from shopkeeper.shop.access import READ
 
@@ -62,7 +62,9 @@ class StaffAuthentication(AuthenticationBackend):
 
     async def login(self, request: Request) -> Response | bool:
         form = await request.form()
-        email = normalize_email(str(form.get("username") or ""))
+        # The form's field is "email"; "username" is what sqladmin's own form (and older
+        # scripts) send.
+        email = normalize_email(str(form.get("email") or form.get("username") or ""))
         password = str(form.get("password") or "")
         address = request.client.host if request.client else "unknown"
         runtime = self.runtime()
@@ -117,6 +119,9 @@ class StaffAuthentication(AuthenticationBackend):
         ):
             request.session.clear()
             return False
+        # What this user may do, for the pages to decide what to show and allow.
+        request.state.staff = Principal(user_id=user.id, permissions=permissions_of(user.roles))
+        request.state.staff_name = user.full_name or user.email
         return True
 
     async def _refuse(
