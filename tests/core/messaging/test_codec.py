@@ -123,6 +123,13 @@ def _events_of(event_type: type) -> st.SearchStrategy[Any]:
             overrides[field.name] = int64
         elif hints[field.name] == int | None:
             overrides[field.name] = st.none() | int64
+        # Infinities round-trip; NaN does too, but is never equal to itself.
+        elif hints[field.name] is float:
+            overrides[field.name] = st.floats(allow_nan=False)
+        elif hints[field.name] == float | None:
+            overrides[field.name] = st.none() | st.floats(allow_nan=False)
+        elif dataclasses.is_dataclass(hints[field.name]):
+            overrides[field.name] = _events_of(hints[field.name])
     return st.builds(event_type, **overrides)
 
 

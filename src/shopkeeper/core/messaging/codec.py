@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import types
 import typing
 import uuid
@@ -46,6 +47,9 @@ def _jsonable(value: Any) -> Any:
         return str(value)
     if isinstance(value, datetime | date | time):
         return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        # JSON has no Infinity or NaN (orjson writes null); a metric can be either.
+        return str(value)  # "inf", "-inf", "nan": float() reads them back
     if isinstance(value, Mapping):
         return {str(_jsonable(key)): _jsonable(item) for key, item in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
@@ -160,6 +164,7 @@ def _convert_generic(origin: Any, args: tuple[Any, ...], value: Any, path: str) 
     return items
 
 
+_NON_FINITE = frozenset({"inf", "-inf", "nan"})
 _PARSERS: dict[type, Callable[[Any], Any]] = {
     uuid.UUID: lambda value: uuid.UUID(value),
     datetime: datetime.fromisoformat,
@@ -181,6 +186,8 @@ def _convert_scalar(hint: type, value: Any, path: str) -> Any:
         if issubclass(hint, enum.Enum):
             return hint(value)
         if hint is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if hint is float and value in _NON_FINITE:
             return float(value)
     except (ValueError, TypeError) as exc:
         raise EventDecodeError(f"{path}: {value!r} is not a valid {hint.__name__}: {exc}") from exc
