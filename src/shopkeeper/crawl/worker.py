@@ -38,6 +38,7 @@ from shopkeeper.crawl.context import CrawlContext
 from shopkeeper.crawl.extract import XML_TYPES, extract
 from shopkeeper.crawl.fetch import Fetcher, FetchResult
 from shopkeeper.crawl.frontier import HostPolicy, Lease, NewURL
+from shopkeeper.crawl.jobs.runner import JobRunner
 from shopkeeper.crawl.models import Crawl, CrawlStatus, PageState, Worker
 from shopkeeper.crawl.politeness import (
     Complete,
@@ -147,10 +148,18 @@ class CrawlWorker:
             asyncio.create_task(self._renew_loop()),
             asyncio.create_task(self._housekeeping_loop()),
         ]
+        jobs: asyncio.Task[None] | None = None
+        slots = self.context.settings.crawl_job_slots
+        if slots:
+            runner = JobRunner(self.context, name=self._token, slots=slots)
+            jobs = asyncio.create_task(runner.run(stop))
         log.info("crawl_worker_started", worker=self.name, concurrency=self.concurrency)
         try:
             await self._lease_loop(stop)
         finally:
+            if jobs is not None:
+                stop.set()
+                await asyncio.gather(jobs, return_exceptions=True)
             await self._drain(self.lease_seconds if drain_seconds is None else drain_seconds)
             for task in loops:
                 task.cancel()
