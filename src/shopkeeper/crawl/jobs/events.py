@@ -4,8 +4,8 @@ not in `shopkeeper.contracts`)."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from dataclasses import dataclass
+from datetime import datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,7 +64,9 @@ class Run:
     async def wait_idle(self, poll_s: float = 0.2) -> None:
         if self.crawl_id is None:
             return
-        while not await crawls.is_idle(self.context, self.crawl_id):
+        while True:  # the frontier has no "idle" notification: poll it
+            if await crawls.is_idle(self.context, self.crawl_id):
+                return
             await asyncio.sleep(poll_s)
 
 

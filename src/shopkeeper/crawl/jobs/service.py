@@ -28,7 +28,7 @@ from shopkeeper.core.messaging.events import record_event
 from shopkeeper.crawl.jobs.events import CrawlJobQueued
 from shopkeeper.crawl.jobs.models import ENDED_JOB, LIVE_JOB, Job, JobItem, JobStatus
 
-TOKEN_PREFIX = "sjt_"
+TOKEN_PREFIX = "sjt_"  # noqa: S105 - a marker, not a secret
 
 
 class JobNotFound(NotFound):
@@ -153,7 +153,7 @@ async def list_items(
     return page, (encode_cursor(page[-1].id) if len(items) > limit else None)
 
 
-# --- cancel, retry ---------------------------------------------------------------------------------
+# --- cancel, retry -------------------------------------------------------------------------
 
 
 async def cancel_job(db: Database, *, job_id: uuid.UUID) -> Job:
@@ -227,7 +227,7 @@ async def has_live_job(session: AsyncSession, schedule_id: uuid.UUID) -> bool:
     return found is not None
 
 
-# --- runners -----------------------------------------------------------------------------------------
+# --- runners -----------------------------------------------------------------------------
 
 
 async def claim(db: Database, *, worker: str, limit: int, lease_seconds: float) -> list[Claimed]:
