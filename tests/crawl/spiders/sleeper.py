@@ -18,6 +18,9 @@ request = urllib.request.Request(
 )
 if args.get("report"):
     urllib.request.urlopen(request, timeout=10).read()
+if args.get("pidfile"):
+    with open(f"{args['pidfile']}.{os.environ['SHOPKEEPER_JOB_ATTEMPT']}", "w") as out:
+        out.write(str(os.getpid()))
 print(f"attempt {os.environ['SHOPKEEPER_JOB_ATTEMPT']} sleeping", flush=True)
 time.sleep(float(args.get("seconds", 1)))
 print("done", flush=True)
