@@ -55,8 +55,8 @@ def spiders_file(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def crawl_overrides(spiders_file: Path) -> dict[str, Any]:
+def crawl_settings(spiders_file: Path) -> dict[str, Any]:
+    """Short leases and heartbeats, the test spiders."""
     return {
         "crawl_lease_seconds": 3.0,
         "crawl_heartbeat_seconds": 0.5,
@@ -67,6 +67,11 @@ def crawl_overrides(spiders_file: Path) -> dict[str, Any]:
         "crawl_spiders_file": spiders_file,
         "crawl_schedule_tick_seconds": 0.1,
     }
+
+
+@pytest.fixture
+def crawl_overrides(spiders_file: Path) -> dict[str, Any]:
+    return crawl_settings(spiders_file)
 
 
 @pytest.fixture

@@ -95,5 +95,3 @@ politeness = {{delay_ms = {DELAY_MS}}}
     gaps = gaps_by_host(requests)[host]
     assert min(gaps) >= DELAY_MS / 1000 - CLOCK_SLACK_S, sorted(gaps)[:5]
     assert max(r.in_flight for r in requests) == 1
-
-

@@ -16,6 +16,7 @@ from shopkeeper.crawl.context import Crawler
 from shopkeeper.crawl.jobs import crawls, service
 from shopkeeper.crawl.jobs.auth import RunningJob
 from shopkeeper.crawl.jobs.models import Job
+from shopkeeper.crawl.jobs.runner import LOG_SERVICE
 from shopkeeper.crawl.schedules.schemas import (
     JobItemOut,
     JobItemPage,
@@ -181,5 +182,11 @@ async def report_progress(
     if body.stats:
         await service.merge_stats(crawler.db, job_id=job.id, stats=body.stats)
     if body.message:
-        log.info("spider_progress", job_id=str(job.id), spider=job.spider, message=body.message)
+        log.info(
+            "spider_progress",
+            service=LOG_SERVICE,
+            job_id=str(job.id),
+            spider=job.spider,
+            message=body.message,
+        )
     return job_out(await service.get_job(crawler.db, job_id=job.id))

@@ -32,6 +32,9 @@ from shopkeeper.crawl.spiders.base import SpiderSpec
 log = structlog.get_logger("shopkeeper.crawl.jobs")
 
 TICK_S = 0.25
+LOG_SERVICE = "crawl"
+"""A job's log lines carry `service="crawl"` and `job_id`: the logs system files them under
+service `crawl` (see docs/crawl.md, "A job's logs")."""
 CRAWL_POLL_S = 0.5
 
 
@@ -152,7 +155,9 @@ class JobRunner:
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
     async def _execute(self, job: Job, token: str) -> None:
-        job_log = log.bind(job_id=str(job.id), attempt=job.attempts, spider=job.spider)
+        job_log = log.bind(
+            service=LOG_SERVICE, job_id=str(job.id), attempt=job.attempts, spider=job.spider
+        )
         job_log.info(
             "crawl_job_started", worker=self.name, crawl_id=job.crawl_id and str(job.crawl_id)
         )
