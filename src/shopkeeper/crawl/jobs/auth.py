@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
 from fastapi.security import HTTPBearer
 
 from shopkeeper.core.errors import Unauthorized
@@ -14,6 +14,8 @@ from shopkeeper.crawl.context import Crawler
 from shopkeeper.crawl.jobs import service
 from shopkeeper.crawl.jobs.models import Job
 
+JOB_SCOPE = "crawl:job"
+"""Not a permission any key holds: the job's own run token (its endpoints only)."""
 job_bearer = HTTPBearer(auto_error=False, scheme_name="JobToken", description="A job's run token")
 
 
@@ -21,7 +23,8 @@ async def running_job(
     job_id: uuid.UUID,
     request: Request,
     crawler: Crawler,
-    _scheme: Annotated[object, Depends(job_bearer)] = None,
+    # Declares the scheme in OpenAPI; the "scope" names what the token is good for.
+    _scheme: Annotated[object, Security(job_bearer, scopes=[JOB_SCOPE])] = None,
 ) -> Job:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     token = token.strip()

@@ -181,7 +181,8 @@ async def cancel_job(db: Database, *, job_id: uuid.UUID) -> Job:
 
 
 async def retry_job(db: Database, *, job_id: uuid.UUID) -> Job:
-    """An ended job (failed, dead, cancelled, succeeded) runs again: queued, attempts anew."""
+    """An ended job (failed, dead, cancelled, succeeded) runs again: queued, attempts anew, with
+    a crawl of its own (its previous crawl and items stay as they were)."""
     async with db.session() as session:
         result = await session.execute(
             update(Job)
@@ -193,6 +194,7 @@ async def retry_job(db: Database, *, job_id: uuid.UUID) -> Job:
                 lease_expires_at=None,
                 cancel_requested=False,
                 token_hash=None,
+                crawl_id=None,
                 error=None,
                 started_at=None,
                 finished_at=None,
