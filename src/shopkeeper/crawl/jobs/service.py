@@ -27,6 +27,7 @@ from shopkeeper.core.errors import Conflict, InvalidInput, NotFound, Unauthorize
 from shopkeeper.core.messaging.events import record_event
 from shopkeeper.crawl.jobs.events import CrawlJobQueued
 from shopkeeper.crawl.jobs.models import ENDED_JOB, LIVE_JOB, Job, JobItem, JobStatus
+from shopkeeper.crawl.schedules.models import Schedule
 
 TOKEN_PREFIX = "sjt_"  # noqa: S105 - a marker, not a secret
 
@@ -234,33 +235,52 @@ async def has_live_job(session: AsyncSession, schedule_id: uuid.UUID) -> bool:
 
 async def claim(db: Database, *, worker: str, limit: int, lease_seconds: float) -> list[Claimed]:
     """Up to `limit` queued jobs, oldest first, each won by a conditional update (two runners
-    reaching the same job: one gets it). A job of a `queue` schedule waits while an earlier job
-    of its schedule runs."""
+    reaching the same job: one gets it). A schedule's jobs run one at a time, in order: a job
+    waits while another job of its schedule runs or an older one is queued (the schedule's row
+    is locked for the claim on PostgreSQL, so two runners cannot start two of its jobs)."""
     if limit <= 0:
         return []
-    running = aliased(Job)
-    earlier_running = exists().where(
-        running.schedule_id == Job.schedule_id, running.status == JobStatus.RUNNING
-    )
     query = (
-        select(Job.id)
+        select(Job.id, Job.schedule_id)
         .where(Job.status == JobStatus.QUEUED)
-        .where(or_(Job.schedule_id.is_(None), ~earlier_running))
         .order_by(Job.created_at, Job.id)
-        .limit(limit * 2)
+        .limit(limit * 4)
     )
     claimed: list[Claimed] = []
     async with db.session() as session:
-        candidates = list(await session.scalars(query))
-    for job_id in candidates:
+        candidates = [(row[0], row[1]) for row in await session.execute(query)]
+    for job_id, schedule_id in candidates:
         if len(claimed) >= limit:
             break
         token = TOKEN_PREFIX + secrets.token_urlsafe(24)
         now = utcnow()
+        condition = [Job.id == job_id, Job.status == JobStatus.QUEUED]
         async with db.session() as session:
+            if schedule_id is not None:
+                if not db.is_sqlite:  # SQLite runs one writer at a time anyway
+                    await session.execute(
+                        select(Schedule.id).where(Schedule.id == schedule_id).with_for_update()
+                    )
+                other = aliased(Job)
+                condition.append(
+                    ~exists().where(
+                        other.schedule_id == schedule_id,
+                        other.id != job_id,
+                        or_(
+                            other.status == JobStatus.RUNNING,
+                            and_(
+                                other.status == JobStatus.QUEUED,
+                                or_(
+                                    other.created_at < Job.created_at,
+                                    and_(other.created_at == Job.created_at, other.id < Job.id),
+                                ),
+                            ),
+                        ),
+                    )
+                )
             result = await session.execute(
                 update(Job)
-                .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+                .where(*condition)
                 .values(
                     status=JobStatus.RUNNING,
                     worker=worker,
@@ -270,6 +290,7 @@ async def claim(db: Database, *, worker: str, limit: int, lease_seconds: float) 
                     started_at=now,
                     error=None,
                 )
+                .execution_options(synchronize_session=False)
             )
             await session.commit()
             if affected_rows(result) == 1:
