@@ -155,7 +155,8 @@ class JobRunner:
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
     async def _execute(self, job: Job, token: str) -> None:
-        job_log = log.bind(
+        # A fresh logger per job: it follows the process's logging configuration as it is now.
+        job_log = structlog.get_logger("shopkeeper.crawl.jobs").bind(
             service=LOG_SERVICE, job_id=str(job.id), attempt=job.attempts, spider=job.spider
         )
         job_log.info(
