@@ -39,7 +39,8 @@ async def open_job_crawl(
     async with context.db.session() as session:
         session.add(crawl)
         await session.commit()
-    await context.frontier.set_crawl_active(crawl.id, True)
+    if spec.fetched_by_workers:
+        await context.frontier.set_crawl_active(crawl.id, True)
     await add_requests(context, crawl_id=crawl.id, urls=spec.start_urls)
     return crawl.id
 

@@ -10,6 +10,8 @@ from typing import Any, Literal, Protocol
 
 from structlog.typing import FilteringBoundLogger
 
+from shopkeeper.crawl.context import CrawlContext
+
 SpiderKindName = Literal["python", "command", "scrapy"]
 
 
@@ -33,6 +35,10 @@ class SpiderSpec:
     """Queued when the job's crawl is created."""
     max_attempts: int = 3
     """Runs of a job (a lost worker's run is retried up to this many)."""
+    fetched_by_workers: bool = True
+    """False: the job's crawl is kept inactive, so the crawl workers leave its URLs alone and the
+    spider leases them itself (`run.context.frontier.lease(crawl_id=...)`, under the same
+    per-host slots), e.g. a Scrapy downloader."""
     options: Mapping[str, Any] = field(default_factory=dict)
     """The kind's own settings (`command`, `env`, `entry_point`, a Scrapy project ...)."""
 
@@ -52,6 +58,8 @@ class JobRun(Protocol):
     """The API's base, e.g. `http://127.0.0.1:8000/api/v1`."""
     cancelled: asyncio.Event
     log: FilteringBoundLogger
+    context: CrawlContext
+    """The worker's database, frontier and settings, for kinds that run inside the worker."""
 
     async def add_requests(self, urls: Sequence[str]) -> int:
         """Queue URLs in the job's crawl (in scope, not seen before); how many were new."""
@@ -99,5 +107,6 @@ def spec_from_config(name: str, kind: str, entry: Mapping[str, Any], **options: 
         extract=dict(entry.get("extract", {"links": False})),
         start_urls=tuple(start),
         max_attempts=int(entry.get("max_attempts", 3)),
+        fetched_by_workers=bool(entry.get("fetched_by_workers", True)),
         options=options,
     )
