@@ -43,6 +43,8 @@ scope = {{allow = ["{crawl_site.authority("shop")}"]}}
         )
     assert job["status"] == "succeeded", job
     assert job["crawl_id"] is not None
+    assert job["stats"]["items"] == len(PRODUCTS)
+    assert job["stats"]["crawl"]["fetched"] == job["stats"]["crawl"]["seen"] > len(PRODUCTS)
 
     items = (await client.get(f"{API}/jobs/{job['id']}/items", params={"limit": 100})).json()
     by_url = {item["data"]["url"]: item["data"] for item in items["items"]}

@@ -195,6 +195,8 @@ class JobRunner:
         if crawl_id is not None:
             view = await crawl_service.get_crawl(self.context, crawl_id=crawl_id)
             stats = {"crawl": view.stats, **stats}
+        if job.spider is not None:
+            stats = {"items": await service.count_items(self.context.db, job_id=job.id), **stats}
         recorded = await service.finish(
             self.context.db,
             job_id=job.id,

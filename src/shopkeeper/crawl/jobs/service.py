@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -420,6 +420,14 @@ async def add_items(db: Database, *, job_id: uuid.UUID, items: Sequence[Mapping[
         session.add_all(JobItem(job_id=job_id, data=dict(item), created_at=now) for item in items)
         await session.commit()
     return len(items)
+
+
+async def count_items(db: Database, *, job_id: uuid.UUID) -> int:
+    async with db.session() as session:
+        count = await session.scalar(
+            select(func.count()).select_from(JobItem).where(JobItem.job_id == job_id)
+        )
+    return int(count or 0)
 
 
 async def running_job_for_token(db: Database, *, job_id: uuid.UUID, token: str) -> Job:
