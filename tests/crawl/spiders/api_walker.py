@@ -46,7 +46,7 @@ while len(fetched := pages()) < added:
     if time.monotonic() > deadline:
         sys.exit("pages never came")
     call("POST", "/progress", {"stats": {"fetched": len(fetched)}})
-    time.sleep(0.5)
+    time.sleep(1.0)
 call("POST", "/items", {"items": [{"url": p["url"], "title": p["title"]} for p in fetched]})
 call("POST", "/progress", {"stats": {"fetched": len(fetched)}, "message": "all fetched"})
 print("done", flush=True)
