@@ -14,7 +14,7 @@ from alembic import op
 from shopkeeper.core.db import UTCDateTime
 
 revision = "0017_shop_staff_operations"
-down_revision = "0015_logs_alerts"
+down_revision = "0016_crawl_schedules"
 branch_labels = None
 depends_on = None
 
