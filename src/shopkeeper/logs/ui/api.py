@@ -155,6 +155,8 @@ async def search_page(
     to: str | None = None,
 ) -> Response:
     context = await _search_context(request, store, viewer, query, range, from_, to)
+    if request.headers.get("hx-target") == "results":  # the search form, by htmx
+        return _page(request, "logs/_results.html", context)
     context["saved"] = await service.saved_searches(session, user_id=viewer.user_id)
     context["token"] = viewer.access_token(_settings(request))
     return _page(request, "logs/search.html", context)

@@ -139,18 +139,7 @@ async def search(store: LogStore, *, tenant: str, query: str, window: Window) ->
         if not isinstance(parse(query), ast.LogQuery):
             raise QueryError("the search takes a log query (a selector and filters), not a metric")
         step = window.step_seconds
-        counts = await service.query_range(
-            store,
-            tenant=tenant,
-            query=f"sum(count_over_time({query} [{step}s]))",
-            start=window.start,
-            end=window.end,
-            step=step * NS,
-            limit=LINES,
-            backward=True,
-        )
-        series = counts.result[0]["values"] if counts.result else []
-        found.histogram = [(int(t), int(float(v))) for t, v in series]
+        found.histogram = await _histogram(store, tenant, query, window, step)
         lines = await service.query_range(
             store,
             tenant=tenant,
@@ -165,6 +154,29 @@ async def search(store: LogStore, *, tenant: str, query: str, window: Window) ->
     except QueryError as exc:
         found.error = str(exc)
     return found
+
+
+async def _histogram(
+    store: LogStore, tenant: str, query: str, window: Window, step: int
+) -> list[tuple[int, int]]:
+    """Lines per step over the whole window, empty steps included, on whole steps of the
+    clock (a point at t counts the lines of (t - step, t])."""
+    step_ns = step * NS
+    first = (window.start // step_ns + 1) * step_ns
+    last = -(-window.end // step_ns) * step_ns
+    counts = await service.query_range(
+        store,
+        tenant=tenant,
+        query=f"sum(count_over_time({query} [{step}s]))",
+        start=first,
+        end=last,
+        step=step_ns,
+        limit=LINES,
+        backward=True,
+    )
+    series = counts.result[0]["values"] if counts.result else []
+    by_second = {round(float(t)): int(float(v)) for t, v in series}
+    return [(t // NS, by_second.get(t // NS, 0)) for t in range(first, last + 1, step_ns)]
 
 
 def selector_of(stream: dict[str, str]) -> str:
