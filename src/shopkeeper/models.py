@@ -10,6 +10,7 @@ from shopkeeper.crawl.models import Crawl
 from shopkeeper.crawl.models import Page as CrawlPage
 from shopkeeper.crawl.models import Worker as CrawlWorker
 from shopkeeper.crawl.robots_models import CrawlRobots
+from shopkeeper.logs.alerts.models import AlertRule, AlertTransition
 from shopkeeper.shop.carts.models import Cart, CartItem
 from shopkeeper.shop.catalog.models import Category, Product, Variant
 from shopkeeper.shop.inventory.models import StockAllocation, StockLevel, Warehouse
@@ -19,6 +20,8 @@ from shopkeeper.shop.promotions.models import Voucher, VoucherCategory, VoucherC
 from shopkeeper.shop.shipping.models import ShippingMethod, ShippingZone, TaxRate
 
 __all__ = [
+    "AlertRule",
+    "AlertTransition",
     "ApiKey",
     "AppliedProviderEvent",
     "Cart",

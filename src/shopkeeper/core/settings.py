@@ -178,6 +178,14 @@ class Settings(BaseSettings):
     """ClickHouse database holding the `logs` table."""
     logs_retention_days: int = Field(default=14, ge=1)
     """Lines older than this are dropped, by whole daily partitions."""
+    logs_retention_tenant_days: dict[str, int] = Field(default_factory=dict)
+    """Per-tenant retention overriding `logs_retention_days`, as JSON: `{"acme": 30}`."""
+    logs_max_disk_bytes: int | None = Field(default=None, ge=1)
+    """When the log store takes more than this on disk, its oldest daily partitions are dropped
+    (never today's) until it fits; unset: no limit."""
+    logs_alert_webhook_secret: SecretStr | None = None
+    """Key of the HMAC-SHA256 `X-Shopkeeper-Signature` on alert webhooks; unset: a random one
+    kept in `<var_dir>/logs_alert_webhook_secret`."""
     logs_max_body_bytes: int = 16 * 1024 * 1024
     """Largest ingest body, compressed or after decompression; larger ones are 413."""
     logs_max_pending_lines: int = 400_000
@@ -238,7 +246,18 @@ class Settings(BaseSettings):
             self.sandbox_webhook_secret = SecretStr(
                 _embedded_secret(self.var_dir, "sandbox_secret")
             )
+        if self.logs_alert_webhook_secret is None:
+            self.logs_alert_webhook_secret = SecretStr(
+                _embedded_secret(self.var_dir, "logs_alert_webhook_secret")
+            )
+        if any(days < 1 for days in self.logs_retention_tenant_days.values()):
+            raise ValueError("SHOPKEEPER_LOGS_RETENTION_TENANT_DAYS: days must be at least 1")
         return self
+
+    @property
+    def logs_longest_retention_days(self) -> int:
+        """The table keeps lines this long; shorter tenant retentions are applied on top."""
+        return max([self.logs_retention_days, *self.logs_retention_tenant_days.values()])
 
     @property
     def logs_path(self) -> Path:

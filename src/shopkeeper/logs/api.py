@@ -15,7 +15,7 @@ router = APIRouter(prefix=PREFIX)
 router.include_router(ingest_router)
 
 # Parts built beside ingest join when present (the query API, the syslog/buffer status).
-for _module in ("shopkeeper.logs.query.api",):
+for _module in ("shopkeeper.logs.query.api", "shopkeeper.logs.alerts.api"):
     try:
         router.include_router(importlib.import_module(_module).router)
     except ModuleNotFoundError as exc:

@@ -17,14 +17,14 @@ def build_store(settings: Settings) -> LogStore:
         return ServerStore(
             settings.logs_clickhouse_url,
             database=settings.logs_database,
-            retention_days=settings.logs_retention_days,
+            retention_days=settings.logs_longest_retention_days,
         )
     from shopkeeper.logs.store.embedded import EmbeddedStore
 
     return EmbeddedStore(
         settings.logs_path,
         database=settings.logs_database,
-        retention_days=settings.logs_retention_days,
+        retention_days=settings.logs_longest_retention_days,
     )
 
 

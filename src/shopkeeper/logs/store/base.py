@@ -5,9 +5,11 @@ production) carried by the ingest buffer."""
 from __future__ import annotations
 
 import abc
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Literal
 
 import orjson
@@ -163,6 +165,41 @@ class LogStore(abc.ABC):
     @abc.abstractmethod
     async def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
         """A statement without a result (DDL, ALTER, OPTIMIZE)."""
+
+    # Retention (`logs.retention`) works on the daily partitions of this node's table.
+
+    async def partitions(self) -> list[Partition]:
+        """The table's daily partitions, oldest first, with their size on disk."""
+        rows = await self.query(
+            "SELECT partition_id, sum(bytes_on_disk) AS bytes, sum(rows) AS rows "
+            "FROM system.parts WHERE database = {database:String} AND table = {table:String} "
+            "AND active GROUP BY partition_id ORDER BY partition_id",
+            {"database": self.database, "table": schema.TABLE},
+        )
+        return [
+            Partition(id=str(row["partition_id"]), bytes=int(row["bytes"]), rows=int(row["rows"]))
+            for row in rows
+        ]
+
+    async def drop_partition(self, partition_id: str) -> None:
+        if not _PARTITION_ID.fullmatch(partition_id):
+            raise ValueError(f"not a daily partition id: {partition_id!r}")
+        await self.command(f"ALTER TABLE {self.table} DROP PARTITION ID '{partition_id}'")
+
+
+_PARTITION_ID = re.compile(r"[0-9]{8}")
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    id: str
+    """`YYYYMMDD`: the day (UTC) of the lines it holds (`PARTITION BY toDate(timestamp)`)."""
+    bytes: int
+    rows: int
+
+    @property
+    def day(self) -> date:
+        return date(int(self.id[:4]), int(self.id[4:6]), int(self.id[6:]))
 
 
 def _combine(batches: Sequence[Batch]) -> Batch:

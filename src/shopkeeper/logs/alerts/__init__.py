@@ -1,0 +1,1 @@
+"""Alert rules on LogQL metric queries: evaluated by the schedulers, notified through the outbox."""
