@@ -83,6 +83,10 @@ async def ui_server(tmp_path: Path, server_factory: Callable[..., Any]) -> UiSer
         logs_dir=tmp_path / "chdb",
         logs_ship_own_logs=False,
         logs_syslog_port=0,
+        # The embedded serve evaluates alerts itself (its scheduler, its outbox).
+        run_background_in_process=True,
+        scheduler_tick_seconds=0.2,
+        outbox_poll_seconds=0.2,
     )
     database = Database(settings)
     try:
@@ -90,7 +94,7 @@ async def ui_server(tmp_path: Path, server_factory: Callable[..., Any]) -> UiSer
     finally:
         await database.dispose()
     email = await make_user(settings, "log_reader")
-    key = await make_key(settings, scopes=["logs:write"], tenant="default")
+    key = await make_key(settings, scopes=["logs:write", "logs:admin"], tenant="default")
     url = await server_factory(settings)
     server = UiServer(url, email, key)
     await server.ingest(*history(time.time_ns()))
@@ -199,3 +203,51 @@ async def test_live_tail_shows_a_line_sent_during_the_test(page: Page, ui_server
     await screenshot(page, "logs-tail")
     await page.click("#live")
     await expect(page.locator("#tail")).to_be_hidden()
+
+
+async def test_an_alert_shows_as_firing_with_its_history(page: Page, ui_server: UiServer) -> None:
+    rules = [
+        {
+            "name": "checkout timeouts",
+            "query": 'sum(count_over_time({service="checkout"} |= "timeout" [1h]))',
+            "op": ">",
+            "threshold": 5,
+            "for": "0s",
+            "every": "1s",
+            "labels": {"severity": "page"},
+            "notify": [{"type": "email", "to": "oncall@example.com"}],
+        },
+        {
+            "name": "catalog fatal errors",
+            "query": 'sum(count_over_time({service="catalog", level="fatal"} [5m]))',
+            "op": ">",
+            "threshold": 0,
+            "for": "1m",
+            "every": "1s",
+        },
+    ]
+    async with httpx.AsyncClient(
+        base_url=ui_server.url, headers={"Authorization": f"Bearer {ui_server.write_key}"}
+    ) as http:
+        for rule in rules:
+            created = await http.post("/api/v1/logs/alerts", json=rule)
+            assert created.status_code == 201, created.text
+
+    await sign_in(page, ui_server)
+    await page.click("nav a:has-text('Alerts')")
+    firing = page.locator("tr.alert-row", has_text="checkout timeouts")
+    # The list refreshes itself every 5 s: the first evaluations arrive without a reload.
+    await expect(firing.locator(".state")).to_have_text("firing", timeout=30_000)
+    await expect(firing).to_contain_text("13")  # its last value
+    quiet = page.locator("tr.alert-row", has_text="catalog fatal errors")
+    await expect(quiet.locator(".state")).to_have_text("inactive")
+    await expect(page.locator("tr.alert-row").first).to_contain_text("checkout timeouts")
+    await screenshot(page, "logs-alerts")
+
+    await firing.locator("a").click()
+    await expect(page.locator("h1 .state")).to_have_text("firing")
+    history = page.locator("table.history tbody tr")
+    await expect(history.first).to_contain_text("firing")
+    await expect(history.first).to_contain_text("inactive → firing")
+    await expect(page.locator(".rule")).to_contain_text("oncall@example.com")
+    await screenshot(page, "logs-alert")

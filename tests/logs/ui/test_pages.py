@@ -55,6 +55,9 @@ async def test_pages_need_a_signed_in_log_reader(
     assert wrong.status_code == 401
     assert "shopkeeper_logs" not in browser_like.cookies
 
+    alerts = await browser_like.get("/logs/alerts")
+    assert alerts.status_code == 303
+
     forged = await browser_like.get("/logs", cookies={"shopkeeper_logs": "forged.value.x"})
     assert forged.status_code == 303
 

@@ -6,13 +6,11 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 
 from shopkeeper.core.db import Session
 from shopkeeper.core.errors import RateLimited
@@ -22,6 +20,7 @@ from shopkeeper.logs.query import service as query_service
 from shopkeeper.logs.query.errors import QueryError
 from shopkeeper.logs.runtime import LogStoreDep
 from shopkeeper.logs.ui import service
+from shopkeeper.logs.ui.alerts import router as alerts_router
 from shopkeeper.logs.ui.auth import (
     COOKIE,
     COOKIE_PATH,
@@ -30,8 +29,8 @@ from shopkeeper.logs.ui.auth import (
     SignInRequired,
     sign_in,
 )
+from shopkeeper.logs.ui.templates import page
 
-TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parents[2] / "templates")
 HOUR_NS = 3600 * service.NS
 DEFAULT_QUERY = '{service=~".+"}'
 
@@ -43,8 +42,7 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-def _page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
-    return TEMPLATES.TemplateResponse(request, name, context, status_code=status)
+_page = page
 
 
 # -- signing in ----------------------------------------------------------------------------------
@@ -262,4 +260,5 @@ async def delete_search(
 
 def install_ui(app: FastAPI) -> None:
     app.include_router(router)
+    app.include_router(alerts_router)
     app.add_exception_handler(SignInRequired, _sign_in_required)

@@ -1,7 +1,7 @@
 """logs: searches saved in the web UI
 
 Revision ID: 0019_logs_saved_searches
-Revises: 0014_promotions_vouchers
+Revises: 0015_logs_alerts
 Create Date: 2026-12-04
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from shopkeeper.core.db import UTCDateTime
 
 revision = "0019_logs_saved_searches"
-down_revision = "0014_promotions_vouchers"
+down_revision = "0015_logs_alerts"
 branch_labels = None
 depends_on = None
 
