@@ -19,6 +19,7 @@ from shopkeeper.core.settings import Settings
 from shopkeeper.logs.query import service as query_service
 from shopkeeper.logs.query.errors import QueryError
 from shopkeeper.logs.runtime import LogStoreDep
+from shopkeeper.logs.store import LogStore
 from shopkeeper.logs.ui import service
 from shopkeeper.logs.ui.alerts import router as alerts_router
 from shopkeeper.logs.ui.auth import (
@@ -27,6 +28,7 @@ from shopkeeper.logs.ui.auth import (
     MAX_AGE_SECONDS,
     CurrentViewer,
     SignInRequired,
+    Viewer,
     sign_in,
 )
 from shopkeeper.logs.ui.templates import page
@@ -42,15 +44,12 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-_page = page
-
-
 # -- signing in ----------------------------------------------------------------------------------
 
 
 @router.get("/login", response_class=HTMLResponse)
 async def login_form(request: Request, next: str = "/logs") -> Response:
-    return _page(request, "logs/login.html", {"next": _safe_next(next), "error": None})
+    return page(request, "logs/login.html", {"next": _safe_next(next), "error": None})
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -66,14 +65,14 @@ async def login(
     try:
         signed = await sign_in(runtime, email=email, password=password, address=address)
     except RateLimited as exc:
-        response = _page(
+        response = page(
             request, "logs/login.html", {**context, "error": "Too many attempts; try later."}, 429
         )
         response.headers.update(exc.headers)
         return response
     if signed is None:
         error = "Wrong e-mail or password, or this account may not read logs."
-        return _page(request, "logs/login.html", {**context, "error": error}, 401)
+        return page(request, "logs/login.html", {**context, "error": error}, 401)
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(
         COOKIE,
@@ -112,9 +111,8 @@ async def _sign_in_required(request: Request, exc: Exception) -> Response:
 
 
 async def _search_context(
-    request: Request,
-    store: LogStoreDep,
-    viewer: CurrentViewer,
+    store: LogStore,
+    viewer: Viewer,
     query: str,
     range_: str,
     from_: str | None,
@@ -152,12 +150,12 @@ async def search_page(
     from_: Annotated[str | None, Query(alias="from")] = None,
     to: str | None = None,
 ) -> Response:
-    context = await _search_context(request, store, viewer, query, range, from_, to)
+    context = await _search_context(store, viewer, query, range, from_, to)
     if request.headers.get("hx-target") == "results":  # the search form, by htmx
-        return _page(request, "logs/_results.html", context)
+        return page(request, "logs/_results.html", context)
     context["saved"] = await service.saved_searches(session, user_id=viewer.user_id)
     context["token"] = viewer.access_token(_settings(request))
-    return _page(request, "logs/search.html", context)
+    return page(request, "logs/search.html", context)
 
 
 @router.get("/search", response_class=HTMLResponse)
@@ -170,8 +168,8 @@ async def search_results(
     from_: Annotated[str | None, Query(alias="from")] = None,
     to: str | None = None,
 ) -> Response:
-    context = await _search_context(request, store, viewer, query, range, from_, to)
-    return _page(request, "logs/_results.html", context)
+    context = await _search_context(store, viewer, query, range, from_, to)
+    return page(request, "logs/_results.html", context)
 
 
 @router.get("/context", response_class=HTMLResponse)
@@ -186,8 +184,8 @@ async def line_context(
             store, tenant=viewer.tenant, stream={str(k): str(v) for k, v in labels.items()}, ts=ts
         )
     except (QueryError, ValueError) as exc:
-        return _page(request, "logs/_context.html", {"error": str(exc)}, 400)
-    return _page(
+        return page(request, "logs/_context.html", {"error": str(exc)}, 400)
+    return page(
         request,
         "logs/_context.html",
         {"before": before, "after": after, "ts": ts, "error": None},
@@ -227,7 +225,7 @@ async def _saved_fragment(
     request: Request, session: Session, viewer: CurrentViewer, error: str | None = None
 ) -> Response:
     saved = await service.saved_searches(session, user_id=viewer.user_id)
-    return _page(
+    return page(
         request, "logs/_saved.html", {"saved": saved, "error": error}, 422 if error else 200
     )
 
