@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 
 from shopkeeper.core.settings import Settings
 from shopkeeper.logs.records import LogRecord
@@ -155,3 +156,24 @@ async def test_saved_searches_belong_to_their_user(
 
     deleted = await reader.post(f"/logs/saved/{search_id}/delete")
     assert ">errors</a>" not in deleted.text
+
+
+async def test_a_role_taken_away_ends_the_session_at_once(
+    browser_like: httpx.AsyncClient, logs_settings: Settings
+) -> None:
+    from shopkeeper.accounts import service as accounts
+    from shopkeeper.accounts.models import User
+    from shopkeeper.core.db import Database
+
+    email = await make_user(logs_settings, "log_reader")
+    assert (await sign_in(browser_like, email)).status_code == 303
+    assert (await browser_like.get("/logs/labels")).status_code == 200
+    database = Database(logs_settings)
+    try:
+        async with database.session() as session:
+            user = await session.scalar(select(User).where(User.email == email))
+            assert user is not None
+            await accounts.set_user_roles(session, user_id=user.id, roles=["shop_staff"])
+    finally:
+        await database.dispose()
+    assert (await browser_like.get("/logs/labels")).status_code == 303
