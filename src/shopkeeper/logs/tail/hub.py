@@ -3,8 +3,9 @@
 Redis pub/sub, in every other process.
 
 The writer calls `stored` after each INSERT: it queues and returns, whatever the sessions do.
-Past `OUTBOX_BATCHES` undelivered batches (Redis slow, a flood), new ones are not tailed and
-counted in `missed_batches`; storage and ingest are never held up by a tail."""
+Past `OUTBOX_BYTES` of undelivered batches (Redis slow, a flood the decoder cannot keep up
+with), new ones are not tailed and counted in `missed_batches`; storage and ingest are never
+held up by a tail, and the decoding yields to them between chunks of lines."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 import orjson
 import structlog
@@ -25,7 +27,9 @@ from shopkeeper.logs.tail.session import TailSession
 
 log = structlog.get_logger(__name__)
 
-OUTBOX_BATCHES = 1000
+OUTBOX_BYTES = 32 * 1024 * 1024
+CHUNK_LINES = 500
+"""Lines decoded and offered between two yields to the event loop (ingest shares it)."""
 WATCH_SECONDS = 30
 """A process tailing a tenant marks it watched in Redis for this long, renewed every third."""
 WATCH_CACHE_SECONDS = 1.0
@@ -37,7 +41,8 @@ class TailHub:
         self.settings = settings
         self.listen = listen
         self._sessions: dict[str, set[TailSession]] = {}
-        self._outbox: asyncio.Queue[Batch] = asyncio.Queue(maxsize=OUTBOX_BATCHES)
+        self._outbox: asyncio.Queue[Batch] = asyncio.Queue()
+        self._outbox_bytes = 0
         self._watched: dict[str, tuple[float, bool]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._redis: Redis | None = None
@@ -77,26 +82,31 @@ class TailHub:
         for batch in batches:
             if not self.distributed and batch.tenant not in self._sessions:
                 continue
-            try:
-                self._outbox.put_nowait(batch)
-            except asyncio.QueueFull:
+            if self._outbox_bytes + len(batch.payload) > OUTBOX_BYTES:
                 self.missed_batches += 1
                 log.warning("logs_tail_missed_batch", tenant=batch.tenant, lines=batch.lines)
+                continue
+            self._outbox_bytes += len(batch.payload)
+            self._outbox.put_nowait(batch)
 
     async def _deliver_stored(self) -> None:
         while True:
             batch = await self._outbox.get()
             try:
-                if not self.distributed:
-                    self._offer(batch.tenant, batch_rows(batch))
-                elif await self._is_watched(batch.tenant):
-                    payload = orjson.dumps(batch_rows(batch))
+                if self.distributed and not await self._is_watched(batch.tenant):
+                    continue
+                for rows in await _decoded(batch):
+                    if not self.distributed:
+                        self._offer(batch.tenant, rows)
+                        continue
                     assert self._redis is not None
-                    await self._redis.publish(self._prefix + batch.tenant, payload)
+                    await self._redis.publish(self._prefix + batch.tenant, orjson.dumps(rows))
             except RedisError as exc:
                 log.warning("logs_tail_publish_failed", error=str(exc)[:200])
             except Exception:  # a batch we cannot decode is not worth stopping the feed for
                 log.exception("logs_tail_feed_failed", tenant=batch.tenant)
+            finally:
+                self._outbox_bytes -= len(batch.payload)
 
     async def _is_watched(self, tenant: str) -> bool:
         now = time.monotonic()
@@ -167,3 +177,14 @@ class TailHub:
             for tenant in tuple(self._sessions):
                 with contextlib.suppress(RedisError):
                     await self._redis.set(self._watch_key(tenant), 1, ex=WATCH_SECONDS)
+
+
+async def _decoded(batch: Batch) -> list[list[Row]]:
+    """The batch's rows in chunks, yielding to the event loop between chunks."""
+    lines = batch.payload.splitlines(keepends=True)
+    chunks: list[list[Row]] = []
+    for first in range(0, len(lines), CHUNK_LINES):
+        part = replace(batch, payload=b"".join(lines[first : first + CHUNK_LINES]))
+        chunks.append(batch_rows(part))
+        await asyncio.sleep(0)
+    return chunks

@@ -59,6 +59,7 @@ class TailSession:
     filter: TailFilter
     capacity: int = BUFFER_LINES
     dropped_total: int = 0
+    """Matching lines dropped and named (past the per-frame cap, not even matched)."""
     _pending: deque[Entry] = field(default_factory=deque)
     _dropped: list[dict[str, Any]] = field(default_factory=list)
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -66,6 +67,9 @@ class TailSession:
     def offer(self, rows: Iterable[Row]) -> None:
         """Takes the matching lines of `rows` without waiting (called by the hub)."""
         for row in rows:
+            if len(self._pending) >= self.capacity and len(self._dropped) >= MAX_DROPPED_PER_FRAME:
+                # Nothing more can be sent or named before the client reads: spend nothing.
+                continue
             entry = self.filter.run(row)
             if entry is None:
                 continue
