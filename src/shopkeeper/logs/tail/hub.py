@@ -5,7 +5,9 @@ Redis pub/sub, in every other process.
 The writer calls `stored` after each INSERT: it queues and returns, whatever the sessions do.
 Past `OUTBOX_BYTES` of undelivered batches (Redis slow, a flood the decoder cannot keep up
 with), new ones are not tailed and counted in `missed_batches`; storage and ingest are never
-held up by a tail, and the decoding yields to them between chunks of lines."""
+held up by a tail. The feed's own work (decoding, matching) is held to `CPU_SHARE` of the
+event loop's time: after each chunk of lines it sleeps in proportion, so a flood of tailed lines
+costs ingest at most that share and the rest of the flood is shed, not queued."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import orjson
 import structlog
@@ -27,13 +29,19 @@ from shopkeeper.logs.tail.session import TailSession
 
 log = structlog.get_logger(__name__)
 
-OUTBOX_BYTES = 32 * 1024 * 1024
-CHUNK_LINES = 500
-"""Lines decoded and offered between two yields to the event loop (ingest shares it)."""
+OUTBOX_BYTES = 4 * 1024 * 1024
+CHUNK_LINES = 200
+"""Lines decoded and offered between two pauses (ingest shares the event loop)."""
+CPU_SHARE = 0.25
 WATCH_SECONDS = 30
 """A process tailing a tenant marks it watched in Redis for this long, renewed every third."""
 WATCH_CACHE_SECONDS = 1.0
 """How long a publisher trusts its answer to "is this tenant watched anywhere?"."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Missed:
+    tenant: str
 
 
 class TailHub:
@@ -41,7 +49,8 @@ class TailHub:
         self.settings = settings
         self.listen = listen
         self._sessions: dict[str, set[TailSession]] = {}
-        self._outbox: asyncio.Queue[Batch] = asyncio.Queue()
+        self._outbox: asyncio.Queue[Batch | _Missed] = asyncio.Queue()
+        self._missed: dict[str, int] = {}
         self._outbox_bytes = 0
         self._watched: dict[str, tuple[float, bool]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -83,30 +92,58 @@ class TailHub:
             if not self.distributed and batch.tenant not in self._sessions:
                 continue
             if self._outbox_bytes + len(batch.payload) > OUTBOX_BYTES:
-                self.missed_batches += 1
-                log.warning("logs_tail_missed_batch", tenant=batch.tenant, lines=batch.lines)
+                self._shed(batch)
                 continue
             self._outbox_bytes += len(batch.payload)
             self._outbox.put_nowait(batch)
 
+    def _shed(self, batch: Batch) -> None:
+        """A batch the feed cannot take: its lines reach the sessions as dropped, unexamined."""
+        self.missed_batches += 1
+        log.info("logs_tail_missed_batch", tenant=batch.tenant, lines=batch.lines)
+        if not self.distributed:
+            for session in tuple(self._sessions.get(batch.tenant, ())):
+                session.missed(batch.lines)
+            return
+        pending = self._missed.get(batch.tenant, 0)
+        self._missed[batch.tenant] = pending + batch.lines
+        if not pending:  # one notice per tenant waits in the outbox, however many are shed
+            self._outbox.put_nowait(_Missed(batch.tenant))
+
     async def _deliver_stored(self) -> None:
         while True:
             batch = await self._outbox.get()
+            if isinstance(batch, _Missed):
+                await self._publish_missed(batch.tenant)
+                continue
             try:
                 if self.distributed and not await self._is_watched(batch.tenant):
                     continue
-                for rows in await _decoded(batch):
-                    if not self.distributed:
+                lines = batch.payload.splitlines(keepends=True)
+                for first in range(0, len(lines), CHUNK_LINES):
+                    began = time.perf_counter()
+                    part = replace(batch, payload=b"".join(lines[first : first + CHUNK_LINES]))
+                    rows = batch_rows(part)
+                    if self.distributed:
+                        assert self._redis is not None
+                        await self._redis.publish(self._prefix + batch.tenant, orjson.dumps(rows))
+                    else:
                         self._offer(batch.tenant, rows)
-                        continue
-                    assert self._redis is not None
-                    await self._redis.publish(self._prefix + batch.tenant, orjson.dumps(rows))
+                    spent = time.perf_counter() - began
+                    await asyncio.sleep(spent * (1 / CPU_SHARE - 1))
             except RedisError as exc:
                 log.warning("logs_tail_publish_failed", error=str(exc)[:200])
             except Exception:  # a batch we cannot decode is not worth stopping the feed for
                 log.exception("logs_tail_feed_failed", tenant=batch.tenant)
             finally:
                 self._outbox_bytes -= len(batch.payload)
+
+    async def _publish_missed(self, tenant: str) -> None:
+        lines = self._missed.pop(tenant, 0)
+        assert self._redis is not None
+        with contextlib.suppress(RedisError):
+            if lines and await self._is_watched(tenant):
+                await self._redis.publish(self._prefix + tenant, orjson.dumps({"missed": lines}))
 
     async def _is_watched(self, tenant: str) -> bool:
         now = time.monotonic()
@@ -158,8 +195,14 @@ class TailHub:
                     if item.get("type") != "pmessage":
                         continue
                     tenant = item["channel"].decode().removeprefix(self._prefix)
-                    if tenant in self._sessions:
-                        self._offer(tenant, orjson.loads(item["data"]))
+                    if tenant not in self._sessions:
+                        continue
+                    message = orjson.loads(item["data"])
+                    if isinstance(message, dict):  # {"missed": lines} shed by a writer
+                        for session in tuple(self._sessions.get(tenant, ())):
+                            session.missed(int(message.get("missed", 0)))
+                    else:
+                        self._offer(tenant, message)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis went away: sessions stay open, we retry
@@ -177,14 +220,3 @@ class TailHub:
             for tenant in tuple(self._sessions):
                 with contextlib.suppress(RedisError):
                     await self._redis.set(self._watch_key(tenant), 1, ex=WATCH_SECONDS)
-
-
-async def _decoded(batch: Batch) -> list[list[Row]]:
-    """The batch's rows in chunks, yielding to the event loop between chunks."""
-    lines = batch.payload.splitlines(keepends=True)
-    chunks: list[list[Row]] = []
-    for first in range(0, len(lines), CHUNK_LINES):
-        part = replace(batch, payload=b"".join(lines[first : first + CHUNK_LINES]))
-        chunks.append(batch_rows(part))
-        await asyncio.sleep(0)
-    return chunks

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -80,6 +81,16 @@ class TailSession:
             if len(self._dropped) < MAX_DROPPED_PER_FRAME:
                 self._dropped.append({"labels": entry.stream, "timestamp": str(entry.ts)})
         if self._pending or self._dropped:
+            self._ready.set()
+
+    def missed(self, lines: int) -> None:
+        """`lines` of the tenant were stored but not examined (the feed was flooded): they
+        may have matched, so they are reported dropped, without labels."""
+        room = MAX_DROPPED_PER_FRAME - len(self._dropped)
+        stamp = str(time.time_ns())
+        self._dropped.extend({"labels": {}, "timestamp": stamp} for _ in range(min(lines, room)))
+        self.dropped_total += lines
+        if lines:
             self._ready.set()
 
     async def wait(self) -> None:
