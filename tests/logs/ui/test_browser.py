@@ -201,6 +201,18 @@ async def test_live_tail_shows_a_line_sent_during_the_test(page: Page, ui_server
     await expect(tail.nth(1)).to_contain_text(marker)  # newest on top
     await expect(tail.nth(0)).to_contain_text("slow payment provider")
     await screenshot(page, "logs-tail")
+
+    # A new search while tailing: the tail follows the new query.
+    await page.fill("#query", '{service="catalog"} |= "reindexed"')
+    await page.press("#query", "Enter")
+    await expect(tail).to_have_count(0)
+    await expect(page.locator("#tail")).to_have_attribute("data-state", "open")
+    await ui_server.ingest(
+        {"service": "checkout", "level": "info", "message": "reindexed, but not the catalog"},
+        {"service": "catalog", "level": "error", "message": "catalog reindexed with 3 errors"},
+    )
+    await expect(tail).to_have_count(1)
+    await expect(tail.first).to_contain_text("catalog reindexed with 3 errors")
     await page.click("#live")
     await expect(page.locator("#tail")).to_be_hidden()
 

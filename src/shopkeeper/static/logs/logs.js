@@ -221,6 +221,17 @@
     });
   }
 
+  function restartTail() {
+    // A new search while tailing: the tail follows the new query.
+    if (!tailing || !socket) return;
+    const old = socket;
+    socket = null;
+    old.onclose = null;
+    old.close();
+    document.getElementById("tail-lines").innerHTML = "";
+    connect();
+  }
+
   function setupRange() {
     const form = document.getElementById("search-form");
     if (!form) return;
@@ -236,6 +247,8 @@
     setupSuggestions();
     setupTail();
     setupRange();
+    const form = document.getElementById("search-form");
+    if (form) form.addEventListener("htmx:beforeRequest", restartTail);
   });
   document.addEventListener("htmx:afterSettle", (event) => {
     if (event.target.id === "results") drawHistogram();
