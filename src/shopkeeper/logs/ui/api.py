@@ -18,6 +18,7 @@ from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings
 from shopkeeper.logs.query import service as query_service
 from shopkeeper.logs.query.errors import QueryError
+from shopkeeper.logs.query.params import max_range_ns
 from shopkeeper.logs.runtime import LogStoreDep
 from shopkeeper.logs.store import LogStore
 from shopkeeper.logs.ui import service
@@ -111,6 +112,7 @@ async def _sign_in_required(request: Request, exc: Exception) -> Response:
 
 
 async def _search_context(
+    settings: Settings,
     store: LogStore,
     viewer: Viewer,
     query: str,
@@ -119,9 +121,10 @@ async def _search_context(
     to: str | None,
 ) -> dict[str, Any]:
     try:
-        window = service.window_of(range_, from_, to, time.time_ns())
+        limit = max_range_ns(settings.logs_max_query_range)
+        window = service.window_of(range_, from_, to, time.time_ns(), max_range_ns=limit)
     except QueryError as exc:
-        window = service.window_of("1h", None, None, time.time_ns())
+        window = service.window_of("1h", None, None, time.time_ns(), max_range_ns=limit)
         found = service.Search(query=query, window=window, error=str(exc))
     else:
         found = await service.search(store, tenant=viewer.tenant, query=query, window=window)
@@ -150,7 +153,7 @@ async def search_page(
     from_: Annotated[str | None, Query(alias="from")] = None,
     to: str | None = None,
 ) -> Response:
-    context = await _search_context(store, viewer, query, range, from_, to)
+    context = await _search_context(_settings(request), store, viewer, query, range, from_, to)
     if request.headers.get("hx-target") == "results":  # the search form, by htmx
         return page(request, "logs/_results.html", context)
     context["saved"] = await service.saved_searches(session, user_id=viewer.user_id)
@@ -168,7 +171,7 @@ async def search_results(
     from_: Annotated[str | None, Query(alias="from")] = None,
     to: str | None = None,
 ) -> Response:
-    context = await _search_context(store, viewer, query, range, from_, to)
+    context = await _search_context(_settings(request), store, viewer, query, range, from_, to)
     return page(request, "logs/_results.html", context)
 
 

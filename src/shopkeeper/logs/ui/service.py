@@ -93,13 +93,17 @@ class Search:
         return sum(count for _, count in self.histogram)
 
 
-def window_of(range_: str, from_: str | None, to: str | None, now_ns: int) -> Window:
+def window_of(
+    range_: str, from_: str | None, to: str | None, now_ns: int, *, max_range_ns: int
+) -> Window:
     """A preset (`15m`, `1h`...) ending now, or an explicit UTC `from`/`to` (ISO 8601 or
-    nanoseconds), as the range picker sends them."""
+    nanoseconds), as the range picker sends them; no longer than the API allows."""
     if from_ and to:
         start, end = _instant(from_), _instant(to)
         if end <= start:
             raise QueryError("the end of the range must be after its start")
+        if end - start > max_range_ns:
+            raise QueryError("the range is longer than SHOPKEEPER_LOGS_MAX_QUERY_RANGE allows")
         return Window(start, end)
     seconds = PRESETS.get(range_, PRESETS["1h"])
     return Window(now_ns - seconds * NS, now_ns)
