@@ -116,6 +116,7 @@ async def sign_in(page: Page, server: UiServer) -> None:
     await expect(page).to_have_url(re.compile(r"/logs/login"))
     await page.fill("input[name=email]", server.email)
     await page.fill("input[name=password]", PASSWORD)
+    await screenshot(page, "logs-login")
     await page.click("button[type=submit]")
     await expect(page).to_have_url(server.url + "/logs")
 
