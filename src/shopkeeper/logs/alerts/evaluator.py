@@ -65,6 +65,15 @@ class Claim:
     due_at: datetime
 
 
+async def any_due(db: Database, *, now: datetime) -> bool:
+    """Whether some rule is due: a cheap look before opening the log store."""
+    async with db.session() as session:
+        found = await session.scalar(
+            select(AlertRule.id).where(AlertRule.next_evaluation_at <= now).limit(1)
+        )
+        return found is not None
+
+
 async def claim_due(db: Database, *, now: datetime, limit: int = CLAIM_BATCH) -> list[Claim]:
     """Claim up to `limit` rules due at `now`; each is claimed by one caller only."""
     claims: list[Claim] = []
