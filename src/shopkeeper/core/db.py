@@ -111,6 +111,9 @@ class Database:
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.autocommit: AsyncEngine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        """For a lone statement on PostgreSQL: no BEGIN and ROLLBACK round trips. Not for SQLite,
+        whose connections issue their own `BEGIN IMMEDIATE` (see `_configure_sqlite`)."""
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

@@ -5,17 +5,17 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, func, select, update
+from sqlalchemy import func, select, update
 
 from shopkeeper.accounts.models import User
 from shopkeeper.core.messaging.events import OutboxEvent
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.shop.carts.models import Cart
 from shopkeeper.shop.orders.models import Order
+from tests.shop.orders.conftest import RecordStatements
 from tests.support.shop import (
     ADDRESS,
     PlaceOrder,
@@ -247,8 +247,8 @@ async def test_a_checkout_on_postgresql_is_four_statements(
     client: httpx.AsyncClient,
     staff_headers: dict[str, str],
     customer_headers: dict[str, str],
-    runtime: Runtime,
     backend: str,
+    record_statements: RecordStatements,
 ) -> None:
     """The round-trip budget of the hottest write path (docs/orders.md#performance): the
     Idempotency-Key claim, the cart's close with its priced lines, the stock rows' lock, and
@@ -257,17 +257,8 @@ async def test_a_checkout_on_postgresql_is_four_statements(
         pytest.skip("SQLite runs the same writes one statement each")
     skus = [await create_sku(client, staff_headers) for _ in range(3)]
     cart_id = await create_cart(client, customer_headers, [(sku, 1) for sku in skus])
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    engine = runtime.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with record_statements() as statements:
         response = await checkout(client, customer_headers, cart_id)
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
     assert response.status_code == 201, response.text
     assert len(statements) == 4, "\n\n".join(statements)

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import httpx
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from shopkeeper.core.db import utcnow
 from shopkeeper.core.messaging.events import OutboxEvent
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.shop.orders import service
+from tests.shop.orders.conftest import RecordStatements
 from tests.support.shop import PlaceOrder, create_sku, make_user, problem_slug, stock_of
 
 
@@ -23,22 +21,6 @@ async def pay(runtime: Runtime, order_id: str) -> bool:
         paid = await service.mark_paid(session, order_id=uuid.UUID(order_id), at=utcnow())
         await session.commit()
     return paid
-
-
-@contextmanager
-def count_selects(runtime: Runtime) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            statements.append(statement)
-
-    engine = runtime.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 async def test_other_customers_orders_are_not_found(
@@ -73,12 +55,12 @@ async def test_list_pages_by_cursor_in_two_statements(
     staff_headers: dict[str, str],
     customer_headers: dict[str, str],
     place_order: PlaceOrder,
-    runtime: Runtime,
+    record_statements: RecordStatements,
 ) -> None:
     one, two = await create_sku(client, staff_headers), await create_sku(client, staff_headers)
     placed = [await place_order(customer_headers, [(one, 1), (two, 1)]) for _ in range(5)]
 
-    with count_selects(runtime) as statements:
+    with record_statements("SELECT") as statements:
         first = await client.get("/api/v1/orders", params={"limit": 3}, headers=customer_headers)
     assert first.status_code == 200
     assert len(statements) == 2, statements

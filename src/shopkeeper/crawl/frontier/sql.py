@@ -6,22 +6,24 @@ and the same statement marks the URLs leased and moves each host's `next_start_a
 `in_flight`. Statements that free slots (complete, retry, reap) lock host rows in host order, so
 two of them cannot deadlock. SQLite: every write transaction holds the database's write lock
 (`BEGIN IMMEDIATE`, see core.db), so the same conditional updates run one transaction at a time.
+The statements of each are in `sql_postgres` and `sql_sqlite`.
 """
 
 from __future__ import annotations
 
-import secrets
 import time
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shopkeeper.core.db import Database, affected_rows, table_of
+from shopkeeper.core.db import Database, table_of
+from shopkeeper.crawl.frontier import sql_postgres as pg
+from shopkeeper.crawl.frontier import sql_sqlite as sqlite
 from shopkeeper.crawl.frontier.base import (
     DEFAULT_POLICY_DELAY_MS,
     DEFAULT_POLICY_MAX_INFLIGHT,
@@ -46,199 +48,7 @@ HOSTS = table_of(CrawlHost)
 POLICIES = table_of(CrawlHostPolicy)
 CRAWLS = table_of(FrontierCrawl)
 
-INSERT_CHUNK = 1000
 REAP_BATCH = 1000
-
-_PG_NOW = text("SELECT extract(epoch FROM clock_timestamp())::float8")
-
-# One statement reserves hosts and leases their URLs. Hosts are walked in `next_start_at` order
-# through a partial index holding only hosts with queued URLs (`queued` counts them over all
-# crawls), and locked as they are reached, so a call touches only the hosts it uses. The CASE: a
-# host with a delay gives one URL per call (its next start is `delay` away), a host without one
-# as many as its free slots. A host whose queued URLs are not leasable now (inactive crawls,
-# retries not yet due) moves to the back of the order (`idle`), which changes no politeness:
-# its next start was already due.
-_PG_LEASE = text("""
-WITH clock AS MATERIALIZED (SELECT extract(epoch FROM clock_timestamp())::float8 AS now),
-active AS MATERIALIZED (SELECT crawl_id FROM crawl_frontier_crawls WHERE active),
-ready AS (
-    SELECT h.host, h.delay_ms, h.max_inflight - h.in_flight AS free
-    FROM crawl_hosts h, clock
-    WHERE h.queued > 0 AND h.next_start_at <= clock.now AND h.paused_until <= clock.now
-      AND h.in_flight < h.max_inflight
-    ORDER BY h.next_start_at
-    LIMIT :limit
-    FOR UPDATE OF h SKIP LOCKED
-),
-picked AS (
-    SELECT r.host, p.crawl_id, p.fingerprint
-    FROM ready r LEFT JOIN LATERAL (
-        SELECT u.crawl_id, u.fingerprint FROM crawl_urls u, clock
-        WHERE u.host = r.host AND u.state = 'queued' AND u.not_before <= clock.now
-          AND u.crawl_id IN (SELECT crawl_id FROM active)
-        ORDER BY u.not_before
-        LIMIT CASE WHEN r.delay_ms = 0 THEN r.free ELSE 1 END
-        FOR UPDATE OF u SKIP LOCKED
-    ) p ON true
-    LIMIT :limit
-),
-leased AS (
-    UPDATE crawl_urls u
-    SET state = 'leased', lease_token = gen_random_uuid()::text,
-        lease_expires_at = clock.now + :lease_seconds, worker = :worker
-    FROM picked p, clock
-    WHERE p.fingerprint IS NOT NULL
-      AND u.crawl_id = p.crawl_id AND u.fingerprint = p.fingerprint
-    RETURNING u.crawl_id, u.url, u.fingerprint, u.host, u.depth, u.attempts,
-              u.lease_token, u.lease_expires_at
-),
-per_host AS (SELECT host, count(*) AS n FROM leased GROUP BY host),
-reserved AS (
-    UPDATE crawl_hosts h
-    SET in_flight = h.in_flight + per_host.n, queued = h.queued - per_host.n,
-        next_start_at = clock.now + h.delay_ms / 1000.0
-    FROM per_host, clock
-    WHERE h.host = per_host.host
-),
-idle AS (
-    UPDATE crawl_hosts h SET next_start_at = clock.now
-    FROM picked p, clock
-    WHERE p.fingerprint IS NULL AND h.host = p.host
-)
-SELECT * FROM leased
-""")
-
-# complete, retry and reap free their hosts' slots in the same statement, locking the host rows
-# in host order first (two such statements could otherwise lock two hosts in opposite orders).
-# A lease is found by primary key and token only (a token is set exactly while the URL is leased):
-# a `state = 'leased'` condition would let the planner scan every leased URL through the partial
-# index, once per URL of the batch, which it did with the prepared (generic) plan.
-_PG_COMPLETE = text("""
-WITH targets AS MATERIALIZED (
-    SELECT u.crawl_id, u.fingerprint, t.token
-    FROM unnest(CAST(:crawl_ids AS uuid[]), CAST(:fingerprints AS bigint[]),
-                CAST(:tokens AS text[])) AS t(crawl_id, fingerprint, token)
-    CROSS JOIN LATERAL (
-        SELECT u.crawl_id, u.fingerprint FROM crawl_urls u
-        WHERE u.crawl_id = t.crawl_id AND u.fingerprint = t.fingerprint
-          AND u.lease_token = t.token
-        FOR UPDATE
-    ) u
-),
-changed AS (
-    UPDATE crawl_urls u
-    SET state = 'done', lease_token = NULL, lease_expires_at = NULL, worker = NULL
-    FROM targets
-    WHERE u.crawl_id = targets.crawl_id AND u.fingerprint = targets.fingerprint
-    RETURNING u.host, targets.token
-),
-per_host AS (SELECT host, count(*) AS n FROM changed GROUP BY host),
-locked AS (
-    SELECT h.host FROM crawl_hosts h
-    WHERE h.host IN (SELECT host FROM per_host) ORDER BY h.host FOR UPDATE
-),
-released AS (
-    UPDATE crawl_hosts h SET in_flight = greatest(h.in_flight - per_host.n, 0)
-    FROM per_host, locked WHERE h.host = per_host.host AND locked.host = per_host.host
-)
-SELECT token FROM changed
-""")
-
-_PG_RETRY = text("""
-WITH changed AS (
-    UPDATE crawl_urls u
-    SET state = 'queued', lease_token = NULL, lease_expires_at = NULL, worker = NULL,
-        attempts = u.attempts + :spent, not_before = :not_before
-    WHERE u.crawl_id = :crawl_id AND u.fingerprint = :fingerprint AND u.lease_token = :token
-    RETURNING u.host
-),
-per_host AS (SELECT host, count(*) AS n FROM changed GROUP BY host),
-locked AS (
-    SELECT h.host FROM crawl_hosts h
-    WHERE h.host IN (SELECT host FROM per_host) ORDER BY h.host FOR UPDATE
-),
-released AS (
-    UPDATE crawl_hosts h
-    SET in_flight = greatest(h.in_flight - per_host.n, 0), queued = h.queued + per_host.n
-    FROM per_host, locked WHERE h.host = per_host.host AND locked.host = per_host.host
-)
-SELECT count(*) FROM changed
-""")
-
-_PG_REAP = text("""
-WITH clock AS MATERIALIZED (SELECT extract(epoch FROM clock_timestamp())::float8 AS now),
-expired AS (
-    SELECT u.crawl_id, u.fingerprint FROM crawl_urls u, clock
-    WHERE u.state = 'leased' AND u.lease_expires_at <= clock.now
-    ORDER BY u.lease_expires_at
-    LIMIT :batch
-    FOR UPDATE OF u SKIP LOCKED
-),
-changed AS (
-    UPDATE crawl_urls u
-    SET state = 'queued', lease_token = NULL, lease_expires_at = NULL, worker = NULL,
-        attempts = u.attempts + 1, not_before = clock.now
-    FROM expired e, clock
-    WHERE u.crawl_id = e.crawl_id AND u.fingerprint = e.fingerprint
-    RETURNING u.host
-),
-per_host AS (SELECT host, count(*) AS n FROM changed GROUP BY host),
-locked AS (
-    SELECT h.host FROM crawl_hosts h
-    WHERE h.host IN (SELECT host FROM per_host) ORDER BY h.host FOR UPDATE
-),
-released AS (
-    UPDATE crawl_hosts h
-    SET in_flight = greatest(h.in_flight - per_host.n, 0), queued = h.queued + per_host.n
-    FROM per_host, locked WHERE h.host = per_host.host AND locked.host = per_host.host
-)
-SELECT count(*) FROM changed
-""")
-
-_PG_RENEW = text("""
-WITH targets AS MATERIALIZED (
-    SELECT u.crawl_id, u.fingerprint, t.token
-    FROM unnest(CAST(:crawl_ids AS uuid[]), CAST(:fingerprints AS bigint[]),
-                CAST(:tokens AS text[])) AS t(crawl_id, fingerprint, token)
-    CROSS JOIN LATERAL (
-        SELECT u.crawl_id, u.fingerprint FROM crawl_urls u
-        WHERE u.crawl_id = t.crawl_id AND u.fingerprint = t.fingerprint
-          AND u.lease_token = t.token
-        FOR UPDATE
-    ) u
-)
-UPDATE crawl_urls u
-SET lease_expires_at = extract(epoch FROM clock_timestamp())::float8 + :lease_seconds
-FROM targets
-WHERE u.crawl_id = targets.crawl_id AND u.fingerprint = targets.fingerprint
-RETURNING targets.token
-""")
-
-# Adding on PostgreSQL binds whole arrays: one prepared statement whatever the batch size (a
-# multi-row VALUES of a thousand rows is compiled and planned afresh every time: 1,700 URLs/s).
-_PG_ENSURE_HOSTS = text("""
-INSERT INTO crawl_hosts
-    (host, delay_ms, max_inflight, in_flight, queued, next_start_at, paused_until)
-SELECT host, :delay_ms, :max_inflight, 0, 0, 0, 0 FROM unnest(CAST(:hosts AS text[])) AS host
-ON CONFLICT DO NOTHING
-""")
-_PG_ADD = text("""
-INSERT INTO crawl_urls
-    (crawl_id, fingerprint, url, host, depth, state, attempts, not_before)
-SELECT :crawl_id, t.fingerprint, t.url, t.host, t.depth, 'queued', 0, 0
-FROM unnest(CAST(:fingerprints AS bigint[]), CAST(:urls AS text[]), CAST(:hosts AS text[]),
-            CAST(:depths AS integer[])) AS t(fingerprint, url, host, depth)
-ON CONFLICT DO NOTHING
-RETURNING host
-""")
-_PG_LOCK_HOSTS = text("""
-SELECT host FROM crawl_hosts WHERE host = ANY(CAST(:hosts AS text[])) ORDER BY host FOR UPDATE
-""")
-_PG_COUNT_QUEUED = text("""
-UPDATE crawl_hosts h SET queued = h.queued + t.n
-FROM unnest(CAST(:hosts AS text[]), CAST(:counts AS integer[])) AS t(host, n)
-WHERE h.host = t.host
-""")
 
 # The effective policy of the hosts a crawl has policies for: the largest delay and smallest
 # in-flight limit among active crawls; unchanged when no active crawl has the host.
@@ -253,11 +63,6 @@ UPDATE crawl_hosts SET
         JOIN crawl_frontier_crawls c ON c.crawl_id = p.crawl_id
         WHERE c.active AND p.host = crawl_hosts.host), max_inflight)
 WHERE host IN (SELECT host FROM crawl_host_policies WHERE crawl_id = :crawl_id)
-"""
-_LOCK_POLICY_HOSTS = """
-SELECT host FROM crawl_hosts
-WHERE host IN (SELECT host FROM crawl_host_policies WHERE crawl_id = :crawl_id)
-ORDER BY host FOR UPDATE
 """
 
 
@@ -282,7 +87,7 @@ class SQLFrontier:
         if not self._postgres:
             return time.time()
         async with self._engine.connect() as connection:
-            return float((await connection.execute(_PG_NOW)).scalar_one())
+            return float((await connection.execute(pg.NOW)).scalar_one())
 
     def _crawl_param(self, crawl_id: uuid.UUID) -> Any:
         # Raw statements bind the column's stored form: a uuid for asyncpg, hex text for SQLite.
@@ -300,7 +105,7 @@ class SQLFrontier:
         per_host: dict[str, int] = {}
         async with self._engine.begin() as connection:
             await self._ensure_hosts(connection, sorted({new.host for new in ordered}))
-            inserted = self._insert_urls_pg if self._postgres else self._insert_urls_sqlite
+            inserted = self._insert_urls_pg if self._postgres else sqlite.insert_urls
             for host in await inserted(connection, crawl_id, ordered):
                 per_host[host] = per_host.get(host, 0) + 1
             await self._count_queued(connection, per_host)
@@ -317,34 +122,7 @@ class SQLFrontier:
             "hosts": [new.host for new in urls],
             "depths": [new.depth for new in urls],
         }
-        return list((await connection.execute(_PG_ADD, params)).scalars())
-
-    async def _insert_urls_sqlite(
-        self, connection: AsyncConnection, crawl_id: uuid.UUID, urls: Sequence[NewURL]
-    ) -> list[str]:
-        hosts: list[str] = []
-        for start in range(0, len(urls), INSERT_CHUNK):
-            rows = [
-                {
-                    "crawl_id": crawl_id,
-                    "fingerprint": new.fingerprint,
-                    "url": new.url,
-                    "host": new.host,
-                    "depth": new.depth,
-                    "state": QUEUED,
-                    "attempts": 0,
-                    "not_before": 0.0,
-                }
-                for new in urls[start : start + INSERT_CHUNK]
-            ]
-            statement = (
-                sqlite_insert(URLS)
-                .values(rows)
-                .on_conflict_do_nothing(index_elements=["crawl_id", "fingerprint"])
-                .returning(URLS.c.host)
-            )
-            hosts += (await connection.execute(statement)).scalars()
-        return hosts
+        return list((await connection.execute(pg.ADD, params)).scalars())
 
     async def _count_queued(self, connection: AsyncConnection, per_host: dict[str, int]) -> None:
         """Add to the hosts' queued counts (negative numbers take away)."""
@@ -353,9 +131,9 @@ class SQLFrontier:
         hosts = sorted(per_host)
         if self._postgres:
             # Host rows in host order, as the statements that free slots lock them.
-            await connection.execute(_PG_LOCK_HOSTS, {"hosts": hosts})
+            await connection.execute(pg.LOCK_HOSTS, {"hosts": hosts})
             counts = [per_host[host] for host in hosts]
-            await connection.execute(_PG_COUNT_QUEUED, {"hosts": hosts, "counts": counts})
+            await connection.execute(pg.COUNT_QUEUED, {"hosts": hosts, "counts": counts})
             return
         await connection.execute(
             update(HOSTS)
@@ -369,7 +147,7 @@ class SQLFrontier:
     ) -> None:
         if self._postgres:
             await connection.execute(
-                _PG_ENSURE_HOSTS,
+                pg.ENSURE_HOSTS,
                 {
                     "hosts": list(hosts),
                     "delay_ms": policy.delay_ms if policy else DEFAULT_POLICY_DELAY_MS,
@@ -429,7 +207,7 @@ class SQLFrontier:
             params["host"] = only_host
         if self._postgres:
             # Host rows in host order, as the statements that free slots lock them.
-            lock = _LOCK_POLICY_HOSTS.replace("ORDER BY", narrow + " ORDER BY")
+            lock = pg.LOCK_POLICY_HOSTS.replace("ORDER BY", narrow + " ORDER BY")
             await connection.execute(text(lock), params)
         await connection.execute(text(_RECOMPUTE.rstrip() + narrow), params)
 
@@ -442,7 +220,7 @@ class SQLFrontier:
             async with self._autocommit.connect() as connection:
                 rows = (
                     await connection.execute(
-                        _PG_LEASE,
+                        pg.LEASE,
                         {"limit": limit, "lease_seconds": lease_seconds, "worker": worker},
                     )
                 ).all()
@@ -465,120 +243,18 @@ class SQLFrontier:
         async with self._engine.begin() as connection:
             # The clock is read once the write lock is held: a time read while waiting for it
             # would reserve the host's next slot too early.
-            return await self._sqlite_lease_locked(
+            return await sqlite.lease_locked(
                 connection, now=time.time(), worker=worker, limit=limit, lease_seconds=lease_seconds
             )
-
-    async def _sqlite_lease_locked(
-        self,
-        connection: AsyncConnection,
-        *,
-        now: float,
-        worker: str,
-        limit: int,
-        lease_seconds: float,
-    ) -> list[Lease]:
-        active = select(CRAWLS.c.crawl_id).where(CRAWLS.c.active)
-        due = and_(URLS.c.state == QUEUED, URLS.c.not_before <= now, URLS.c.crawl_id.in_(active))
-        ready = (
-            select(HOSTS.c.host, HOSTS.c.delay_ms, HOSTS.c.max_inflight - HOSTS.c.in_flight)
-            .where(
-                HOSTS.c.queued > 0,
-                HOSTS.c.next_start_at <= now,
-                HOSTS.c.paused_until <= now,
-                HOSTS.c.in_flight < HOSTS.c.max_inflight,
-                select(URLS.c.fingerprint).where(due, URLS.c.host == HOSTS.c.host).exists(),
-            )
-            .order_by(HOSTS.c.next_start_at)
-            .limit(limit)
-        )
-        mark = (
-            update(URLS)
-            .where(
-                URLS.c.crawl_id == bindparam("b_crawl_id"),
-                URLS.c.fingerprint == bindparam("b_fingerprint"),
-                URLS.c.state == QUEUED,
-            )
-            .values(
-                state=LEASED,
-                lease_token=bindparam("b_token"),
-                lease_expires_at=now + lease_seconds,
-                worker=worker,
-            )
-        )
-        leases: list[Lease] = []
-        for host, delay_ms, free in (await connection.execute(ready)).all():
-            wanted = min(free if delay_ms == 0 else 1, limit - len(leases))
-            if wanted <= 0:
-                break
-            picked = (
-                await connection.execute(
-                    select(
-                        URLS.c.crawl_id,
-                        URLS.c.fingerprint,
-                        URLS.c.url,
-                        URLS.c.depth,
-                        URLS.c.attempts,
-                    )
-                    .where(due, URLS.c.host == host)
-                    .order_by(URLS.c.not_before)
-                    .limit(wanted)
-                )
-            ).all()
-            batch = [
-                Lease(
-                    crawl_id=row.crawl_id,
-                    url=row.url,
-                    fingerprint=row.fingerprint,
-                    host=host,
-                    depth=row.depth,
-                    attempts=row.attempts,
-                    token=secrets.token_hex(16),
-                    expires_at=now + lease_seconds,
-                )
-                for row in picked
-            ]
-            if not batch:
-                continue
-            reserved = await connection.execute(
-                update(HOSTS)
-                .where(
-                    HOSTS.c.host == host,
-                    HOSTS.c.in_flight + len(batch) <= HOSTS.c.max_inflight,
-                    HOSTS.c.next_start_at <= now,
-                )
-                .values(
-                    in_flight=HOSTS.c.in_flight + len(batch),
-                    queued=HOSTS.c.queued - len(batch),
-                    next_start_at=now + HOSTS.c.delay_ms / 1000.0,
-                )
-            )
-            if affected_rows(reserved) != 1:
-                continue
-            await connection.execute(
-                mark,
-                [
-                    {
-                        "b_crawl_id": item.crawl_id,
-                        "b_fingerprint": item.fingerprint,
-                        "b_token": item.token,
-                    }
-                    for item in batch
-                ],
-            )
-            leases.extend(batch)
-        return leases
 
     async def complete(self, leases: Sequence[Lease]) -> list[bool]:
         if not leases:
             return []
         if self._postgres:
             async with self._autocommit.connect() as connection:
-                done = set(
-                    (await connection.execute(_PG_COMPLETE, _lease_arrays(leases))).scalars()
-                )
+                done = set((await connection.execute(pg.COMPLETE, _lease_arrays(leases))).scalars())
             return [item.token in done for item in leases]
-        return await self._sqlite_release(leases, state=DONE)
+        return await sqlite.release(self._engine, leases, state=DONE)
 
     async def retry(self, lease: Lease, *, not_before: float, spend_attempt: bool) -> bool:
         if self._postgres:
@@ -590,48 +266,11 @@ class SQLFrontier:
                 "not_before": not_before,
             }
             async with self._autocommit.connect() as connection:
-                return bool((await connection.execute(_PG_RETRY, params)).scalar_one())
-        freed = await self._sqlite_release(
-            [lease], state=QUEUED, not_before=not_before, spend_attempt=spend_attempt
+                return bool((await connection.execute(pg.RETRY, params)).scalar_one())
+        freed = await sqlite.release(
+            self._engine, [lease], state=QUEUED, not_before=not_before, spend_attempt=spend_attempt
         )
         return freed[0]
-
-    async def _sqlite_release(
-        self,
-        leases: Sequence[Lease],
-        *,
-        state: str,
-        not_before: float = 0.0,
-        spend_attempt: bool = False,
-    ) -> list[bool]:
-        values: dict[str, Any] = {
-            "state": state,
-            "lease_token": None,
-            "lease_expires_at": None,
-            "worker": None,
-        }
-        if state == QUEUED:
-            values["not_before"] = not_before
-            values["attempts"] = URLS.c.attempts + (1 if spend_attempt else 0)
-        outcome: list[bool] = []
-        async with self._engine.begin() as connection:
-            for item in leases:
-                changed = await connection.execute(
-                    update(URLS)
-                    .where(
-                        URLS.c.crawl_id == item.crawl_id,
-                        URLS.c.fingerprint == item.fingerprint,
-                        URLS.c.lease_token == item.token,
-                        URLS.c.state == LEASED,
-                    )
-                    .values(**values)
-                    .returning(URLS.c.host)
-                )
-                host = changed.scalar_one_or_none()
-                if host is not None:
-                    await connection.execute(_sqlite_release_slots(host, 1, state == QUEUED))
-                outcome.append(host is not None)
-        return outcome
 
     async def renew(self, leases: Sequence[Lease], lease_seconds: float) -> list[bool]:
         if not leases:
@@ -639,7 +278,7 @@ class SQLFrontier:
         if self._postgres:
             params = _lease_arrays(leases) | {"lease_seconds": lease_seconds}
             async with self._autocommit.connect() as connection:
-                renewed = set((await connection.execute(_PG_RENEW, params)).scalars())
+                renewed = set((await connection.execute(pg.RENEW, params)).scalars())
             return [item.token in renewed for item in leases]
         outcome: list[bool] = []
         async with self._engine.begin() as connection:
@@ -665,7 +304,7 @@ class SQLFrontier:
             while True:
                 async with self._autocommit.connect() as connection:
                     count = int(
-                        (await connection.execute(_PG_REAP, {"batch": REAP_BATCH})).scalar_one()
+                        (await connection.execute(pg.REAP, {"batch": REAP_BATCH})).scalar_one()
                     )
                 reaped += count
                 if count < REAP_BATCH:
@@ -691,7 +330,7 @@ class SQLFrontier:
             for host in hosts:
                 per_host[host] = per_host.get(host, 0) + 1
             for host, count in per_host.items():
-                await connection.execute(_sqlite_release_slots(host, count, True))
+                await connection.execute(sqlite.release_slots(host, count, True))
         return sum(per_host.values())
 
     # --- hosts ------------------------------------------------------------------------------
@@ -795,17 +434,6 @@ class SQLFrontier:
             for host in hosts:
                 per_host[host] = per_host.get(host, 0) - 1
             await self._count_queued(connection, per_host)
-
-
-def _sqlite_release_slots(host: str, count: int, requeued: bool) -> Any:
-    return (
-        update(HOSTS)
-        .where(HOSTS.c.host == host)
-        .values(
-            in_flight=func.max(HOSTS.c.in_flight - count, 0),
-            queued=HOSTS.c.queued + (count if requeued else 0),
-        )
-    )
 
 
 def _lease_arrays(leases: Sequence[Lease]) -> dict[str, list[Any]]:
