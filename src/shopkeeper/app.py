@@ -96,8 +96,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     exempt: tuple[str, ...] = ()
     if settings.logs_enabled:
         from shopkeeper.logs.api import router as logs_router
+        from shopkeeper.logs.ui.api import install_ui
 
         app.include_router(logs_router, prefix=API_PREFIX)
+        install_ui(app)  # the web UI at /logs
         exempt = (f"{API_PREFIX}/logs/",)  # ingest enforces its own, larger limit
     if settings.crawl_enabled:
         app.include_router(crawl_router, prefix=API_PREFIX)

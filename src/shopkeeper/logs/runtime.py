@@ -19,6 +19,7 @@ from shopkeeper.logs.ingest.syslog_server import SyslogServers, start_syslog_fro
 from shopkeeper.logs.ingest.writer import BatchSink, GroupCommitWriter
 from shopkeeper.logs.metrics import MeteredSink
 from shopkeeper.logs.store import LogStore, open_store
+from shopkeeper.logs.tail.hub import TailHub
 
 log = structlog.get_logger(__name__)
 
@@ -30,6 +31,9 @@ class LogsRuntime:
     sink: BatchSink
     """Embedded: a group-commit writer into the store. A production gateway may replace it by
     the ingest buffer's publisher (same `write(batches)` contract)."""
+    tail: TailHub
+    """Live tail sessions of this process, fed by the writer (here or, through Redis, in
+    `logs writer`)."""
     _writer: GroupCommitWriter | None = field(default=None, repr=False)
 
     _publisher: BufferPublisher | None = field(default=None, repr=False)
@@ -38,19 +42,24 @@ class LogsRuntime:
     @classmethod
     async def start(cls, settings: Settings) -> LogsRuntime:
         store = await open_store(settings)
+        tail = TailHub(settings)
+        await tail.start()
         if settings.logs_buffer_url:
             # A production gateway: batches go to the buffer; `logs writer` stores them.
             publisher = BufferPublisher.from_settings(settings)
             await publisher.start()
-            runtime = cls(settings=settings, store=store, sink=publisher, _publisher=publisher)
+            runtime = cls(
+                settings=settings, store=store, sink=publisher, tail=tail, _publisher=publisher
+            )
         else:
             writer = GroupCommitWriter(
                 store,
                 max_pending_lines=settings.logs_max_pending_lines,
                 batch_lines=settings.logs_batch_lines,
+                on_stored=tail.stored,
             )
             await writer.start()
-            runtime = cls(settings=settings, store=store, sink=writer, _writer=writer)
+            runtime = cls(settings=settings, store=store, sink=writer, tail=tail, _writer=writer)
         # Everything that reaches storage or the buffer (HTTP, syslog, own logs) is counted.
         runtime.sink = MeteredSink(runtime.sink)
         try:
@@ -66,6 +75,7 @@ class LogsRuntime:
             await self._writer.stop()
         if self._publisher is not None:
             await self._publisher.stop()
+        await self.tail.stop()
         await self.store.close()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import aio_pika
@@ -46,6 +47,8 @@ class BufferWriter:
     idle_exit_seconds: float | None = None
     """Return once the stream has been drained and silent this long (for batch jobs, tests)."""
     stored_lines: int = 0
+    on_stored: Callable[[Sequence[Batch]], None] | None = None
+    """Told of every stored group (live tail); must return at once."""
     _inbox: asyncio.Queue[AbstractIncomingMessage] = field(default_factory=asyncio.Queue)
     _next_offset: int = 0
 
@@ -145,6 +148,8 @@ class BufferWriter:
                 log.warning("logs_writer_store_retry", error=str(exc)[:300], group=group)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
+        if self.on_stored is not None:
+            self.on_stored(batches)
         # Only now does the broker hear that these are done (and send more).
         await messages[-1].ack(multiple=True)
         self._next_offset = group.last + 1
@@ -164,12 +169,17 @@ async def run_writer(settings: Settings, *, idle_exit_seconds: float | None = No
     """Runs a writer on the configured store and buffer, reconnecting after broker failures;
     returns the lines stored (when idle exit is asked for)."""
     from shopkeeper.logs.store import open_store
+    from shopkeeper.logs.tail.hub import TailHub
 
     store = await open_store(settings)
+    # Stored lines reach the gateways' tail sessions through Redis.
+    tail = TailHub(settings, listen=False)
+    await tail.start()
     try:
         while True:
             writer = BufferWriter.from_settings(settings, store)
             writer.idle_exit_seconds = idle_exit_seconds
+            writer.on_stored = tail.stored
             try:
                 await writer.run()
                 return writer.stored_lines
@@ -177,4 +187,5 @@ async def run_writer(settings: Settings, *, idle_exit_seconds: float | None = No
                 log.warning("logs_writer_broker_lost", error=repr(exc)[:300])
                 await asyncio.sleep(2)
     finally:
+        await tail.stop()
         await store.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import structlog
@@ -39,8 +40,17 @@ class BatchSink(Protocol):
 
 
 class GroupCommitWriter:
-    def __init__(self, store: LogStore, *, max_pending_lines: int, batch_lines: int) -> None:
+    def __init__(
+        self,
+        store: LogStore,
+        *,
+        max_pending_lines: int,
+        batch_lines: int,
+        on_stored: Callable[[Sequence[Batch]], None] | None = None,
+    ) -> None:
         self.store = store
+        self.on_stored = on_stored
+        """Told of every stored round (live tail); must return at once."""
         self.max_pending_lines = max_pending_lines
         self.batch_lines = batch_lines
         self.pending_lines = 0
@@ -105,6 +115,8 @@ class GroupCommitWriter:
                     self._settle(round_, exc)
                 else:
                     self._settle(round_, None)
+                    if self.on_stored is not None:
+                        self.on_stored(batches)
                 finally:
                     self.pending_lines -= lines
                     self._round = []

@@ -260,15 +260,3 @@ def bucket_counts_sql(
         f"SELECT {select} FROM {table} WHERE {where_clause(compiled.conditions)} "  # noqa: S608
         f"GROUP BY {group} ORDER BY bucket LIMIT {{limit:UInt64}}"
     )
-
-
-def tail_rows_sql(table: str, compiled: Compiled) -> str:
-    """Rows stored after a point (`observed_at`, the time of storage), in storage order: what a
-    live tail has not sent yet."""
-    return (
-        f"SELECT {ROW_COLUMNS}, toUnixTimestamp64Nano(observed_at) AS observed "  # noqa: S608
-        f"FROM {table} WHERE {where_clause(compiled.conditions)} "
-        "AND observed_at > fromUnixTimestamp64Nano({after:Int64}, 'UTC') "
-        "AND observed_at <= fromUnixTimestamp64Nano({until:Int64}, 'UTC') "
-        "ORDER BY observed_at, timestamp LIMIT {limit:UInt64}"
-    )

@@ -1,10 +1,13 @@
-"""Loki's live tail over a WebSocket: the last lines since `start`, then every new line
-matching the query as it is stored, in Loki's tail frames."""
+"""Loki's live tail over a WebSocket: the last lines since `start` from storage, then every new
+line matching the query as the writer stores it (fed by the tail hub, not by polling), in
+Loki's tail frames. A client that reads too slowly gets `dropped_entries` instead of lines."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
+from typing import Any
 
 from starlette.requests import Request
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -14,23 +17,18 @@ from shopkeeper.core.errors import DomainError
 from shopkeeper.core.jsonutil import dumps
 from shopkeeper.core.security import Actor
 from shopkeeper.logs.query import ast
-from shopkeeper.logs.query.compiler import Params, compile_log_query, tail_rows_sql
 from shopkeeper.logs.query.errors import QueryError
 from shopkeeper.logs.query.params import now_ns, parse_limit, parse_timestamp
 from shopkeeper.logs.query.parser import parse
-from shopkeeper.logs.query.pipeline import Entry, compile_pipeline, entry_from_row
+from shopkeeper.logs.query.pipeline import Entry
 from shopkeeper.logs.query.results import Stats
 from shopkeeper.logs.query.streams import select_entries, streams_result
-from shopkeeper.logs.store import LogStore
+from shopkeeper.logs.runtime import LogsRuntime
+from shopkeeper.logs.tail.session import TailFilter, TailSession
 
-POLL_SECONDS = 1.0
-# Lines are read once they have been stored this long: an insert that began earlier is visible
-# by then, so reading by time of storage misses none.
-SETTLE_NS = 2 * 10**9
 MAX_DELAY_SECONDS = 5
-BATCH_LINES = 1000
 HOUR_NS = 3600 * 10**9
-YEAR_NS = 365 * 24 * HOUR_NS
+REMEMBERED_LINES = 10_000
 
 
 async def websocket_actor(websocket: WebSocket) -> Actor | None:
@@ -69,75 +67,64 @@ async def serve_tail(websocket: WebSocket) -> None:
     if logs is None:  # storage did not open in this process (see logs/runtime.py)
         await websocket.close(code=1011, reason="log storage unavailable")
         return
-    store: LogStore = logs.store
     await websocket.accept()
     try:
-        await _tail(websocket, store, actor.tenant, expr, start, limit, delay)
+        await _tail(websocket, logs, actor.tenant, expr, start, limit, delay)
     except WebSocketDisconnect:
         return
     finally:
         if websocket.application_state != WebSocketState.DISCONNECTED:
-            await websocket.close()
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+                await websocket.close()
 
 
 async def _tail(
     websocket: WebSocket,
-    store: LogStore,
+    logs: LogsRuntime,
     tenant: str,
     query: ast.LogQuery,
     start: int,
     limit: int,
     delay: int,
 ) -> None:
-    connected = now_ns()
-    history = await select_entries(
-        store,
-        tenant=tenant,
-        query=query,
-        start=start,
-        end=connected,
-        limit=limit,
-        backward=True,
-        stats=Stats(),
-    )
-    sent = _Sent(10 * BATCH_LINES)
-    await _send(websocket, sorted(history, key=lambda e: e.ts), sent)
-    params = Params()
-    compiled = compile_log_query(query, params)
-    pipeline = compile_pipeline(compiled.residual)
-    sql = tail_rows_sql(store.table, compiled)
-    after = connected - SETTLE_NS - delay * 10**9
+    session = TailSession(tenant=tenant, filter=TailFilter.compile(query))
+    # Subscribed before the history is read: a line stored meanwhile comes by both ways and is
+    # sent once; none falls between them.
+    await logs.tail.subscribe(session)
     receiving = asyncio.create_task(websocket.receive())  # notices a client that leaves
     try:
+        history = await select_entries(
+            logs.store,
+            tenant=tenant,
+            query=query,
+            start=start,
+            end=now_ns(),
+            limit=limit,
+            backward=True,
+            stats=Stats(),
+        )
+        sent = _Sent(REMEMBERED_LINES)
+        await _send(websocket, sorted(history, key=lambda e: e.ts), [], sent)
         while not receiving.done():
-            until = now_ns() - SETTLE_NS - delay * 10**9
-            rows = await store.query(
-                sql,
-                {
-                    **params.values,
-                    "tenant": tenant,
-                    "start": start,
-                    "end": until + YEAR_NS,
-                    "after": after,
-                    "until": until,
-                    "limit": BATCH_LINES,
-                },
-            )
-            if rows:
-                after = int(rows[-1]["observed"])
-            entries = [e for e in map(entry_from_row, rows) if pipeline.run(e)]
-            await _send(websocket, entries, sent)
-            if len(rows) < BATCH_LINES:
-                await asyncio.wait({receiving}, timeout=POLL_SECONDS)
+            ready = asyncio.create_task(session.wait())
+            await asyncio.wait({receiving, ready}, return_when=asyncio.FIRST_COMPLETED)
+            ready.cancel()
+            if receiving.done():
+                break
+            if delay:  # Loki's `delay_for`: let late lines of the same moment catch up
+                await asyncio.sleep(delay)
+            entries, dropped = session.take()
+            await _send(websocket, entries, dropped, sent)
         message = receiving.result()
         if message.get("type") == "websocket.disconnect":
             raise WebSocketDisconnect(message.get("code", 1000))
     finally:
         receiving.cancel()
+        logs.tail.unsubscribe(session)
 
 
 class _Sent:
-    """The lines sent lately, so that the history and the first reads do not repeat one."""
+    """The lines sent lately, so that the history and the first live lines do not repeat one."""
 
     def __init__(self, size: int) -> None:
         self.order: deque[tuple[int, str]] = deque()
@@ -155,8 +142,13 @@ class _Sent:
         return True
 
 
-async def _send(websocket: WebSocket, entries: list[Entry], sent: _Sent) -> None:
+async def _send(
+    websocket: WebSocket, entries: list[Entry], dropped: list[dict[str, Any]], sent: _Sent
+) -> None:
     fresh = [entry for entry in entries if sent.first_time(entry)]
-    if fresh:
-        frame = {"streams": streams_result(fresh, backward=False), "dropped_entries": None}
+    if fresh or dropped:
+        frame = {
+            "streams": streams_result(fresh, backward=False),
+            "dropped_entries": dropped or None,
+        }
         await websocket.send_text(dumps(frame).decode())

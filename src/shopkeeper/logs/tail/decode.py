@@ -1,0 +1,177 @@
+"""The rows of stored batches, for live tail: the same columns a query reads back, computed in
+Python from the batch (NDJSON by the rules `store.transform` gives ClickHouse)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from shopkeeper.logs.records import (
+    FLATTEN_DEPTH,
+    HOST_FIELDS,
+    LEVEL_FIELDS,
+    MESSAGE_FIELDS,
+    PARSE_ERROR,
+    SERVICE_FIELDS,
+    SPAN_ID_FIELDS,
+    TIMESTAMP_FIELDS,
+    TRACE_ID_FIELDS,
+    UNKNOWN_SERVICE,
+    normalize_level,
+)
+from shopkeeper.logs.store import Batch
+
+Row = dict[str, Any]
+"""`ts` (ns), `message`, `service`, `host`, `level`, `source`, `trace_id`, `span_id`,
+`attributes`, `label_keys`: the columns of `compiler.ROW_COLUMNS`."""
+
+
+def batch_rows(batch: Batch, *, received_ns: int | None = None) -> list[Row]:
+    received = received_ns or time.time_ns()
+    if batch.format == "records":
+        rows = [_record_row(line, received) for line in batch.payload.splitlines() if line]
+    else:
+        rows = [
+            _json_line_row(text, received)
+            for line in batch.payload.splitlines()
+            if (text := line.decode(errors="replace").strip())
+        ]
+    for row in rows:
+        row["source"] = batch.source
+        if batch.extra_attributes:
+            row["attributes"].update(batch.extra_attributes)
+    return rows
+
+
+def _record_row(line: bytes, received: int) -> Row:
+    record = orjson.loads(line)
+    return {
+        "ts": int(record["ts"]) or received,
+        "message": record["message"],
+        "service": record["service"],
+        "host": record["host"],
+        "level": record["level"],
+        "trace_id": record["trace_id"],
+        "span_id": record["span_id"],
+        "attributes": dict(record["attributes"]),
+        "label_keys": list(record["label_keys"]),
+    }
+
+
+def _json_line_row(text: str, received: int) -> Row:
+    document: Any = None
+    if text.startswith("{"):
+        try:
+            document = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            document = None
+    if not isinstance(document, dict):
+        return _row(received, text, {}, {PARSE_ERROR: "not a JSON object"})
+    fields = dict(_flatten(document, "", 1))
+    picked: dict[str, str] = {}
+    for name, candidates in (
+        ("ts", TIMESTAMP_FIELDS),
+        ("message", MESSAGE_FIELDS),
+        ("level", LEVEL_FIELDS),
+        ("service", SERVICE_FIELDS),
+        ("host", HOST_FIELDS),
+        ("trace_id", TRACE_ID_FIELDS),
+        ("span_id", SPAN_ID_FIELDS),
+    ):
+        for candidate in candidates:
+            if candidate in fields:
+                picked[name] = fields.pop(candidate)
+                break
+    errors: dict[str, str] = {}
+    ts = received
+    if "ts" in picked:
+        parsed = _timestamp_ns(picked["ts"])
+        if parsed is None:
+            errors[PARSE_ERROR] = f"unparseable timestamp: {picked['ts']}"
+        else:
+            ts = parsed
+    row = _row(ts, picked.get("message", text), fields, errors)
+    row["service"] = picked.get("service") or UNKNOWN_SERVICE
+    row["host"] = picked.get("host", "")
+    row["level"] = normalize_level(picked["level"]) if "level" in picked else "unknown"
+    row["trace_id"] = picked.get("trace_id", "")
+    row["span_id"] = picked.get("span_id", "")
+    return row
+
+
+def _row(ts: int, message: str, attributes: dict[str, str], errors: dict[str, str]) -> Row:
+    return {
+        "ts": ts,
+        "message": message,
+        "service": UNKNOWN_SERVICE,
+        "host": "",
+        "level": "unknown",
+        "trace_id": "",
+        "span_id": "",
+        "attributes": {**attributes, **errors},
+        "label_keys": [],
+    }
+
+
+def _flatten(value: Mapping[str, Any], prefix: str, depth: int) -> Iterator[tuple[str, str]]:
+    """As ClickHouse flattens a line: objects to dotted keys down to FLATTEN_DEPTH, strings
+    unquoted, other values as their JSON text, nulls dropped."""
+    for key, item in value.items():
+        name = f"{prefix}{key}"
+        if isinstance(item, Mapping) and depth < FLATTEN_DEPTH:
+            yield from _flatten(item, f"{name}.", depth + 1)
+        elif isinstance(item, str):
+            yield name, item
+        elif item is None:
+            continue
+        else:
+            yield name, orjson.dumps(item).decode()
+
+
+def _timestamp_ns(text: str) -> int | None:
+    """RFC 3339, or epoch seconds, milliseconds, microseconds or nanoseconds by magnitude."""
+    try:
+        number = int(text)
+    except ValueError:
+        try:
+            real = float(text)
+        except ValueError:
+            return _rfc3339_ns(text)
+        return int(_scaled(real))
+    return int(_scaled(number))
+
+
+def _scaled(number: float) -> float:
+    size = abs(number)
+    if size < 1e11:
+        return number * 1_000_000_000
+    if size < 1e14:
+        return number * 1_000_000
+    if size < 1e17:
+        return number * 1_000
+    return number
+
+
+def _rfc3339_ns(text: str) -> int | None:
+    value = text.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    fraction = 0
+    head, dot, rest = value.partition(".")
+    if dot:
+        digits = ""
+        for char in rest:
+            if not char.isdigit():
+                break
+            digits += char
+        fraction = int((digits + "000000000")[:9]) if digits else 0
+        value = head + rest[len(digits) :]
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp()) * 1_000_000_000 + fraction

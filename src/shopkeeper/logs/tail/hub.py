@@ -1,0 +1,222 @@
+"""The tail hub of a process: takes what the writer has just stored, decodes it once per batch
+(only for tenants someone tails) and hands it to the matching sessions, here and, through
+Redis pub/sub, in every other process.
+
+The writer calls `stored` after each INSERT: it queues and returns, whatever the sessions do.
+Past `OUTBOX_BYTES` of undelivered batches (Redis slow, a flood the decoder cannot keep up
+with), new ones are not tailed and counted in `missed_batches`; storage and ingest are never
+held up by a tail. The feed's own work (decoding, matching) is held to `CPU_SHARE` of the
+event loop's time: after each chunk of lines it sleeps in proportion, so a flood of tailed lines
+costs ingest at most that share and the rest of the flood is shed, not queued."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import orjson
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from shopkeeper.core.settings import Settings
+from shopkeeper.logs.store import Batch
+from shopkeeper.logs.tail.decode import Row, batch_rows
+from shopkeeper.logs.tail.session import TailSession
+
+log = structlog.get_logger(__name__)
+
+OUTBOX_BYTES = 4 * 1024 * 1024
+CHUNK_LINES = 200
+"""Lines decoded and offered between two pauses (ingest shares the event loop)."""
+CPU_SHARE = 0.25
+WATCH_SECONDS = 30
+"""A process tailing a tenant marks it watched in Redis for this long, renewed every third."""
+WATCH_CACHE_SECONDS = 1.0
+"""How long a publisher trusts its answer to "is this tenant watched anywhere?"."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Missed:
+    tenant: str
+
+
+class TailHub:
+    def __init__(self, settings: Settings, *, listen: bool = True) -> None:
+        self.settings = settings
+        self.listen = listen
+        self._sessions: dict[str, set[TailSession]] = {}
+        self._outbox: asyncio.Queue[Batch | _Missed] = asyncio.Queue()
+        self._missed: dict[str, int] = {}
+        self._outbox_bytes = 0
+        self._watched: dict[str, tuple[float, bool]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._redis: Redis | None = None
+        extra = f"{settings.redis_channel_prefix}:" if settings.redis_channel_prefix else ""
+        self._prefix = f"{settings.redis_namespace}:{extra}logs-tail:"
+        self._subscribed = asyncio.Event()
+        self.missed_batches = 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.settings.redis_url is not None
+
+    async def start(self) -> None:
+        if self.distributed:
+            assert self.settings.redis_url is not None
+            self._redis = Redis.from_url(self.settings.redis_url)
+        self._tasks.append(asyncio.create_task(self._deliver_stored(), name="logs-tail-feed"))
+        if self.distributed and self.listen:
+            self._tasks.append(asyncio.create_task(self._listen(), name="logs-tail-listen"))
+            self._tasks.append(asyncio.create_task(self._keep_watching(), name="logs-tail-watch"))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._subscribed.wait(), 5)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+
+    # -- the writer's side ---------------------------------------------------------------------
+
+    def stored(self, batches: Sequence[Batch]) -> None:
+        """Hand over batches that have just been stored; never waits."""
+        for batch in batches:
+            if not self.distributed and batch.tenant not in self._sessions:
+                continue
+            if self._outbox_bytes + len(batch.payload) > OUTBOX_BYTES:
+                self._shed(batch)
+                continue
+            self._outbox_bytes += len(batch.payload)
+            self._outbox.put_nowait(batch)
+
+    def _shed(self, batch: Batch) -> None:
+        """A batch the feed cannot take: its lines reach the sessions as dropped, unexamined."""
+        self.missed_batches += 1
+        log.info("logs_tail_missed_batch", tenant=batch.tenant, lines=batch.lines)
+        if not self.distributed:
+            for session in tuple(self._sessions.get(batch.tenant, ())):
+                session.missed(batch.lines)
+            return
+        pending = self._missed.get(batch.tenant, 0)
+        self._missed[batch.tenant] = pending + batch.lines
+        if not pending:  # one notice per tenant waits in the outbox, however many are shed
+            self._outbox.put_nowait(_Missed(batch.tenant))
+
+    async def _deliver_stored(self) -> None:
+        while True:
+            batch = await self._outbox.get()
+            if isinstance(batch, _Missed):
+                await self._publish_missed(batch.tenant)
+                continue
+            try:
+                if self.distributed and not await self._is_watched(batch.tenant):
+                    continue
+                lines = batch.payload.splitlines(keepends=True)
+                for first in range(0, len(lines), CHUNK_LINES):
+                    began = time.perf_counter()
+                    part = replace(batch, payload=b"".join(lines[first : first + CHUNK_LINES]))
+                    rows = batch_rows(part)
+                    if self.distributed:
+                        assert self._redis is not None
+                        await self._redis.publish(self._prefix + batch.tenant, orjson.dumps(rows))
+                    else:
+                        self._offer(batch.tenant, rows)
+                    spent = time.perf_counter() - began
+                    await asyncio.sleep(spent * (1 / CPU_SHARE - 1))
+            except RedisError as exc:
+                log.warning("logs_tail_publish_failed", error=str(exc)[:200])
+            except Exception:  # a batch we cannot decode is not worth stopping the feed for
+                log.exception("logs_tail_feed_failed", tenant=batch.tenant)
+            finally:
+                self._outbox_bytes -= len(batch.payload)
+
+    async def _publish_missed(self, tenant: str) -> None:
+        lines = self._missed.pop(tenant, 0)
+        assert self._redis is not None
+        with contextlib.suppress(RedisError):
+            if lines and await self._is_watched(tenant):
+                await self._redis.publish(self._prefix + tenant, orjson.dumps({"missed": lines}))
+
+    async def _is_watched(self, tenant: str) -> bool:
+        now = time.monotonic()
+        cached = self._watched.get(tenant)
+        if cached is not None and now - cached[0] < WATCH_CACHE_SECONDS:
+            return cached[1]
+        assert self._redis is not None
+        watched = bool(await self._redis.exists(self._watch_key(tenant)))
+        self._watched[tenant] = (now, watched)
+        return watched
+
+    def _watch_key(self, tenant: str) -> str:
+        return f"{self._prefix}watch:{tenant}"
+
+    # -- the sessions' side --------------------------------------------------------------------
+
+    async def subscribe(self, session: TailSession) -> None:
+        """From now on `session` is offered every line stored for its tenant. Distributed, this
+        returns once every publisher is sure to have noticed the tenant is watched."""
+        self._sessions.setdefault(session.tenant, set()).add(session)
+        if self.distributed:
+            assert self._redis is not None
+            try:
+                await self._redis.set(self._watch_key(session.tenant), 1, ex=WATCH_SECONDS)
+            except RedisError as exc:
+                log.warning("logs_tail_watch_failed", error=str(exc)[:200])
+            # A publisher may have cached "not watched" just before: let that answer expire.
+            await asyncio.sleep(WATCH_CACHE_SECONDS)
+
+    def unsubscribe(self, session: TailSession) -> None:
+        sessions = self._sessions.get(session.tenant)
+        if sessions is not None:
+            sessions.discard(session)
+            if not sessions:
+                del self._sessions[session.tenant]
+
+    def _offer(self, tenant: str, rows: list[Row]) -> None:
+        for session in tuple(self._sessions.get(tenant, ())):
+            session.offer(rows)
+
+    async def _listen(self) -> None:
+        assert self._redis is not None
+        while True:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.psubscribe(self._prefix + "*")
+                self._subscribed.set()
+                async for item in pubsub.listen():
+                    if item.get("type") != "pmessage":
+                        continue
+                    tenant = item["channel"].decode().removeprefix(self._prefix)
+                    if tenant not in self._sessions:
+                        continue
+                    message = orjson.loads(item["data"])
+                    if isinstance(message, dict):  # {"missed": lines} shed by a writer
+                        for session in tuple(self._sessions.get(tenant, ())):
+                            session.missed(int(message.get("missed", 0)))
+                    else:
+                        self._offer(tenant, message)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis went away: sessions stay open, we retry
+                log.warning("logs_tail_listener_failed", error=str(exc)[:200])
+                self._subscribed.set()
+                await asyncio.sleep(1)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _keep_watching(self) -> None:
+        assert self._redis is not None
+        while True:
+            await asyncio.sleep(WATCH_SECONDS / 3)
+            for tenant in tuple(self._sessions):
+                with contextlib.suppress(RedisError):
+                    await self._redis.set(self._watch_key(tenant), 1, ex=WATCH_SECONDS)

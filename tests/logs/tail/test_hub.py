@@ -1,0 +1,77 @@
+"""The tail hub across processes: what one process's writer stores reaches the sessions of
+another through real Redis pub/sub, decoded as a query would read it back; tenants nobody tails
+are not published at all."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import orjson
+
+from shopkeeper.core.settings import Settings
+from shopkeeper.logs.query.parser import parse
+from shopkeeper.logs.records import LogRecord
+from shopkeeper.logs.store import Batch, records_batch
+from shopkeeper.logs.tail.hub import TailHub
+from shopkeeper.logs.tail.session import TailFilter, TailSession
+
+
+def session_for(tenant: str, query: str) -> TailSession:
+    expr = parse(query)
+    return TailSession(tenant=tenant, filter=TailFilter.compile(expr))  # type: ignore[arg-type]
+
+
+async def lines(session: TailSession) -> list[str]:
+    await asyncio.wait_for(session.wait(), timeout=10)
+    entries, _ = session.take()
+    return [entry.line for entry in entries]
+
+
+async def test_lines_stored_by_one_process_reach_sessions_of_another_through_redis(
+    logs_settings: Settings, tenant: str
+) -> None:
+    settings = logs_settings.model_copy(
+        update={"redis_url": "redis://127.0.0.1:6379/0", "redis_namespace": secrets.token_hex(4)}
+    )
+    writer_side = TailHub(settings, listen=False)  # as in `logs writer`
+    gateway = TailHub(settings)
+    await writer_side.start()
+    await gateway.start()
+    try:
+        session = session_for(tenant, '{service="api"} |= "boom" | json | code >= 500')
+        await gateway.subscribe(session)
+        ndjson = b"".join(
+            orjson.dumps(d, option=orjson.OPT_APPEND_NEWLINE)
+            for d in [
+                {
+                    "service": "api",
+                    "ts": "2026-12-04T10:00:00.5Z",
+                    "msg": '{"code": 503, "boom": 1}',
+                },
+                {"service": "api", "msg": '{"code": 200, "boom": 1}'},
+                {"service": "web", "msg": '{"code": 503, "boom": 1}'},
+            ]
+        )
+        writer_side.stored(
+            [
+                Batch(tenant=tenant, source="ndjson", format="json_lines", payload=ndjson, lines=3),
+                records_batch(
+                    [LogRecord(message='{"code": 500} boom', service="api")],
+                    tenant=tenant,
+                    source="loki",
+                ),
+                records_batch(
+                    [LogRecord(message='{"code": 500} boom', service="api")],
+                    tenant=tenant + "x",
+                    source="loki",
+                ),
+            ]
+        )
+        received = await lines(session)
+        while len(received) < 2:
+            received += await lines(session)
+        assert received == ['{"code": 503, "boom": 1}', '{"code": 500} boom']
+    finally:
+        await gateway.stop()
+        await writer_side.stop()
