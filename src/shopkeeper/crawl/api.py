@@ -22,6 +22,7 @@ from shopkeeper.crawl.schemas import (
     PageStateName,
     WorkerOut,
 )
+from shopkeeper.crawl.watch.api import router as watch_router
 
 router = APIRouter(prefix="/crawl", tags=["crawl"])
 
@@ -152,3 +153,7 @@ async def list_hosts(crawl_id: uuid.UUID, crawler: Crawler, _: CanRead) -> list[
 @router.get("/workers", responses=problem_responses(*AUTH))
 async def list_workers(crawler: Crawler, _: CanRead) -> list[WorkerOut]:
     return [WorkerOut.model_validate(worker) for worker in await service.list_workers(crawler)]
+
+
+# Price watches live in their own package; their routes sit under the same prefix and keys.
+router.include_router(watch_router)
