@@ -20,6 +20,7 @@ from sqlalchemy import and_, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from shopkeeper.core.db import Database, affected_rows, table_of
 from shopkeeper.crawl.frontier.base import (
@@ -516,6 +517,7 @@ class SQLFrontier:
         lease_seconds: float,
         crawl_id: uuid.UUID | None = None,
     ) -> list[Lease]:
+        wanted_crawls: ColumnElement[bool]
         if crawl_id is None:
             wanted_crawls = URLS.c.crawl_id.in_(select(CRAWLS.c.crawl_id).where(CRAWLS.c.active))
         else:

@@ -1,4 +1,4 @@
-"""crawl: price watches and their history; shop: competitor prices per SKU
+"""crawl: price watches and their history, Scrapy requests; shop: competitor prices per SKU
 
 Revision ID: 0018_crawl_price_watch
 Revises: 0014_promotions_vouchers
@@ -76,9 +76,23 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("watch_id", name="pk_shop_competitor_prices"),
     )
     op.create_index("ix_shop_competitor_prices_sku", "shop_competitor_prices", ["sku"])
+    op.create_table(
+        "crawl_scrapy_requests",
+        sa.Column("crawl_id", sa.Uuid(), nullable=False),
+        sa.Column("fingerprint", sa.BigInteger(), nullable=False),
+        sa.Column("payload", sa.LargeBinary(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["crawl_id"],
+            ["crawl_crawls.id"],
+            name="fk_crawl_scrapy_requests_crawl_id_crawl_crawls",
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("crawl_id", "fingerprint", name="pk_crawl_scrapy_requests"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("crawl_scrapy_requests")
     op.drop_index("ix_shop_competitor_prices_sku", table_name="shop_competitor_prices")
     op.drop_table("shop_competitor_prices")
     op.drop_index("ix_crawl_watch_prices_watch_observed", table_name="crawl_watch_prices")
