@@ -12,6 +12,8 @@ from shopkeeper.core.errors import problem_responses
 from shopkeeper.crawl import results, service
 from shopkeeper.crawl.auth import CanRead, CanWrite
 from shopkeeper.crawl.context import Crawler
+from shopkeeper.crawl.jobs.api import router as jobs_router
+from shopkeeper.crawl.schedules.api import router as schedules_router
 from shopkeeper.crawl.schemas import (
     CrawlCreate,
     CrawlOut,
@@ -155,5 +157,8 @@ async def list_workers(crawler: Crawler, _: CanRead) -> list[WorkerOut]:
     return [WorkerOut.model_validate(worker) for worker in await service.list_workers(crawler)]
 
 
-# Price watches live in their own package; their routes sit under the same prefix and keys.
+# Schedules, jobs, spiders and price watches have their own modules; mounted here so that
+# `app.py` mounts one crawl router.
+router.include_router(schedules_router)
+router.include_router(jobs_router)
 router.include_router(watch_router)

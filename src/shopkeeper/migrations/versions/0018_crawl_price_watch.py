@@ -1,7 +1,7 @@
 """crawl: price watches and their history, Scrapy requests; shop: competitor prices per SKU
 
 Revision ID: 0018_crawl_price_watch
-Revises: 0014_promotions_vouchers
+Revises: 0016_crawl_schedules
 Create Date: 2026-12-04
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from shopkeeper.core.db import UTCDateTime
 
 revision = "0018_crawl_price_watch"
-down_revision = "0014_promotions_vouchers"
+down_revision = "0016_crawl_schedules"
 branch_labels = None
 depends_on = None
 
