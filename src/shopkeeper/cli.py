@@ -219,16 +219,22 @@ def worker(metrics_port: MetricsPort = None, metrics_host: MetricsHost = "127.0.
 
 @app.command()
 def scheduler(metrics_port: MetricsPort = None, metrics_host: MetricsHost = "127.0.0.1") -> None:
-    """Run `@periodic` jobs. Any number may run: each job runs once per period among them."""
+    """Run `@periodic` jobs and fire crawl schedules. Any number may run: each job runs once
+    per period among them, each schedule's fire time makes one crawl job."""
     from shopkeeper.core.messaging.handlers import load_handlers
     from shopkeeper.core.runtime import background
 
     settings = get_settings()
 
     async def run(runtime: Runtime, stop: asyncio.Event) -> None:
+        from shopkeeper.crawl.schedules.loop import schedules_running
+
         load_handlers()
         await runtime.jobs.start()
-        async with background(runtime, relay=False, periodic=True, consume=False):
+        async with (
+            background(runtime, relay=False, periodic=True, consume=False),
+            schedules_running(runtime.settings, runtime.db),
+        ):
             await stop.wait()
 
     _serve_metrics(metrics_host, metrics_port or settings.metrics_port)

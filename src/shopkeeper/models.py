@@ -6,10 +6,13 @@ from shopkeeper.core.mail import OutboundMail
 from shopkeeper.core.messaging.events import OutboxEvent, ProcessedEvent
 from shopkeeper.core.messaging.periodic import JobLease
 from shopkeeper.crawl.frontier.models import CrawlHost, CrawlHostPolicy, CrawlURL, FrontierCrawl
+from shopkeeper.crawl.jobs.models import Job as CrawlJob
+from shopkeeper.crawl.jobs.models import JobItem as CrawlJobItem
 from shopkeeper.crawl.models import Crawl
 from shopkeeper.crawl.models import Page as CrawlPage
 from shopkeeper.crawl.models import Worker as CrawlWorker
 from shopkeeper.crawl.robots_models import CrawlRobots
+from shopkeeper.crawl.schedules.models import Schedule as CrawlSchedule
 from shopkeeper.logs.alerts.models import AlertRule, AlertTransition
 from shopkeeper.shop.carts.models import Cart, CartItem
 from shopkeeper.shop.catalog.models import Category, Product, Variant
@@ -30,8 +33,11 @@ __all__ = [
     "Crawl",
     "CrawlHost",
     "CrawlHostPolicy",
+    "CrawlJob",
+    "CrawlJobItem",
     "CrawlPage",
     "CrawlRobots",
+    "CrawlSchedule",
     "CrawlURL",
     "CrawlWorker",
     "FrontierCrawl",

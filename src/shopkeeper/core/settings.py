@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     country (`PUT /tax-rates/{country}`); the order's `tax` is then the included share."""
     reservation_ttl_seconds: int = 1800
     stock_low_threshold: int = 5
+    competitor_undercut_alert_percent: float | None = Field(default=None, ge=0, le=100)
+    """`SHOPKEEPER_COMPETITOR_UNDERCUT_ALERT_PERCENT`: e-mail staff when a watched competitor's
+    price is more than this many percent below ours (same currency); unset: no alert."""
 
     login_attempts_per_account: str = "5/minute"
     login_attempts_per_address: str = "20/minute"
@@ -163,6 +166,14 @@ class Settings(BaseSettings):
     crawl_worker_key: SecretStr | None = None
     """An API key with the `crawl:worker` scope for `crawl worker` processes started away from
     the server's own settings: checked at start and on every heartbeat (revoking it stops them)."""
+    crawl_spiders_file: Path | None = None
+    """The deploy's spiders (TOML, `[spiders.<name>]` tables; see docs/crawl.md, "Spiders")."""
+    crawl_job_slots: int = Field(default=4, ge=0, le=1000)
+    """Jobs (spider runs, scheduled crawls) one crawl worker runs at once; 0: none."""
+    crawl_api_url: str = "http://127.0.0.1:8000/api/v1"
+    crawl_schedule_tick_seconds: float = Field(default=0.25, gt=0)
+    """How often `shopkeeper scheduler` looks for due schedules (their jobs' lateness)."""
+    """The API's base URL as a `command` spider started by a worker reaches it."""
 
     run_background_in_process: bool | None = None
     """Run outbox relay, consumers and periodic jobs inside `serve`; default: when no broker."""

@@ -12,6 +12,8 @@ from shopkeeper.core.errors import problem_responses
 from shopkeeper.crawl import results, service
 from shopkeeper.crawl.auth import CanRead, CanWrite
 from shopkeeper.crawl.context import Crawler
+from shopkeeper.crawl.jobs.api import router as jobs_router
+from shopkeeper.crawl.schedules.api import router as schedules_router
 from shopkeeper.crawl.schemas import (
     CrawlCreate,
     CrawlOut,
@@ -22,6 +24,7 @@ from shopkeeper.crawl.schemas import (
     PageStateName,
     WorkerOut,
 )
+from shopkeeper.crawl.watch.api import router as watch_router
 
 router = APIRouter(prefix="/crawl", tags=["crawl"])
 
@@ -152,3 +155,10 @@ async def list_hosts(crawl_id: uuid.UUID, crawler: Crawler, _: CanRead) -> list[
 @router.get("/workers", responses=problem_responses(*AUTH))
 async def list_workers(crawler: Crawler, _: CanRead) -> list[WorkerOut]:
     return [WorkerOut.model_validate(worker) for worker in await service.list_workers(crawler)]
+
+
+# Schedules, jobs, spiders and price watches have their own modules; mounted here so that
+# `app.py` mounts one crawl router.
+router.include_router(schedules_router)
+router.include_router(jobs_router)
+router.include_router(watch_router)

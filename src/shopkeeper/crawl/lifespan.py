@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.crawl.context import CrawlContext
+from shopkeeper.crawl.schedules.loop import schedules_running
 from shopkeeper.crawl.worker import CrawlWorker
 
 log = structlog.get_logger(__name__)
@@ -31,7 +32,11 @@ async def crawl_lifespan(app: FastAPI, runtime: Runtime) -> AsyncIterator[None]:
             CrawlWorker(context, name="serve").run(stop, drain_seconds=5.0)
         )
     try:
-        yield
+        async with contextlib.AsyncExitStack() as stack:
+            if settings.run_background_in_process:
+                # Embedded: this process is the scheduler too.
+                await stack.enter_async_context(schedules_running(settings, runtime.db))
+            yield
     finally:
         stop.set()
         if worker is not None:

@@ -7,6 +7,10 @@ worker process reports the (shared) frontier as it last saw it: read them with `
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy import select
+
+from shopkeeper.crawl.context import CrawlContext
+from shopkeeper.crawl.models import Crawl, CrawlStatus
 
 PAGES = Counter("shopkeeper_crawl_pages_total", "Pages decided, by final state", ["state"])
 FETCH_SECONDS = Histogram(
@@ -40,3 +44,23 @@ RETRIES = Counter("shopkeeper_crawl_retries_total", "URLs put back for another a
 
 def status_class(status: int | None) -> str:
     return "none" if status is None else f"{status // 100}xx"
+
+
+async def refresh_frontier_gauges(context: CrawlContext) -> None:
+    """Queued and in-flight URLs of the running crawls, and hosts ready for a request."""
+    async with context.db.session() as session:
+        running = list(
+            await session.scalars(select(Crawl.id).where(Crawl.status == CrawlStatus.RUNNING))
+        )
+    queued = in_flight = ready = 0
+    now = await context.frontier.now()
+    for crawl_id in running:
+        counts = await context.frontier.counts(crawl_id)
+        queued += counts.queued
+        in_flight += counts.in_flight
+        for host in await context.frontier.hosts(crawl_id):
+            if host.queued and host.paused_until is None and host.next_start_at <= now:
+                ready += host.in_flight < host.max_inflight
+    FRONTIER_URLS.labels("queued").set(queued)
+    FRONTIER_URLS.labels("in_flight").set(in_flight)
+    READY_HOSTS.set(ready)

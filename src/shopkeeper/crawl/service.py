@@ -23,6 +23,7 @@ from shopkeeper.core.errors import Conflict, InvalidInput, NotFound
 from shopkeeper.crawl.canonical import InvalidURL, new_url
 from shopkeeper.crawl.context import CrawlContext
 from shopkeeper.crawl.frontier import FrontierCounts, HostPolicy, NewURL
+from shopkeeper.crawl.jobs.service import live_job_crawls
 from shopkeeper.crawl.models import Crawl, CrawlStatus, Page, PageState, Worker
 from shopkeeper.crawl.politeness import MAX_CRAWL_DELAY_MS
 from shopkeeper.crawl.schemas import CrawlCreate
@@ -256,8 +257,11 @@ async def finish_idle_crawls(context: CrawlContext) -> list[uuid.UUID]:
         running = list(
             await session.scalars(select(Crawl.id).where(Crawl.status == CrawlStatus.RUNNING))
         )
+        owned = await live_job_crawls(session) if running else set()
     finished = []
     for crawl_id in running:
+        if crawl_id in owned:  # a spider's crawl ends with its job
+            continue
         counts = await context.frontier.counts(crawl_id)
         if counts.queued or counts.in_flight:
             continue

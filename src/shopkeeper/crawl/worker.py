@@ -16,29 +16,26 @@ own lag between the frontier and the socket.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
-from sqlalchemy import delete, select, update
 
-from shopkeeper.core.db import utcnow
-from shopkeeper.core.errors import DomainError
 from shopkeeper.crawl import metrics, service
+from shopkeeper.crawl.aio import wait_any
 from shopkeeper.crawl.auth import authenticate_worker
-from shopkeeper.crawl.canonical import InvalidURL, new_url
 from shopkeeper.crawl.context import CrawlContext
-from shopkeeper.crawl.extract import XML_TYPES, extract
-from shopkeeper.crawl.fetch import Fetcher, FetchResult
+from shopkeeper.crawl.fetch import Fetcher
 from shopkeeper.crawl.frontier import HostPolicy, Lease, NewURL
-from shopkeeper.crawl.models import Crawl, CrawlStatus, PageState, Worker
+from shopkeeper.crawl.jobs.pages import spider_job, spider_parse, store_items
+from shopkeeper.crawl.jobs.runner import JobRunner
+from shopkeeper.crawl.models import Crawl, CrawlStatus, PageState
+from shopkeeper.crawl.outcomes import CrawlConfig, Outcome, completed, dead_page, page_row
 from shopkeeper.crawl.politeness import (
     Complete,
     PauseHost,
@@ -52,8 +49,8 @@ from shopkeeper.crawl.politeness import (
     robots_entry,
     robots_verdict,
 )
+from shopkeeper.crawl.presence import WorkerPresence
 from shopkeeper.crawl.results import store_pages
-from shopkeeper.crawl.scope import Scope
 
 log = structlog.get_logger(__name__)
 
@@ -66,29 +63,6 @@ HOUSEKEEPING_S = 1.0
 FLUSH_GATHER_S = 0.02
 CAP_SLACK = 1000
 """URLs below a crawl's max_pages under which every add counts the crawl afresh."""
-
-
-@dataclass(frozen=True, slots=True)
-class CrawlConfig:
-    id: uuid.UUID
-    status: str
-    scope: Scope
-    politeness: dict[str, Any]
-    extract: dict[str, Any]
-    max_attempts: int
-    max_pages: int | None
-    loaded_at: float
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What becomes of one lease, applied by the flusher."""
-
-    lease: Lease
-    page: dict[str, Any] | None = None
-    links: list[NewURL] = field(default_factory=list)
-    retry_at: float | None = None
-    spend_attempt: bool = False
 
 
 class CrawlWorker:
@@ -139,24 +113,35 @@ class CrawlWorker:
         if self.key is not None:
             await authenticate_worker(self.context.db, self.key)
         self._stop = stop
-        await self._register()
+        presence = WorkerPresence(
+            self.context, id=self.id, name=self.name, capacity=self.concurrency, key=self.key
+        )
+        await presence.register()
         await self._sync_clock()
         loops = [
             asyncio.create_task(self._flush_loop()),
-            asyncio.create_task(self._heartbeat_loop()),
+            asyncio.create_task(presence.heartbeat(stop, in_flight=lambda: len(self._held))),
             asyncio.create_task(self._renew_loop()),
             asyncio.create_task(self._housekeeping_loop()),
         ]
+        jobs: asyncio.Task[None] | None = None
+        slots = self.context.settings.crawl_job_slots
+        if slots:
+            runner = JobRunner(self.context, name=self._token, slots=slots)
+            jobs = asyncio.create_task(runner.run(stop))
         log.info("crawl_worker_started", worker=self.name, concurrency=self.concurrency)
         try:
             await self._lease_loop(stop)
         finally:
+            if jobs is not None:
+                stop.set()
+                await asyncio.gather(jobs, return_exceptions=True)
             await self._drain(self.lease_seconds if drain_seconds is None else drain_seconds)
             for task in loops:
                 task.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
             await self._flush()
-            await self._unregister()
+            await presence.unregister()
             if self._owns_fetcher:
                 await self.fetcher.aclose()
             log.info("crawl_worker_stopped", worker=self.name)
@@ -175,46 +160,6 @@ class CrawlWorker:
                 await self.frontier.retry(lease, not_before=now, spend_attempt=False)
                 self._held.pop(lease.token, None)
             log.info("crawl_worker_returned_leases", worker=self.name, count=len(unfinished))
-
-    async def _register(self) -> None:
-        async with self.context.db.session() as session:
-            session.add(
-                Worker(
-                    id=self.id,
-                    name=self.name,
-                    hostname=self.hostname,
-                    pid=os.getpid(),
-                    capacity=self.concurrency,
-                    in_flight=0,
-                )
-            )
-            await session.commit()
-
-    async def _unregister(self) -> None:
-        async with self.context.db.session() as session:
-            await session.execute(delete(Worker).where(Worker.id == self.id))
-            await session.commit()
-
-    async def _heartbeat_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.context.settings.crawl_heartbeat_seconds)
-            if self.key is not None:
-                try:
-                    await authenticate_worker(self.context.db, self.key)
-                except DomainError as exc:
-                    log.warning("crawl_worker_key_refused", worker=self.name, error=exc.detail)
-                    self._stop.set()
-                    return
-            try:
-                async with self.context.db.session() as session:
-                    await session.execute(
-                        update(Worker)
-                        .where(Worker.id == self.id)
-                        .values(last_seen_at=utcnow(), in_flight=len(self._held))
-                    )
-                    await session.commit()
-            except Exception:
-                log.exception("crawl_heartbeat_failed", worker=self.name)
 
     async def _sync_clock(self) -> None:
         before = time.time()
@@ -236,7 +181,7 @@ class CrawlWorker:
                 # Lease in batches: waiting a moment for more free slots beats a round trip per URL.
                 if free <= 0 or (self._tasks and free < max(1, self.concurrency // 4)):
                     self._slot_freed.clear()
-                    await _wait_any(stopping, self._slot_freed.wait(), seconds=0.02)
+                    await wait_any(stopping, self._slot_freed.wait(), seconds=0.02)
                     continue
                 try:
                     leases = await self.frontier.lease(
@@ -254,7 +199,7 @@ class CrawlWorker:
                 if leases:
                     idle = 0.01
                     continue
-                await _wait_any(stopping, None, seconds=idle)
+                await wait_any(stopping, None, seconds=idle)
                 # While fetches are in flight their links and retries are about to arrive (and
                 # on PostgreSQL a host row another worker is updating is skipped, not waited
                 # for): ask again soon. An idle worker backs off.
@@ -297,27 +242,9 @@ class CrawlWorker:
                 if ticks % 10 == 0:
                     await self._sync_clock()
                 if ticks % 5 == 0:
-                    await self._refresh_gauges()
+                    await metrics.refresh_frontier_gauges(self.context)
             except Exception:
                 log.exception("crawl_housekeeping_failed", worker=self.name)
-
-    async def _refresh_gauges(self) -> None:
-        async with self.context.db.session() as session:
-            running = list(
-                await session.scalars(select(Crawl.id).where(Crawl.status == CrawlStatus.RUNNING))
-            )
-        queued = in_flight = ready = 0
-        now = await self.frontier.now()
-        for crawl_id in running:
-            counts = await self.frontier.counts(crawl_id)
-            queued += counts.queued
-            in_flight += counts.in_flight
-            for host in await self.frontier.hosts(crawl_id):
-                if host.queued and host.paused_until is None and host.next_start_at <= now:
-                    ready += host.in_flight < host.max_inflight
-        metrics.FRONTIER_URLS.labels("queued").set(queued)
-        metrics.FRONTIER_URLS.labels("in_flight").set(in_flight)
-        metrics.READY_HOSTS.set(ready)
 
     # --- one URL --------------------------------------------------------------------------------
 
@@ -352,6 +279,11 @@ class CrawlWorker:
     async def _load_config(self, crawl_id: uuid.UUID) -> CrawlConfig | None:
         async with self.context.db.session() as session:
             crawl = await session.get(Crawl, crawl_id)
+            job = (
+                await spider_job(session, crawl_id, self.context.settings.crawl_spiders_file)
+                if crawl is not None
+                else None
+            )
         if crawl is None:
             self._configs.pop(crawl_id, None)
             return None
@@ -366,6 +298,9 @@ class CrawlWorker:
             max_attempts=crawl.max_attempts,
             max_pages=crawl.scope.get("max_pages"),
             loaded_at=time.monotonic(),
+            spider=job.spider if job is not None else None,
+            job_id=job.job_id if job is not None else None,
+            args=job.args if job is not None else {},
         )
         self._configs[crawl_id] = config
         return config
@@ -381,7 +316,7 @@ class CrawlWorker:
             outcome.spend_attempt = True
             config = self._configs.get(lease.crawl_id)
             if config is not None and lease.attempts + 1 >= config.max_attempts:
-                outcome = Outcome(lease, page=self._page(lease, PageState.DEAD, error=repr(exc)))
+                outcome = Outcome(lease, page=page_row(lease, PageState.DEAD, error=repr(exc)))
         self._outcomes.append(outcome)
         self._outcome_ready.set()
 
@@ -415,16 +350,16 @@ class CrawlWorker:
                     await self._apply_policy(config, lease.host, delay_ms)
                 case RobotsDeny():
                     metrics.ROBOTS_DENIED.inc()
-                    return Outcome(lease, page=self._page(lease, PageState.ROBOTS_DENIED))
+                    return Outcome(lease, page=page_row(lease, PageState.ROBOTS_DENIED))
                 case RobotsSkipHost(reason=reason):
                     dropped = await self.frontier.discard_host(lease.crawl_id, lease.host)
                     # Those URLs are done in the frontier already; their pages are stored with
                     # this lease's outcome.
                     await store_pages(
                         self.context.db,
-                        [_dead_page(url, lease.crawl_id, reason) for url in dropped],
+                        [dead_page(url, lease.crawl_id, reason) for url in dropped],
                     )
-                    return Outcome(lease, page=self._page(lease, PageState.DEAD, error=reason))
+                    return Outcome(lease, page=page_row(lease, PageState.DEAD, error=reason))
                 case RobotsUnavailable(until=until, reason=reason):
                     await self.frontier.pause_host(lease.host, until, reason)
                     return Outcome(lease, retry_at=until)
@@ -451,7 +386,10 @@ class CrawlWorker:
                 await self.frontier.pause_host(lease.host, until, reason)
                 return Outcome(lease, retry_at=until)
             case Complete(state=state, error=error):
-                return self._completed(lease, config, result, PageState(state), error)
+                outcome = completed(lease, config, result, PageState(state), error)
+                if config.spider is not None and outcome.page is not None:
+                    await spider_parse(config, lease, result, outcome)
+                return outcome
             case _:
                 metrics.RETRIES.inc()
                 return Outcome(lease, retry_at=decision.not_before, spend_attempt=True)
@@ -507,79 +445,6 @@ class CrawlWorker:
             await self.frontier.set_host_policy(config.id, host, policy)
             self._policies[(config.id, host)] = policy
 
-    def _completed(
-        self,
-        lease: Lease,
-        config: CrawlConfig,
-        result: FetchResult,
-        state: PageState,
-        error: str | None,
-    ) -> Outcome:
-        page = self._page(lease, state, error=error, result=result)
-        links: list[str] = []
-        if state == PageState.FETCHED and result.location:
-            page["final_url"] = result.location
-            links_at = [(result.location, lease.depth)]
-        else:
-            links_at = []
-        wanted = config.extract
-        if state == PageState.FETCHED and (result.is_html or result.content_type in XML_TYPES):
-            found = extract(
-                result.body,
-                base_url=result.final_url,
-                content_type=result.content_type,
-                links=bool(wanted.get("links", True)),
-                product=bool(wanted.get("product")),
-                fields=wanted.get("fields") or None,
-            )
-            page["title"] = found.title
-            if found.product is not None:
-                product = found.product
-                page["product"] = {
-                    "name": product.name,
-                    "sku": product.sku,
-                    "price": None if product.price is None else product.price.model_dump(),
-                    "availability": product.availability,
-                }
-            if wanted.get("fields"):
-                page["fields"] = found.fields
-            links = found.links
-        links_at.extend((link, lease.depth + 1) for link in links)
-        admitted: dict[int, NewURL] = {}
-        for link, depth in links_at:
-            try:
-                parts = new_url(link, depth)
-            except InvalidURL:
-                continue
-            if parts.fingerprint not in admitted and config.scope.admits(parts.url, depth):
-                admitted[parts.fingerprint] = NewURL(*parts)
-        return Outcome(lease, page=page, links=list(admitted.values()))
-
-    def _page(
-        self,
-        lease: Lease,
-        state: PageState,
-        *,
-        error: str | None = None,
-        result: FetchResult | None = None,
-    ) -> dict[str, Any]:
-        return {
-            "crawl_id": lease.crawl_id,
-            "fingerprint": lease.fingerprint,
-            "url": lease.url,
-            "final_url": None if result is None else result.final_url,
-            "host": lease.host,
-            "state": state.value,
-            "status": None if result is None else result.status,
-            "depth": lease.depth,
-            "attempts": lease.attempts + (0 if state == PageState.ROBOTS_DENIED else 1),
-            "title": None,
-            "product": None,
-            "fields": None,
-            "error": error,
-            "fetched_at": utcnow(),
-        }
-
     # --- flushing -------------------------------------------------------------------------------
 
     async def _flush_loop(self) -> None:
@@ -610,6 +475,7 @@ class CrawlWorker:
             return
         try:
             await store_pages(self.context.db, [o.page for o in outcomes if o.page is not None])
+            await store_items(self.context.db, [o for o in outcomes if o.items])
             await self._enqueue([o for o in outcomes if o.links])
         except Exception:
             for outcome in outcomes:
@@ -663,35 +529,3 @@ class CrawlWorker:
             remaining -= added
             seen += added
         self._seen[config.id] = (seen, counted_at)
-
-
-def _dead_page(url: NewURL, crawl_id: uuid.UUID, error: str) -> dict[str, Any]:
-    return {
-        "crawl_id": crawl_id,
-        "fingerprint": url.fingerprint,
-        "url": url.url,
-        "final_url": None,
-        "host": url.host,
-        "state": PageState.DEAD.value,
-        "status": None,
-        "depth": url.depth,
-        "attempts": 0,
-        "title": None,
-        "product": None,
-        "fields": None,
-        "error": error,
-        "fetched_at": utcnow(),
-    }
-
-
-async def _wait_any(stopping: asyncio.Task[Any], other: Any | None, *, seconds: float) -> None:
-    waiters: set[asyncio.Future[Any]] = {stopping}
-    extra: asyncio.Task[Any] | None = None
-    if other is not None:
-        extra = asyncio.ensure_future(other)
-        waiters.add(extra)
-    await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    if extra is not None and not extra.done():
-        extra.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await extra

@@ -27,7 +27,7 @@ from shopkeeper.logs.store import records_batch
 SERVICE = "shopkeeper"
 FLUSH_SECONDS = 0.5
 MAX_BUFFERED = 20_000
-_OWN_FIELDS = frozenset({"event", "level", "timestamp", "trace_id", "span_id"})
+_OWN_FIELDS = frozenset({"event", "level", "timestamp", "trace_id", "span_id", "service"})
 
 
 class OwnLogBuffer:
@@ -62,7 +62,8 @@ class OwnLogBuffer:
             LogRecord(
                 message=str(event.get("event", "")),
                 timestamp_ns=_iso_to_ns(event.get("timestamp")),
-                service=self.service,
+                # An event may name its own service (crawl jobs log as `crawl`).
+                service=str(event.get("service") or self.service),
                 host=self.host,
                 level=normalize_level(event.get("level")),
                 trace_id=str(event.get("trace_id", "")),

@@ -20,6 +20,7 @@ from sqlalchemy import and_, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from shopkeeper.core.db import Database, affected_rows, table_of
 from shopkeeper.crawl.frontier.base import (
@@ -107,6 +108,21 @@ idle AS (
 )
 SELECT * FROM leased
 """)
+
+# One crawl's URLs only, active or not: its hosts are those with a due URL of the crawl.
+_PG_LEASE_CRAWL = text(
+    _PG_LEASE.text.replace(
+        "active AS MATERIALIZED (SELECT crawl_id FROM crawl_frontier_crawls WHERE active),",
+        "active AS MATERIALIZED (SELECT CAST(:crawl_id AS uuid) AS crawl_id),",
+    ).replace(
+        "      AND h.in_flight < h.max_inflight\n",
+        "      AND h.in_flight < h.max_inflight\n"
+        "      AND EXISTS (SELECT 1 FROM crawl_urls q WHERE q.host = h.host\n"
+        "                  AND q.crawl_id = CAST(:crawl_id AS uuid) AND q.state = 'queued'\n"
+        "                  AND q.not_before <= clock.now)\n",
+    )
+)
+assert _PG_LEASE_CRAWL.text.count(":crawl_id") == 2, "_PG_LEASE changed: update its one-crawl form"
 
 # complete, retry and reap free their hosts' slots in the same statement, locking the host rows
 # in host order first (two such statements could otherwise lock two hosts in opposite orders).
@@ -435,15 +451,28 @@ class SQLFrontier:
 
     # --- leases -----------------------------------------------------------------------------
 
-    async def lease(self, *, worker: str, limit: int, lease_seconds: float) -> list[Lease]:
+    async def lease(
+        self,
+        *,
+        worker: str,
+        limit: int,
+        lease_seconds: float,
+        crawl_id: uuid.UUID | None = None,
+    ) -> list[Lease]:
         if limit <= 0:
             return []
         if self._postgres:
+            params: dict[str, Any] = {
+                "limit": limit,
+                "lease_seconds": lease_seconds,
+                "worker": worker,
+            }
+            if crawl_id is not None:
+                params["crawl_id"] = crawl_id
             async with self._autocommit.connect() as connection:
                 rows = (
                     await connection.execute(
-                        _PG_LEASE,
-                        {"limit": limit, "lease_seconds": lease_seconds, "worker": worker},
+                        _PG_LEASE if crawl_id is None else _PG_LEASE_CRAWL, params
                     )
                 ).all()
             return [
@@ -459,14 +488,23 @@ class SQLFrontier:
                 )
                 for row in rows
             ]
-        return await self._sqlite_lease(worker=worker, limit=limit, lease_seconds=lease_seconds)
+        return await self._sqlite_lease(
+            worker=worker, limit=limit, lease_seconds=lease_seconds, crawl_id=crawl_id
+        )
 
-    async def _sqlite_lease(self, *, worker: str, limit: int, lease_seconds: float) -> list[Lease]:
+    async def _sqlite_lease(
+        self, *, worker: str, limit: int, lease_seconds: float, crawl_id: uuid.UUID | None
+    ) -> list[Lease]:
         async with self._engine.begin() as connection:
             # The clock is read once the write lock is held: a time read while waiting for it
             # would reserve the host's next slot too early.
             return await self._sqlite_lease_locked(
-                connection, now=time.time(), worker=worker, limit=limit, lease_seconds=lease_seconds
+                connection,
+                now=time.time(),
+                worker=worker,
+                limit=limit,
+                lease_seconds=lease_seconds,
+                crawl_id=crawl_id,
             )
 
     async def _sqlite_lease_locked(
@@ -477,9 +515,14 @@ class SQLFrontier:
         worker: str,
         limit: int,
         lease_seconds: float,
+        crawl_id: uuid.UUID | None = None,
     ) -> list[Lease]:
-        active = select(CRAWLS.c.crawl_id).where(CRAWLS.c.active)
-        due = and_(URLS.c.state == QUEUED, URLS.c.not_before <= now, URLS.c.crawl_id.in_(active))
+        wanted_crawls: ColumnElement[bool]
+        if crawl_id is None:
+            wanted_crawls = URLS.c.crawl_id.in_(select(CRAWLS.c.crawl_id).where(CRAWLS.c.active))
+        else:
+            wanted_crawls = URLS.c.crawl_id == crawl_id
+        due = and_(URLS.c.state == QUEUED, URLS.c.not_before <= now, wanted_crawls)
         ready = (
             select(HOSTS.c.host, HOSTS.c.delay_ms, HOSTS.c.max_inflight - HOSTS.c.in_flight)
             .where(

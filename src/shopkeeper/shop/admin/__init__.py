@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings
 from shopkeeper.shop.admin.auth import StaffAuthentication
+from shopkeeper.shop.admin.competitors import CompetitorPriceAdmin
 from shopkeeper.shop.admin.views import OutboxEventAdmin, UserAdmin, domain_views
 
 ADMIN_PATH = "/admin"
@@ -93,6 +94,7 @@ def mount_admin(app: FastAPI, settings: Settings) -> Admin:
     views, _missing = domain_views()
     for view in views:
         admin.add_view(view)
+    admin.add_view(CompetitorPriceAdmin)
     admin.add_view(OutboxEventAdmin)
     app.state.admin = admin
     # The admin's own Starlette app is what its views see as `request.app`; they reach the
