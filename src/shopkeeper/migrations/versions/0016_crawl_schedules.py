@@ -13,7 +13,7 @@ from alembic import op
 from shopkeeper.core.db import JSONDocument, UTCDateTime
 
 revision = "0016_crawl_schedules"
-down_revision = "0014_promotions_vouchers"
+down_revision = "0015_logs_alerts"
 branch_labels = None
 depends_on = None
 
