@@ -25,6 +25,7 @@ ROLES: dict[str, frozenset[str]] = {
     "shop_staff": frozenset({"shop:read", "shop:write", "payments:refund"}),
     "log_reader": frozenset({"logs:read"}),
     "log_admin": frozenset({"logs:read", "logs:admin"}),
+    "crawl_viewer": frozenset({"crawl:read"}),
     "crawl_operator": frozenset({"crawl:read", "crawl:write"}),
 }
 
