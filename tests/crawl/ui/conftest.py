@@ -7,6 +7,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ import pytest
 
 from shopkeeper.core.db import Database
 from shopkeeper.core.settings import Settings
+from tests.crawl.scheduling import spiders_toml
 
 PASSWORD = "crawl-ui-password-1"
 API = "/api/v1/crawl"
@@ -69,8 +71,11 @@ class CrawlUi:
 
 
 @pytest.fixture
-def ui_settings(settings_factory: Callable[..., Settings]) -> Settings:
+def ui_settings(settings_factory: Callable[..., Settings], tmp_path: Path) -> Settings:
+    spiders = tmp_path / "spiders.toml"
+    spiders.write_text(spiders_toml())
     return settings_factory(
+        crawl_spiders_file=spiders,
         # The embedded serve runs a crawl worker, the schedules and the price-watch round.
         crawl_inprocess_worker=True,
         run_background_in_process=True,

@@ -9,6 +9,7 @@ import re
 import secrets
 import time
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from playwright.async_api import Page, expect
@@ -82,9 +83,7 @@ async def test_a_crawl_runs_live_on_the_page_and_is_paused_and_resumed(
     done = await crawl_of(crawl_ui, crawl["id"])
     assert done["status"] == "finished"
     for key in ("seen", "fetched", "failed", "dead"):
-        await expect(page.locator(f"#live [data-stat={key}]")).to_have_text(
-            str(done["stats"][key])
-        )
+        await expect(page.locator(f"#live [data-stat={key}]")).to_have_text(str(done["stats"][key]))
     assert done["stats"]["fetched"] > 0
     await expect(page.locator("button[value=pause], button[value=resume]")).to_have_count(0)
     await screenshot(page, "crawl-finished")
@@ -97,7 +96,10 @@ async def test_a_crawl_runs_live_on_the_page_and_is_paused_and_resumed(
     await expect(page).to_have_url(re.compile(r"status=fetched"))
     await expect(rows).to_have_count(min(done["stats"]["fetched"], 50))
     export = page.locator("a", has_text="CSV")
-    assert await export.get_attribute("href") == f"/api/v1/crawl/crawls/{crawl['id']}/export?format=csv"
+    assert (
+        await export.get_attribute("href")
+        == f"/api/v1/crawl/crawls/{crawl['id']}/export?format=csv"
+    )
 
     await page.goto(crawl_ui.url + "/crawl/workers")
     await expect(page.locator("#workers .status-alive").first).to_be_visible()
@@ -227,3 +229,51 @@ async def test_signing_in_needs_crawl_read(page: Page, crawl_ui: CrawlUi) -> Non
     await screenshot(page, "crawl-login")
     async with httpx.AsyncClient(base_url=crawl_ui.url) as http:
         assert (await http.get("/crawl/workers")).status_code == 303
+
+
+async def test_a_spider_is_run_and_its_job_failed_retried_and_cancelled(
+    page: Page, crawl_ui: CrawlUi
+) -> None:
+    await sign_in(page, crawl_ui, crawl_ui.operator, "/crawl/spiders")
+    await expect(page.locator("#spiders")).to_contain_text("Sleeps SLEEP_S seconds")
+    await screenshot(page, "crawl-spiders")
+
+    # `failing` exits 3 on every attempt; the job page follows it without a reload.
+    await page.locator("tr", has_text="failing").locator("button").click()
+    await expect(page).to_have_url(re.compile(r"/crawl/jobs/[0-9a-f-]{36}$"))
+    job_id = page.url.rsplit("/", 1)[1]
+    status = page.locator("#job-status")
+    await expect(status).to_have_text(re.compile("failed|dead"), timeout=FINISH_TIMEOUT_MS)
+    async with crawl_ui.api() as api:
+        job = (await api.get(f"/jobs/{job_id}")).json()
+    await expect(status).to_have_text(job["status"])
+    await expect(page.locator("#job")).to_contain_text(job["error"])
+    logs = await page.locator("#job-logs").get_attribute("href")
+    assert logs is not None and logs.startswith("/logs?query=")
+    assert parse_qs(urlsplit(logs).query)["query"] == [f'{{service="crawl"}} | job_id="{job_id}"']
+    await screenshot(page, "crawl-job")
+
+    # Retried, it runs again and ends again: the page shows the new end.
+    await page.click("button[value=retry]")
+    deadline = time.monotonic() + FINISH_TIMEOUT_MS / 1000
+    async with crawl_ui.api() as api:
+        while True:
+            again = (await api.get(f"/jobs/{job_id}")).json()
+            if again["finished_at"] and again["finished_at"] != job["finished_at"]:
+                break
+            assert time.monotonic() < deadline, again
+            await asyncio.sleep(0.2)
+    await page.reload()
+    await expect(status).to_have_text(again["status"])
+    assert again["started_at"] > job["finished_at"]
+
+    # A long sleeper is cancelled from its page.
+    await page.goto(crawl_ui.url + "/crawl/spiders")
+    row = page.locator("tr", has_text="sleeper").filter(has_text="Sleeps")
+    await row.locator("input[name=args]").fill('{"seconds": 60}')
+    await row.locator("button").click()
+    await expect(page).to_have_url(re.compile(r"/crawl/jobs/"))
+    await page.click("button[value=cancel]")
+    await expect(page.locator("#job-status")).to_have_text("cancelled", timeout=FINISH_TIMEOUT_MS)
+    await page.goto(crawl_ui.url + "/crawl/jobs?status=cancelled")
+    await expect(page.locator("#jobs")).to_contain_text("sleeper")
