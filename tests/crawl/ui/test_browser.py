@@ -7,14 +7,18 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+import signal
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from playwright.async_api import Page, expect
 
+from shopkeeper.core.settings import Settings
 from shopkeeper.crawl.ui.templates import when
+from tests.conftest import ServerProcess, settings_env
 from tests.crawl.ui.conftest import PASSWORD, CrawlUi
 from tests.crawl.watch.support import jsonld_page
 from tests.support.browser import screenshot
@@ -277,3 +281,26 @@ async def test_a_spider_is_run_and_its_job_failed_retried_and_cancelled(
     await expect(page.locator("#job-status")).to_have_text("cancelled", timeout=FINISH_TIMEOUT_MS)
     await page.goto(crawl_ui.url + "/crawl/jobs?status=cancelled")
     await expect(page.locator("#jobs")).to_contain_text("sleeper")
+
+
+async def test_a_killed_worker_turns_from_alive_to_lost(
+    page: Page,
+    crawl_ui: CrawlUi,
+    ui_settings: Settings,
+    process_factory: Callable[..., ServerProcess],
+) -> None:
+    name = f"w-{secrets.token_hex(3)}"
+    env = settings_env(ui_settings, SHOPKEEPER_CRAWL_API_URL=f"{crawl_ui.url}/api/v1")
+    worker = process_factory(["crawl", "worker", "--name", name, "--concurrency", "2"], env)
+    await sign_in(page, crawl_ui, crawl_ui.viewer, "/crawl/workers")
+    row = page.locator("#workers tr", has_text=name)
+    await expect(row.locator(".status")).to_have_text("alive", timeout=FINISH_TIMEOUT_MS)
+
+    # SIGKILL: no clean goodbye, so it stays listed, and is lost after three missed heartbeats;
+    # the page, polling, shows it without a reload.
+    worker.stop(signal.SIGKILL)
+    await expect(row.locator(".status")).to_have_text("lost", timeout=FINISH_TIMEOUT_MS)
+    await expect(page.locator("#workers tr", has_text="serve").locator(".status")).to_have_text(
+        "alive"
+    )
+    await screenshot(page, "crawl-workers-lost")
