@@ -9,7 +9,9 @@ import uuid
 import httpx
 import pytest
 
+from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings
+from tests.crawl.domain.conftest import api_key
 from tests.crawl.ui.conftest import make_user, sign_in
 
 ID = uuid.uuid4()
@@ -89,3 +91,35 @@ async def test_signing_out_ends_the_session(client: httpx.AsyncClient, settings:
     out = await client.post("/crawl/logout")
     assert out.status_code == 303 and out.headers["location"] == "/crawl/login"
     assert (await client.get("/crawl/workers")).status_code == 303
+
+
+async def test_an_action_the_crawl_cannot_take_shows_why_once(
+    client: httpx.AsyncClient, settings: Settings, runtime: Runtime
+) -> None:
+    headers = await api_key(runtime, "crawl:read", "crawl:write")
+    created = await client.post(
+        "/api/v1/crawl/crawls",
+        headers=headers,
+        json={
+            "name": "ended",
+            "seeds": ["http://127.0.0.1:9/"],
+            "scope": {"allow": ["127.0.0.1:9"]},
+        },
+    )
+    assert created.status_code == 201, created.text
+    crawl_id = created.json()["id"]
+    await sign_in(client, await make_user(settings, "crawl_operator"))
+
+    cancelled = await client.post(f"/crawl/crawls/{crawl_id}/cancel")
+    assert cancelled.status_code == 303
+    assert cancelled.headers["location"] == f"/crawl/crawls/{crawl_id}"
+    crawl = await client.get(f"/api/v1/crawl/crawls/{crawl_id}", headers=headers)
+    assert crawl.json()["status"] == "cancelled"
+
+    refused = await client.post(f"/crawl/crawls/{crawl_id}/pause")
+    assert refused.status_code == 303
+    shown = await client.get(refused.headers["location"])
+    assert 'role="alert"' in shown.text and "cancelled" in shown.text.split('id="flash"')[1][:200]
+    assert 'id="flash"' not in (await client.get(f"/crawl/crawls/{crawl_id}")).text
+    crawl = await client.get(f"/api/v1/crawl/crawls/{crawl_id}", headers=headers)
+    assert crawl.json()["status"] == "cancelled"

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from shopkeeper.accounts.web import Viewer
 from shopkeeper.crawl import results, service
@@ -16,7 +16,7 @@ from shopkeeper.crawl.context import Crawler
 from shopkeeper.crawl.models import CrawlStatus, PageState
 from shopkeeper.crawl.ui.auth import SESSION, CurrentViewer, CurrentWriter
 from shopkeeper.crawl.ui.jobs import router as jobs_router
-from shopkeeper.crawl.ui.templates import login_page, page
+from shopkeeper.crawl.ui.templates import act, login_page, page
 from shopkeeper.crawl.ui.watches import router as watches_router
 
 router = APIRouter(prefix="/crawl", include_in_schema=False)
@@ -86,26 +86,23 @@ async def crawl_live(
     return page(request, "crawl/_live.html", await _live(crawler, viewer, crawl_id))
 
 
-def _back(crawl_id: uuid.UUID) -> Response:
-    return RedirectResponse(f"/crawl/crawls/{crawl_id}", status_code=303)
+def _back(crawl_id: uuid.UUID) -> str:
+    return f"/crawl/crawls/{crawl_id}"
 
 
 @router.post("/crawls/{crawl_id}/pause")
 async def pause(crawl_id: uuid.UUID, crawler: Crawler, _: CurrentWriter) -> Response:
-    await service.pause_crawl(crawler, crawl_id=crawl_id)
-    return _back(crawl_id)
+    return await act(service.pause_crawl(crawler, crawl_id=crawl_id), _back(crawl_id))
 
 
 @router.post("/crawls/{crawl_id}/resume")
 async def resume(crawl_id: uuid.UUID, crawler: Crawler, _: CurrentWriter) -> Response:
-    await service.resume_crawl(crawler, crawl_id=crawl_id)
-    return _back(crawl_id)
+    return await act(service.resume_crawl(crawler, crawl_id=crawl_id), _back(crawl_id))
 
 
 @router.post("/crawls/{crawl_id}/cancel")
 async def cancel(crawl_id: uuid.UUID, crawler: Crawler, _: CurrentWriter) -> Response:
-    await service.cancel_crawl(crawler, crawl_id=crawl_id)
-    return _back(crawl_id)
+    return await act(service.cancel_crawl(crawler, crawl_id=crawl_id), _back(crawl_id))
 
 
 @router.get("/workers", response_class=HTMLResponse)

@@ -22,7 +22,7 @@ from shopkeeper.crawl.schedules import service as schedules
 from shopkeeper.crawl.schedules.schemas import ScheduleUpdate
 from shopkeeper.crawl.spiders import registry
 from shopkeeper.crawl.ui.auth import CurrentViewer, CurrentWriter
-from shopkeeper.crawl.ui.templates import page
+from shopkeeper.crawl.ui.templates import act, page
 
 router = APIRouter(prefix="/crawl", include_in_schema=False)
 
@@ -129,14 +129,12 @@ def _to_job(job_id: uuid.UUID) -> Response:
 
 @router.post("/jobs/{job_id}/cancel")
 async def cancel_job(job_id: uuid.UUID, crawler: Crawler, _: CurrentWriter) -> Response:
-    await jobs.cancel_job(crawler.db, job_id=job_id)
-    return _to_job(job_id)
+    return await act(jobs.cancel_job(crawler.db, job_id=job_id), f"/crawl/jobs/{job_id}")
 
 
 @router.post("/jobs/{job_id}/retry")
 async def retry_job(job_id: uuid.UUID, crawler: Crawler, _: CurrentWriter) -> Response:
-    await jobs.retry_job(crawler.db, job_id=job_id)
-    return _to_job(job_id)
+    return await act(jobs.retry_job(crawler.db, job_id=job_id), f"/crawl/jobs/{job_id}")
 
 
 # --- spiders --------------------------------------------------------------------------------------

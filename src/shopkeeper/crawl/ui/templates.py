@@ -3,14 +3,16 @@ money in major units with its currency, readable UTC times and how long ago they
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from shopkeeper.core.errors import Conflict
 from shopkeeper.core.money import Money
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parents[2] / "templates")
@@ -59,8 +61,31 @@ TEMPLATES.env.filters.update(money=money, when=when, ago=ago)
 TEMPLATES.env.globals.update(duration=duration)
 
 
+FLASH = "shopkeeper_crawl_flash"
+
+
 def page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
-    return TEMPLATES.TemplateResponse(request, name, context, status_code=status)
+    """A page; an action's refusal left in the flash cookie shows on it once."""
+    flash = request.cookies.get(FLASH)
+    response = TEMPLATES.TemplateResponse(
+        request, name, {"flash": flash, **context}, status_code=status
+    )
+    if flash:
+        response.delete_cookie(FLASH, path="/crawl")
+    return response
+
+
+async def act(action: Awaitable[object], back: str) -> Response:
+    """Run an action through its service and go back to `back`; when the thing is not in a
+    state for it (a crawl finished meanwhile), go back with the reason shown once."""
+    response = RedirectResponse(back, status_code=303)
+    try:
+        await action
+    except Conflict as exc:
+        response.set_cookie(
+            FLASH, exc.detail[:300], max_age=60, path="/crawl", httponly=True, samesite="strict"
+        )
+    return response
 
 
 def login_page(request: Request, context: dict[str, Any], status: int) -> Response:
