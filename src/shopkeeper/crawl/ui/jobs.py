@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -34,10 +35,11 @@ def _base(viewer: Viewer, nav: str) -> dict[str, Any]:
     return {"viewer": viewer, "nav": nav, "can_write": viewer.can(WRITE)}
 
 
-def logs_link(job_id: uuid.UUID) -> str:
-    """The job's log lines in the logs UI."""
+def logs_link(job_id: uuid.UUID, created_at: datetime) -> str:
+    """The job's log lines in the logs UI, over the last day (or week, for an older job)."""
     query = f'{{service="{LOG_SERVICE}"}} | job_id="{job_id}"'
-    return f"/logs?query={quote(query)}&range=24h"
+    age = datetime.now(UTC) - (created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC))
+    return f"/logs?query={quote(query)}&range={'24h' if age < timedelta(hours=20) else '7d'}"
 
 
 # --- schedules ------------------------------------------------------------------------------------
@@ -117,7 +119,7 @@ async def job_page(
         "job": job,
         "items": items,
         "ended": job.status in ENDED_JOB,
-        "logs_link": logs_link(job.id),
+        "logs_link": logs_link(job.id, job.created_at),
         "stats_json": json.dumps(job.stats, indent=2, sort_keys=True),
     }
     return page(request, "crawl/job.html", context)
