@@ -5,6 +5,8 @@ The screenshots (var/screenshots/crawl-*.png) are the ones in docs/crawl.md."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import re
 import secrets
 import signal
@@ -99,11 +101,18 @@ async def test_a_crawl_runs_live_on_the_page_and_is_paused_and_resumed(
     await page.select_option("select[name=status]", "fetched")
     await expect(page).to_have_url(re.compile(r"status=fetched"))
     await expect(rows).to_have_count(min(done["stats"]["fetched"], 50))
-    export = page.locator("a", has_text="CSV")
-    assert (
-        await export.get_attribute("href")
-        == f"/api/v1/crawl/crawls/{crawl['id']}/export?format=csv"
-    )
+    # The export downloads with the session (the API's bytes, which want a bearer token).
+    async with page.expect_download() as download_info:
+        await page.locator("a", has_text="CSV").click()
+    download = await download_info.value
+    assert download.suggested_filename == f"crawl-{crawl['id']}.csv"
+    saved = await download.path()
+    async with crawl_ui.api() as api:
+        exported = await api.get(f"/crawls/{crawl['id']}/export", params={"format": "csv"})
+    assert saved is not None and saved.read_bytes() == exported.content
+    rows = list(csv.reader(io.StringIO(exported.text)))
+    decided = sum(done["stats"][key] for key in ("fetched", "failed", "dead", "robots_denied"))
+    assert len(rows) == 1 + decided
 
     await page.goto(crawl_ui.url + "/crawl/workers")
     await expect(page.locator("#workers .status-alive").first).to_be_visible()

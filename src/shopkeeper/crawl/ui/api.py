@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from shopkeeper.accounts.web import Viewer
 from shopkeeper.crawl import results, service
@@ -84,6 +84,25 @@ async def crawl_live(
     request: Request, crawl_id: uuid.UUID, crawler: Crawler, viewer: CurrentViewer
 ) -> Response:
     return page(request, "crawl/_live.html", await _live(crawler, viewer, crawl_id))
+
+
+@router.get("/crawls/{crawl_id}/export")
+async def export(
+    crawl_id: uuid.UUID,
+    crawler: Crawler,
+    viewer: CurrentViewer,
+    format: Literal["jsonl", "csv"] = "jsonl",
+) -> StreamingResponse:
+    """The API's export (`GET /api/v1/crawl/crawls/{id}/export`, same service and bytes) for
+    the browser, which sends the session cookie rather than a bearer token."""
+    chunks = await results.export_pages(crawler.db, crawl_id=crawl_id, format=format)
+    media_type = "text/csv; charset=utf-8" if format == "csv" else "application/x-ndjson"
+    filename = f"crawl-{crawl_id}.{format}"
+    return StreamingResponse(
+        chunks,
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 def _back(crawl_id: uuid.UUID) -> str:
