@@ -29,6 +29,7 @@ from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings, get_settings
 from shopkeeper.crawl.api import router as crawl_router
 from shopkeeper.crawl.lifespan import crawl_lifespan
+from shopkeeper.crawl.ui.api import install_ui as install_crawl_ui
 from shopkeeper.shop.admin import mount_admin
 from shopkeeper.shop.carts import service as carts_service
 from shopkeeper.shop.carts.api import router as carts_router
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         exempt = (f"{API_PREFIX}/logs/",)  # ingest enforces its own, larger limit
     if settings.crawl_enabled:
         app.include_router(crawl_router, prefix=API_PREFIX)
+        install_crawl_ui(app)  # the web UI at /crawl
     mount_admin(app, settings)
     # Vendored scripts and styles of the pages (htmx, uPlot, Swagger UI): no CDN, no build step.
     app.mount("/static", StaticFiles(packages=[("shopkeeper", "static")]), name="static")

@@ -130,6 +130,9 @@ class CrawlSite:
         self.robots_timeout_s = robots_timeout_s
         self.shop_crawl_delay = shop_crawl_delay
         self.robots_override: dict[str, tuple[int, bytes]] = {}
+        self.pages: dict[tuple[str, str], tuple[int, bytes]] = {}
+        """(role, path) -> (status, HTML) served instead of the role's own page: a test's page
+        whose content it changes (a competitor's price). Robots.txt is not affected."""
         """role -> (status, body) replacing that role's robots.txt."""
         self.products = PRODUCTS
         self._initial = {
@@ -251,6 +254,7 @@ class CrawlSite:
             setattr(self, name, value)
         self.throttle_always = False
         self.robots_override.clear()
+        self.pages.clear()
 
     def recover(self, role: str) -> None:
         """robots.txt of `robots503` / `robots_timeout` answers 200 from now on."""
@@ -345,6 +349,9 @@ class CrawlSite:
     async def _answer(self, role: str, path: str, query: dict[str, list[str]]) -> _Answer:
         if path == "/robots.txt":
             return await self._robots(role)
+        if (role, path) in self.pages:
+            status, body = self.pages[(role, path)]
+            return _Answer(status, body)
         if role == "bench":
             return self._bench(path)
         if role == "slow":

@@ -27,6 +27,7 @@ ROLES: dict[str, frozenset[str]] = {
     "shop_viewer": frozenset({"shop:read"}),
     "log_reader": frozenset({"logs:read"}),
     "log_admin": frozenset({"logs:read", "logs:admin"}),
+    "crawl_viewer": frozenset({"crawl:read"}),
     "crawl_operator": frozenset({"crawl:read", "crawl:write"}),
 }
 

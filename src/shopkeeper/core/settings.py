@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     country (`PUT /tax-rates/{country}`); the order's `tax` is then the included share."""
     reservation_ttl_seconds: int = 1800
     stock_low_threshold: int = 5
+    competitor_undercut_alert_percent: float | None = Field(default=None, ge=0, le=100)
+    """`SHOPKEEPER_COMPETITOR_UNDERCUT_ALERT_PERCENT`: e-mail staff when a watched competitor's
+    price is more than this many percent below ours (same currency); unset: no alert."""
 
     login_attempts_per_account: str = "5/minute"
     login_attempts_per_address: str = "20/minute"

@@ -24,6 +24,7 @@ from shopkeeper.crawl.schemas import (
     PageStateName,
     WorkerOut,
 )
+from shopkeeper.crawl.watch.api import router as watch_router
 
 router = APIRouter(prefix="/crawl", tags=["crawl"])
 
@@ -156,7 +157,8 @@ async def list_workers(crawler: Crawler, _: CanRead) -> list[WorkerOut]:
     return [WorkerOut.model_validate(worker) for worker in await service.list_workers(crawler)]
 
 
-# Schedules, jobs and spiders have their own modules; mounted here so that `app.py` mounts one
-# crawl router.
+# Schedules, jobs, spiders and price watches have their own modules; mounted here so that
+# `app.py` mounts one crawl router.
 router.include_router(schedules_router)
 router.include_router(jobs_router)
+router.include_router(watch_router)

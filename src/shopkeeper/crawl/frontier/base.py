@@ -94,11 +94,21 @@ class Frontier(Protocol):
         """Only active crawls' URLs are leased (a new crawl is inactive until activated)."""
         ...
 
-    async def lease(self, *, worker: str, limit: int, lease_seconds: float) -> list[Lease]:
+    async def lease(
+        self,
+        *,
+        worker: str,
+        limit: int,
+        lease_seconds: float,
+        crawl_id: uuid.UUID | None = None,
+    ) -> list[Lease]:
         """Up to `limit` URLs of active crawls, due (`not_before` passed), on ready hosts (not
         paused, below their in-flight limit, start slot reached). Each lease reserves its host's
         start slot (`next_start_at = now + delay`, `in_flight += 1`) atomically; one URL per
-        host per call unless the host's delay is 0. Global across workers and crawls."""
+        host per call unless the host's delay is 0. Global across workers and crawls.
+
+        `crawl_id`: that crawl's URLs only, active or not. A crawl kept inactive is leased by
+        its own client alone (a Scrapy process, `crawl.scrapy`), under the same host slots."""
         ...
 
     async def complete(self, leases: Sequence[Lease]) -> list[bool]:

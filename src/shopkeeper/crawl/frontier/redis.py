@@ -117,10 +117,18 @@ class RedisFrontier:
     async def set_crawl_active(self, crawl_id: uuid.UUID, active: bool) -> None:
         await self._run("activate", str(crawl_id), 1 if active else 0)
 
-    async def lease(self, *, worker: str, limit: int, lease_seconds: float) -> list[Lease]:
+    async def lease(
+        self,
+        *,
+        worker: str,
+        limit: int,
+        lease_seconds: float,
+        crawl_id: uuid.UUID | None = None,
+    ) -> list[Lease]:
         if limit <= 0:
             return []
-        reply = await self._run("lease", limit, repr(float(lease_seconds)), worker)
+        only = "" if crawl_id is None else str(crawl_id)
+        reply = await self._run("lease", limit, repr(float(lease_seconds)), worker, only)
         expires = float(_text(reply[1]))
         leases: list[Lease] = []
         lines = _text(reply[2])

@@ -213,15 +213,28 @@ class SQLFrontier:
 
     # --- leases -----------------------------------------------------------------------------
 
-    async def lease(self, *, worker: str, limit: int, lease_seconds: float) -> list[Lease]:
+    async def lease(
+        self,
+        *,
+        worker: str,
+        limit: int,
+        lease_seconds: float,
+        crawl_id: uuid.UUID | None = None,
+    ) -> list[Lease]:
         if limit <= 0:
             return []
         if self._postgres:
+            params: dict[str, Any] = {
+                "limit": limit,
+                "lease_seconds": lease_seconds,
+                "worker": worker,
+            }
+            if crawl_id is not None:
+                params["crawl_id"] = crawl_id
             async with self._autocommit.connect() as connection:
                 rows = (
                     await connection.execute(
-                        pg.LEASE,
-                        {"limit": limit, "lease_seconds": lease_seconds, "worker": worker},
+                        pg.LEASE if crawl_id is None else pg.LEASE_CRAWL, params
                     )
                 ).all()
             return [
@@ -237,14 +250,23 @@ class SQLFrontier:
                 )
                 for row in rows
             ]
-        return await self._sqlite_lease(worker=worker, limit=limit, lease_seconds=lease_seconds)
+        return await self._sqlite_lease(
+            worker=worker, limit=limit, lease_seconds=lease_seconds, crawl_id=crawl_id
+        )
 
-    async def _sqlite_lease(self, *, worker: str, limit: int, lease_seconds: float) -> list[Lease]:
+    async def _sqlite_lease(
+        self, *, worker: str, limit: int, lease_seconds: float, crawl_id: uuid.UUID | None
+    ) -> list[Lease]:
         async with self._engine.begin() as connection:
             # The clock is read once the write lock is held: a time read while waiting for it
             # would reserve the host's next slot too early.
             return await sqlite.lease_locked(
-                connection, now=time.time(), worker=worker, limit=limit, lease_seconds=lease_seconds
+                connection,
+                now=time.time(),
+                worker=worker,
+                limit=limit,
+                lease_seconds=lease_seconds,
+                crawl_id=crawl_id,
             )
 
     async def complete(self, leases: Sequence[Lease]) -> list[bool]:

@@ -67,6 +67,21 @@ idle AS (
 SELECT * FROM leased
 """)
 
+# One crawl's URLs only, active or not: its hosts are those with a due URL of the crawl.
+LEASE_CRAWL = text(
+    LEASE.text.replace(
+        "active AS MATERIALIZED (SELECT crawl_id FROM crawl_frontier_crawls WHERE active),",
+        "active AS MATERIALIZED (SELECT CAST(:crawl_id AS uuid) AS crawl_id),",
+    ).replace(
+        "      AND h.in_flight < h.max_inflight\n",
+        "      AND h.in_flight < h.max_inflight\n"
+        "      AND EXISTS (SELECT 1 FROM crawl_urls q WHERE q.host = h.host\n"
+        "                  AND q.crawl_id = CAST(:crawl_id AS uuid) AND q.state = 'queued'\n"
+        "                  AND q.not_before <= clock.now)\n",
+    )
+)
+assert LEASE_CRAWL.text.count(":crawl_id") == 2, "LEASE changed: update its one-crawl form"
+
 # complete, retry and reap free their hosts' slots in the same statement, locking the host rows
 # in host order first (two such statements could otherwise lock two hosts in opposite orders).
 # A lease is found by primary key and token only (a token is set exactly while the URL is leased):

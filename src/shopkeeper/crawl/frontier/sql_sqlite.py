@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
 
 from shopkeeper.core.db import affected_rows, table_of
 from shopkeeper.crawl.frontier.base import Lease, NewURL
@@ -65,9 +66,14 @@ async def lease_locked(
     worker: str,
     limit: int,
     lease_seconds: float,
+    crawl_id: uuid.UUID | None = None,
 ) -> list[Lease]:
-    active = select(CRAWLS.c.crawl_id).where(CRAWLS.c.active)
-    due = and_(URLS.c.state == QUEUED, URLS.c.not_before <= now, URLS.c.crawl_id.in_(active))
+    wanted_crawls: ColumnElement[bool]
+    if crawl_id is None:
+        wanted_crawls = URLS.c.crawl_id.in_(select(CRAWLS.c.crawl_id).where(CRAWLS.c.active))
+    else:
+        wanted_crawls = URLS.c.crawl_id == crawl_id
+    due = and_(URLS.c.state == QUEUED, URLS.c.not_before <= now, wanted_crawls)
     ready = (
         select(HOSTS.c.host, HOSTS.c.delay_ms, HOSTS.c.max_inflight - HOSTS.c.in_flight)
         .where(

@@ -7,14 +7,11 @@ import json
 import time
 import uuid
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Form, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from shopkeeper.core.db import Session
-from shopkeeper.core.errors import RateLimited
-from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings
 from shopkeeper.logs.query import service as query_service
 from shopkeeper.logs.query.errors import QueryError
@@ -23,15 +20,7 @@ from shopkeeper.logs.runtime import LogStoreDep
 from shopkeeper.logs.store import LogStore
 from shopkeeper.logs.ui import service
 from shopkeeper.logs.ui.alerts import router as alerts_router
-from shopkeeper.logs.ui.auth import (
-    COOKIE,
-    COOKIE_PATH,
-    MAX_AGE_SECONDS,
-    CurrentViewer,
-    SignInRequired,
-    Viewer,
-    sign_in,
-)
+from shopkeeper.logs.ui.auth import SESSION, CurrentViewer, Viewer
 from shopkeeper.logs.ui.templates import page
 
 HOUR_NS = 3600 * service.NS
@@ -45,67 +34,11 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-# -- signing in ----------------------------------------------------------------------------------
+# -- signing in: the shared web session (accounts.web) -------------------------------------------
 
 
-@router.get("/login", response_class=HTMLResponse)
-async def login_form(request: Request, next: str = "/logs") -> Response:
-    return page(request, "logs/login.html", {"next": _safe_next(next), "error": None})
-
-
-@router.post("/login", response_class=HTMLResponse)
-async def login(
-    request: Request,
-    email: Annotated[str, Form()],
-    password: Annotated[str, Form()],
-    next: Annotated[str, Form()] = "/logs",
-) -> Response:
-    runtime: Runtime = request.app.state.runtime
-    address = request.client.host if request.client else "unknown"
-    context = {"next": _safe_next(next), "email": email}
-    try:
-        signed = await sign_in(runtime, email=email, password=password, address=address)
-    except RateLimited as exc:
-        response = page(
-            request, "logs/login.html", {**context, "error": "Too many attempts; try later."}, 429
-        )
-        response.headers.update(exc.headers)
-        return response
-    if signed is None:
-        error = "Wrong e-mail or password, or this account may not read logs."
-        return page(request, "logs/login.html", {**context, "error": error}, 401)
-    response = RedirectResponse(_safe_next(next), status_code=303)
-    response.set_cookie(
-        COOKIE,
-        signed[1],
-        max_age=MAX_AGE_SECONDS,
-        path=COOKIE_PATH,
-        httponly=True,
-        # The forms carry no CSRF token: a strict same-site cookie is what stops another site
-        # from posting them with the viewer's session.
-        samesite="strict",
-        secure=_settings(request).base_url.startswith("https://"),
-    )
-    return response
-
-
-@router.post("/logout")
-async def logout() -> Response:
-    response = RedirectResponse("/logs/login", status_code=303)
-    response.delete_cookie(COOKIE, path=COOKIE_PATH)
-    return response
-
-
-def _safe_next(target: str) -> str:
-    """Only our own pages: never an open redirect."""
-    return target if target.startswith("/logs") and "//" not in target else "/logs"
-
-
-async def _sign_in_required(request: Request, exc: Exception) -> Response:
-    if request.headers.get("hx-request"):
-        return Response(status_code=401, headers={"HX-Redirect": "/logs/login"})
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return RedirectResponse(f"/logs/login?next={quote(target)}", status_code=303)
+def _login_page(request: Request, context: dict[str, Any], status: int) -> Response:
+    return page(request, "logs/login.html", context, status)
 
 
 # -- search --------------------------------------------------------------------------------------
@@ -260,6 +193,6 @@ async def delete_search(
 
 
 def install_ui(app: FastAPI) -> None:
+    SESSION.install(app, _login_page)
     app.include_router(router)
     app.include_router(alerts_router)
-    app.add_exception_handler(SignInRequired, _sign_in_required)

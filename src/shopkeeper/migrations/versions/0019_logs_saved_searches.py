@@ -13,7 +13,7 @@ from alembic import op
 from shopkeeper.core.db import UTCDateTime
 
 revision = "0019_logs_saved_searches"
-down_revision = "0017_shop_staff_operations"
+down_revision = "0018_crawl_price_watch"
 branch_labels = None
 depends_on = None
 

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.settings import Settings
 from shopkeeper.shop.admin.auth import StaffAuthentication
+from shopkeeper.shop.admin.competitors import CompetitorPriceAdmin
 from shopkeeper.shop.admin.pages import add_shop_pages
 from shopkeeper.shop.admin.views import OutboxEventAdmin, UserAdmin, domain_views
 
@@ -107,6 +108,7 @@ def mount_admin(app: FastAPI, settings: Settings) -> Admin:
     views, _missing = domain_views()
     for view in views:
         admin.add_view(view)
+    admin.add_view(CompetitorPriceAdmin)
     admin.add_view(OutboxEventAdmin)
     app.state.admin = admin
     # The admin's own Starlette app is what its views see as `request.app`; they reach the

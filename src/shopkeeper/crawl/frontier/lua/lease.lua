@@ -1,12 +1,16 @@
--- ARGV: G, CSTEM, limit, lease_seconds, worker.
--- Reserves each ready host's start slot and leases its URLs in one atomic step.
+-- ARGV: G, CSTEM, limit, lease_seconds, worker, only ('' or one crawl id).
+-- Reserves each ready host's start slot and leases its URLs in one atomic step. With `only`,
+-- that crawl's URLs alone, active or not (a crawl its own client leases), on its hosts.
 local limit = tonumber(ARGV[3])
 local lease_seconds = tonumber(ARGV[4])
+local only = ARGV[6] or ''
 local now = clock()
 local expires = fmt(now + lease_seconds)
 
+local crawls
+if only == '' then crawls = redis.call('SMEMBERS', ACTIVE) else crawls = {only} end
 -- Retries whose not_before has come go back to their host queues.
-for _, crawl in ipairs(redis.call('SMEMBERS', ACTIVE)) do
+for _, crawl in ipairs(crawls) do
   local delayed = ck(crawl, 'd')
   local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', fmt(now), 'LIMIT', 0, 1000)
   for _, member in ipairs(due) do
@@ -22,7 +26,15 @@ end
 -- parses one bulk string instead of four per URL. Canonical URLs hold no tab or newline.
 local out = {}
 local leased = 0
-local candidates = redis.call('ZRANGEBYSCORE', READY, '-inf', fmt(now), 'LIMIT', 0, limit + 64)
+local candidates
+if only == '' then
+  candidates = redis.call('ZRANGEBYSCORE', READY, '-inf', fmt(now), 'LIMIT', 0, limit + 64)
+else
+  candidates = {}
+  for _, host in ipairs(redis.call('SMEMBERS', ck(only, 'hosts'))) do
+    if redis.call('LLEN', ck(only, 'q:' .. host)) > 0 then candidates[#candidates + 1] = host end
+  end
+end
 for _, host in ipairs(candidates) do
   if leased >= limit then break end
   local key = host_key(host)
@@ -37,9 +49,11 @@ for _, host in ipairs(candidates) do
     if delay == 0 then want = math.min(free, limit - leased) end
     local got = 0
     local active_work = false
-    for _, crawl in ipairs(redis.call('SMEMBERS', host_crawls(host))) do
+    local host_work
+    if only == '' then host_work = redis.call('SMEMBERS', host_crawls(host)) else host_work = {only} end
+    for _, crawl in ipairs(host_work) do
       if got >= want then break end
-      if redis.call('SISMEMBER', ACTIVE, crawl) == 1 then
+      if only ~= '' or redis.call('SISMEMBER', ACTIVE, crawl) == 1 then
         local queue = ck(crawl, 'q:' .. host)
         local counters = ck(crawl, 'n')
         while got < want do
@@ -64,7 +78,7 @@ for _, host in ipairs(candidates) do
         'next_start_at', fmt(now + delay / 1000))
       leased = leased + got
       schedule(host)
-    elseif not active_work then
+    elseif not active_work and only == '' then
       -- Only inactive crawls have URLs here: activating one schedules the host again.
       redis.call('ZREM', READY, host)
     end
