@@ -9,6 +9,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -85,3 +87,38 @@ async def test_scrapy_and_a_native_crawl_share_the_hosts_politeness(
     assert max(r.in_flight for r in requests) == 1
     items = [json.loads(line) for line in (tmp_path / "items.jsonl").read_text().splitlines()]
     assert len(items) == len(PAGES)
+
+
+async def test_a_killed_scrapy_process_loses_nothing(
+    settings: Settings, remote_site: RemoteCrawlSite, tmp_path: Path
+) -> None:
+    site = remote_site
+    start = site.url("robots404", "/")
+    first = scrapy_crawl(settings, start, tmp_path / "first.jsonl")
+    deadline = time.monotonic() + 60
+    while len(site.requests("robots404")) < 3:  # a few pages in, links of them queued
+        assert time.monotonic() < deadline and first.poll() is None
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    killed_at = len(site.requests("robots404"))
+
+    second = scrapy_crawl(settings, start, tmp_path / "second.jsonl")
+    assert wait_exit(second, tmp_path / "second.log") == 0
+
+    fetched = Counter(r.path for r in site.requests("robots404"))
+    assert set(fetched) == PAGES  # the second run resumed the crawl: every page fetched
+    # Fetched twice at most: what the killed process held when it died (one host slot at a
+    # time), and the start URL, which Scrapy sends with `dont_filter` on every run.
+    assert max(fetched.values()) <= 2, (killed_at, fetched)
+    assert sum(1 for path, n in fetched.items() if n > 1 and path != "/") <= 1, fetched
+    items = [
+        json.loads(line)["url"]
+        for name in ("first.jsonl", "second.jsonl")
+        if (tmp_path / name).exists()
+        for line in (tmp_path / name).read_text().splitlines()
+        if line.strip()
+    ]
+    assert {url.removeprefix(site.base("robots404")) for url in items} >= PAGES - {
+        r.path for r in site.requests("robots404")[:killed_at]
+    }
