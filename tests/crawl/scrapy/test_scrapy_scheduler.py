@@ -4,6 +4,7 @@ host sees one politeness for both, counted by the site (in its own process)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -41,12 +42,16 @@ def scrapy_crawl(settings: Settings, start: str, out: Path) -> subprocess.Popen[
     )
 
 
-def wait_exit(process: subprocess.Popen[bytes], log: Path, timeout: float = 90.0) -> int:
-    try:
-        return process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        raise AssertionError(log.read_text()[-5000:]) from None
+async def wait_exit(process: subprocess.Popen[bytes], log: Path, timeout: float = 90.0) -> int:
+    """Without blocking this process's event loop: its in-process worker must go on (on SQLite
+    a stalled transaction of it would hold the write lock the Scrapy process waits for)."""
+    deadline = time.monotonic() + timeout
+    while (code := process.poll()) is None:
+        if time.monotonic() > deadline:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise AssertionError(log.read_text()[-5000:])
+        await asyncio.sleep(0.1)
+    return code
 
 
 async def test_scrapy_and_a_native_crawl_share_the_hosts_politeness(
@@ -71,9 +76,9 @@ async def test_scrapy_and_a_native_crawl_share_the_hosts_politeness(
     assert native.status_code == 201, native.text
     async with worker_running(app):
         await wait_for_status(client, native.json()["id"], {"finished"}, timeout=90)
-        assert wait_exit(scrapy, tmp_path / "items.log") == 0, (tmp_path / "items.log").read_text()[
-            -3000:
-        ]
+        assert await wait_exit(scrapy, tmp_path / "items.log") == 0, (
+            tmp_path / "items.log"
+        ).read_text()[-3000:]
 
     requests = site.requests("robots404")
     by_scrapy = [r.path for r in requests if r.user_agent.startswith("chainbot")]
@@ -98,13 +103,13 @@ async def test_a_killed_scrapy_process_loses_nothing(
     deadline = time.monotonic() + 60
     while len(site.requests("robots404")) < 3:  # a few pages in, links of them queued
         assert time.monotonic() < deadline and first.poll() is None
-        time.sleep(0.05)
+        await asyncio.sleep(0.05)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
     killed_at = len(site.requests("robots404"))
 
     second = scrapy_crawl(settings, start, tmp_path / "second.jsonl")
-    assert wait_exit(second, tmp_path / "second.log") == 0
+    assert await wait_exit(second, tmp_path / "second.log") == 0
 
     fetched = Counter(r.path for r in site.requests("robots404"))
     assert set(fetched) == PAGES  # the second run resumed the crawl: every page fetched
