@@ -34,7 +34,12 @@ async def test_ready_checks_a_reachable_broker_and_redis(
         response = await http.get("/health/ready")
 
     assert response.status_code == 200, response.text
-    assert response.json()["checks"] == {"database": "ok", "broker": "ok", "redis": "ok"}
+    assert response.json()["checks"] == {
+        "database": "ok",
+        "migrations": "ok",
+        "broker": "ok",
+        "redis": "ok",
+    }
 
 
 async def test_ready_names_the_broker_and_redis_when_they_are_down(

@@ -182,9 +182,9 @@ class Settings(BaseSettings):
     crawl_job_slots: int = Field(default=4, ge=0, le=1000)
     """Jobs (spider runs, scheduled crawls) one crawl worker runs at once; 0: none."""
     crawl_api_url: str = "http://127.0.0.1:8000/api/v1"
+    """The API's base URL as a `command` spider started by a worker reaches it."""
     crawl_schedule_tick_seconds: float = Field(default=0.25, gt=0)
     """How often `shopkeeper scheduler` looks for due schedules (their jobs' lateness)."""
-    """The API's base URL as a `command` spider started by a worker reaches it."""
 
     run_background_in_process: bool | None = None
     """Run outbox relay, consumers and periodic jobs inside `serve`; default: when no broker."""
