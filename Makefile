@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run test lint check format bench clean
+.PHONY: help install run test test-quick lint check format bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ run: $(STAMP) ## migrate, seed demo data and serve all three systems on http://1
 
 test: $(STAMP) ## run the whole suite (PYTEST_ARGS="tests/logs -x" runs a part)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-quick: $(STAMP) ## the suite without the slow group (real processes, browsers, topologies)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff, ruff format --check, mypy --strict, import contracts
 	$(BIN)/ruff check src tests bench

@@ -41,6 +41,29 @@ BACKENDS = ["sqlite", "postgresql"]
 
 pytest_plugins = ["tests.support.fixtures", "tests.support.browser"]
 
+# Modules whose tests start real processes, browsers or whole topologies: `make test` (and CI)
+# runs them; `make test-quick` leaves them out for a short loop while working.
+SLOW_MODULES = (
+    "tests/deploy/test_local_topology.py",
+    "tests/crawl/schedules/test_scheduler_processes.py",
+    "tests/crawl/scrapy/",
+    "tests/crawl/spiders/",
+    "tests/crawl/ui/test_browser.py",
+    "tests/crawl/jobs/test_lost_workers.py",
+    "tests/logs/alerts/test_schedulers.py",
+    "tests/logs/ui/test_browser.py",
+    "tests/logs/buffer/test_writer_crash.py",
+    "tests/shop/admin/test_operator_day.py",
+    "tests/core/test_pages.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        if any(path.startswith(module) for module in SLOW_MODULES):
+            item.add_marker(pytest.mark.slow)
+
 
 def _reachable(host: str, port: int) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
