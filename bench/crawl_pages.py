@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -56,7 +57,7 @@ class Run:
         return self.pages / self.seconds
 
 
-def settings_for(database_url: str, frontier: str, tmp: Path) -> Settings:
+def settings_for(database_url: str, frontier: Literal["sql", "redis"], tmp: Path) -> Settings:
     return Settings(
         environment="test",
         database_url=database_url,
@@ -64,7 +65,7 @@ def settings_for(database_url: str, frontier: str, tmp: Path) -> Settings:
         secret_key="bench-secret-" + "x" * 40,
         sandbox_webhook_secret="bench",
         log_level="WARNING",
-        crawl_frontier=frontier,  # type: ignore[arg-type]
+        crawl_frontier=frontier,
         redis_url=REDIS,
         redis_namespace=f"bench-{secrets.token_hex(4)}",
         crawl_allow_private=True,

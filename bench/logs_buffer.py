@@ -23,13 +23,15 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from shopkeeper.logs.store import Batch
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
 async def publish(
-    stream: str, batches: list[object], publishers: int, duration: float
+    stream: str, batches: list[Batch], publishers: int, duration: float
 ) -> dict[str, float]:
     from shopkeeper.logs.buffer.publisher import BufferPublisher
 
@@ -49,8 +51,8 @@ async def publish(
         index = offset
         while time.perf_counter() < deadline:
             batch = batches[index % len(batches)]
-            await gateway.write([batch])  # type: ignore[list-item]
-            sent += batch.lines  # type: ignore[attr-defined]
+            await gateway.write([batch])
+            sent += batch.lines
             index += publishers
 
     started = time.perf_counter()
@@ -76,7 +78,7 @@ async def drain(stream: str, logs_dir: Path) -> dict[str, float]:
     return {"lines": writer.stored_lines, "lines_per_s": writer.stored_lines / seconds}
 
 
-async def engine(batches: list[object], logs_dir: Path, group: int) -> float:
+async def engine(batches: list[Batch], logs_dir: Path, group: int) -> float:
     from shopkeeper.logs.store.embedded import EmbeddedStore
 
     store = EmbeddedStore(logs_dir, database="direct", retention_days=14)
@@ -84,11 +86,11 @@ async def engine(batches: list[object], logs_dir: Path, group: int) -> float:
     try:
         started = time.perf_counter()
         for i in range(0, len(batches), group):
-            await store.insert_many(batches[i : i + group])  # type: ignore[arg-type]
+            await store.insert_many(batches[i : i + group])
         seconds = time.perf_counter() - started
     finally:
         await store.close()
-    return sum(b.lines for b in batches) / seconds  # type: ignore[attr-defined]
+    return sum(b.lines for b in batches) / seconds
 
 
 async def delete_stream(stream: str) -> None:
