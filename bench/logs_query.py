@@ -261,23 +261,28 @@ def engine_times(logs_dir: Path, items: list[Query], now: int, repeats: int) -> 
     return out
 
 
-def _env(var_dir: Path, port: int | None = None) -> dict[str, str]:
-    """The environment of a default embedded `shopkeeper serve` on `var_dir`."""
+def _env(var_dir: Path, port: int | None = None, *, background_jobs: bool = True) -> dict[str, str]:
+    """The environment of an embedded `shopkeeper serve` on `var_dir` (default: `make run`'s
+    in-process background jobs and crawl worker; without them when `background_jobs` is off)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPKEEPER_")}
     env.update(
         SHOPKEEPER_VAR_DIR=str(var_dir),
         SHOPKEEPER_LOG_LEVEL="WARNING",
         PYTHONPATH=str(ROOT / "src"),
     )
+    if not background_jobs:
+        env.update(
+            SHOPKEEPER_RUN_BACKGROUND_IN_PROCESS="false", SHOPKEEPER_CRAWL_INPROCESS_WORKER="false"
+        )
     if port is not None:
         env["SHOPKEEPER_PORT"] = str(port)
     return env
 
 
-def serve(var_dir: Path, port: int) -> subprocess.Popen[bytes]:
+def serve(var_dir: Path, port: int, *, background_jobs: bool) -> subprocess.Popen[bytes]:
     """`shopkeeper serve` (migrated first): one process, owning the chDB directory."""
     cli = [sys.executable, "-m", "shopkeeper.cli"]
-    env = _env(var_dir, port)
+    env = _env(var_dir, port, background_jobs=background_jobs)
     subprocess.run([*cli, "migrate"], env=env, check=True, capture_output=True)
     log = (var_dir / "serve.log").open("wb")
     return subprocess.Popen([*cli, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -296,8 +301,22 @@ def read_key(var_dir: Path) -> str:
     return created.stdout.strip().splitlines()[-1]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far, all its threads (chDB's included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def measure(
-    url: str, key: str, item: Query, now: int, repeats: int, clients: int, duration: float
+    url: str,
+    key: str,
+    item: Query,
+    now: int,
+    *,
+    server_pid: int,
+    repeats: int,
+    clients: int,
+    duration: float,
 ) -> dict[str, float]:
     params: dict[str, str] = {"query": item.logql, "limit": str(item.limit)}
     if item.step:
@@ -314,11 +333,14 @@ async def measure(
         data = first.json()["data"]
         found = sum(len(s.get("values", [])) for s in data["result"])
         single = []
+        # The server's CPU per sequential request: what a request costs, whatever the load.
+        cpu_before = cpu_seconds(server_pid)
         for _ in range(repeats):
             started = time.perf_counter()
             response = await http.get(path, params={**params, **window()})
             single.append(time.perf_counter() - started)
             response.raise_for_status()
+        server_cpu = (cpu_seconds(server_pid) - cpu_before) / repeats
 
     latencies: list[float] = []
     errors = 0
@@ -341,6 +363,7 @@ async def measure(
     return {
         "found": found,
         "single_ms": statistics.median(single) * 1000,
+        "server_cpu_ms": server_cpu * 1000,
         "p50_ms": latencies[len(latencies) // 2] * 1000,
         "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
         "rps": len(latencies) / elapsed,
@@ -366,17 +389,25 @@ async def run(args: argparse.Namespace) -> None:
         engine = engine_times(var_dir / "logs", items, now, args.repeats)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        server = serve(var_dir, port)
+        server = serve(var_dir, port, background_jobs=args.background_jobs)
         try:
             await wait_ready(url)
             key = read_key(var_dir)
             for item, floor in zip(items, engine, strict=True):
                 result = await measure(
-                    url, key, item, now, args.repeats, args.clients, args.duration
+                    url,
+                    key,
+                    item,
+                    now,
+                    server_pid=server.pid,
+                    repeats=args.repeats,
+                    clients=args.clients,
+                    duration=args.duration,
                 )
                 line = (
                     f"| {item.name} | {result['found']} | **{result['single_ms']:.1f} ms** "
                     f"(target < {item.target_ms:.0f} ms) | {floor:.1f} ms | "
+                    f"{result['server_cpu_ms']:.1f} ms | "
                     f"{result['p50_ms']:.1f} / {result['p99_ms']:.1f} ms | "
                     f"{result['rps']:.0f} | {result['errors']} |"
                 )
@@ -390,8 +421,8 @@ async def run(args: argparse.Namespace) -> None:
     load1 = os.getloadavg()[0]
     header = (
         "| query | lines (log query) or points (metric) | single request (median of "
-        f"{args.repeats}) | same SQL on chDB directly | p50 / p99 at {args.clients} clients | "
-        "req/s | errors |\n|---|---|---|---|---|---|---|"
+        f"{args.repeats}) | same SQL on chDB directly | server CPU per request | "
+        f"p50 / p99 at {args.clients} clients | req/s | errors |\n|---|---|---|---|---|---|---|---|"
     )
     made = (
         f"generated in {data['generate_s']:.1f} s (OPTIMIZE FINAL {data['optimize_s']:.1f} s)"
@@ -408,14 +439,14 @@ async def run(args: argparse.Namespace) -> None:
     if args.record:
         stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         command = "python -m bench.logs_query " + " ".join(sys.argv[1:])
+        jobs = "" if args.background_jobs else ", no in-process background jobs"
         with RESULTS.open("a") as results:
             results.write(
                 f"\n### Logs query (Loki API), {stamp}\n\n"
                 f"Machine: {platform.node()}, {os.cpu_count()} CPUs, load average {load1:.1f} "
                 f"at the end. Command: `{command}`. One `shopkeeper serve` process (embedded "
-                f"chDB); clients in the bench process over HTTP.\n\n{storage}.\n\n{header}\n"
-                + "\n".join(rows)
-                + "\n"
+                f"chDB{jobs}); clients in the bench process over HTTP.\n\n{storage}.\n\n"
+                f"{header}\n" + "\n".join(rows) + "\n"
             )
 
 
@@ -429,6 +460,13 @@ def main() -> None:
         "--keep",
         metavar="DIR",
         help="var dir to generate the data set into and keep (reused when already there)",
+    )
+    parser.add_argument(
+        "--no-background-jobs",
+        dest="background_jobs",
+        action="store_false",
+        help="serve without the in-process outbox relay, periodic jobs and crawl worker "
+        "(`make run` has them), to see what they cost the queries",
     )
     parser.add_argument("--no-record", dest="record", action="store_false")
     asyncio.run(run(parser.parse_args()))
