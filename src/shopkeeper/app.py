@@ -91,7 +91,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     install_truthful_openapi(app)
     # Checkout's router first: routes are tried in order, and FastAPI's check of one that does
     # not match costs ~15,000 instructions (two scope-key writes and a path regex; the routes
-    # of an included router are matched twice). Behind the ~60 routes before it, checkout paid
+    # of an included router are matched twice). Behind the ~45 routes before it, checkout paid
     # ~0.75 M instructions per order, 7% of the order (bench/RESULTS.md, issue 16). No other
     # router serves a path these routes match, so the order changes no request's route.
     app.include_router(orders_router, prefix=API_PREFIX)
