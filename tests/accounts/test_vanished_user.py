@@ -14,7 +14,7 @@ from shopkeeper.accounts.models import User
 from shopkeeper.accounts.roles import ROLES
 from shopkeeper.core.runtime import Runtime
 from shopkeeper.core.security import create_access_token
-from tests.support.shop import make_user
+from tests.support.shop import checkout, create_cart, create_sku, make_user, problem_slug, stock_of
 
 
 def _token_for(runtime: Runtime, user_id: uuid.UUID, staff: bool) -> dict[str, str]:
@@ -56,3 +56,79 @@ async def test_token_of_a_vanished_user_is_401_everywhere(
             if response.status_code == 401:
                 checked += 1
     assert checked > 10
+
+
+# Checkout reads whether the account exists in its own statement instead of a check before it
+# (a round trip per order by a buyer the process has not seen lately); every way through it
+# still answers 401 `account-gone` to a vanished account.
+
+
+async def _delete_user(
+    client: httpx.AsyncClient, runtime: Runtime, headers: dict[str, str]
+) -> None:
+    me = await client.get("/api/v1/users/me", headers=headers)
+    assert me.status_code == 200, me.text
+    user_id = uuid.UUID(me.json()["id"])
+    async with runtime.db.session() as session:
+        await session.execute(delete(User).where(User.id == user_id))
+        await session.commit()
+    forget(user_id)
+
+
+async def test_checkout_of_a_guest_cart_with_the_token_of_a_vanished_user_is_401(
+    client: httpx.AsyncClient, runtime: Runtime, staff_headers: dict[str, str]
+) -> None:
+    """The cart is there and the caller's (its guest token), so only checkout's own read of the
+    account can tell; nothing is ordered and the refusal is not stored under the key."""
+    sku = await create_sku(client, staff_headers, on_hand=5)
+    guest = await client.post("/api/v1/carts")
+    assert guest.status_code in (200, 201), guest.text
+    cart_id, cart_token = str(guest.json()["id"]), guest.headers["X-Cart-Token"]
+    added = await client.post(
+        f"/api/v1/carts/{cart_id}/items",
+        headers={"X-Cart-Token": cart_token},
+        json={"sku": sku, "quantity": 2},
+    )
+    assert added.status_code == 200, added.text
+    vanished = {**_token_for(runtime, uuid.uuid4(), staff=False), "X-Cart-Token": cart_token}
+
+    for _ in range(2):  # a retry with the same key is told the same, not a stored answer
+        response = await checkout(client, vanished, cart_id, key="vanished-guest", email="a@b.c")
+        assert response.status_code == 401, response.text
+        assert problem_slug(response) == "account-gone"
+    assert (await stock_of(client, staff_headers, sku))["reserved"] == 0
+    # The cart is still open: the guest can check it out without the stale token.
+    placed = await checkout(client, {"X-Cart-Token": cart_token}, cart_id, email="a@b.c")
+    assert placed.status_code == 201, placed.text
+
+
+async def test_checkout_by_a_deleted_user_is_401_not_cart_not_found(
+    client: httpx.AsyncClient, runtime: Runtime, staff_headers: dict[str, str]
+) -> None:
+    """Their cart went with them, so the checkout is refused before its read of the account:
+    the refusal is still 401."""
+    headers = await make_user(runtime)
+    sku = await create_sku(client, staff_headers, on_hand=5)
+    cart_id = await create_cart(client, headers, [(sku, 1)])
+    await _delete_user(client, runtime, headers)
+
+    response = await checkout(client, headers, cart_id)
+
+    assert response.status_code == 401, response.text
+    assert problem_slug(response) == "account-gone"
+
+
+async def test_a_replayed_checkout_of_a_deleted_user_is_401(
+    client: httpx.AsyncClient, runtime: Runtime, staff_headers: dict[str, str]
+) -> None:
+    headers = await make_user(runtime)
+    sku = await create_sku(client, staff_headers, on_hand=5)
+    cart_id = await create_cart(client, headers, [(sku, 1)])
+    first = await checkout(client, headers, cart_id, key="placed-then-deleted")
+    assert first.status_code == 201, first.text
+    await _delete_user(client, runtime, headers)
+
+    replay = await checkout(client, headers, cart_id, key="placed-then-deleted")
+
+    assert replay.status_code == 401, replay.text
+    assert problem_slug(replay) == "account-gone"

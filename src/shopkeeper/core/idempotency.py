@@ -8,8 +8,8 @@ so of twenty concurrent retries exactly one runs; the others see the row and ans
 
 A service that can should save the response in its own unit of work (`IdempotencyClaim.save`),
 so the effect and the stored answer commit together and a crash between them cannot make a retry
-run the operation twice. Domain errors (4xx) are stored and replayed too; unexpected failures and
-transient ones (429, 5xx) release the key so the client can retry.
+run the operation twice. Domain errors (4xx) are stored and replayed too; unexpected failures,
+transient ones (429, 5xx) and 401 release the key so the client can retry.
 """
 
 from __future__ import annotations
@@ -233,6 +233,15 @@ _SAVE_ANSWER = text(
 Operation = Callable[[IdempotencyClaim], Awaitable[Response]]
 
 
+def _not_an_answer(exc: DomainError) -> bool:
+    """Refusals that say nothing about the request, so a retry must run it again: transient
+    ones (429, 5xx), the key being busy, and credentials found wanting (401: an endpoint that
+    checks its caller's account inside its own work, like checkout)."""
+    return (
+        exc.status in (401, 429) or exc.status >= 500 or isinstance(exc, IdempotencyKeyInProgress)
+    )
+
+
 async def run_idempotent(
     db: Database,
     *,
@@ -255,7 +264,7 @@ async def run_idempotent(
     except DomainError as exc:
         if session is not None:
             await session.rollback()
-        if exc.status == 429 or exc.status >= 500 or isinstance(exc, IdempotencyKeyInProgress):
+        if _not_an_answer(exc):
             await _release(db, claim)
             raise
         response = problem_response(
@@ -303,7 +312,7 @@ async def run_idempotent_in_transaction(
         response = await operation(claimed)
     except DomainError as exc:
         await session.rollback()
-        if exc.status == 429 or exc.status >= 500 or isinstance(exc, IdempotencyKeyInProgress):
+        if _not_an_answer(exc):
             raise
         response = problem_response(
             exc.status, exc.slug, exc.title, exc.detail, exc.headers or None, **exc.extensions

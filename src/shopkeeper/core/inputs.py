@@ -101,15 +101,18 @@ def json_depth_within(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
 
 
 def _percent_decoded_clean(raw: bytes) -> bool:
-    for part in raw.replace(b"+", b" ").split(b"&"):
-        for piece in part.split(b"=", 1):
-            decoded = unquote_to_bytes(piece)
-            if b"\x00" in decoded:
-                return False
-            try:
-                decoded.decode("utf-8")
-            except UnicodeDecodeError:
-                return False
+    """Whether `raw` (a query string, form body or path), percent-decoded, is UTF-8 without NUL.
+    Decoded whole, not name by value: `&`, `=` and `/` are ASCII, so neither a `%XX` escape nor
+    a UTF-8 sequence spans them, and the answer is the same as piece by piece, in C."""
+    decoded = unquote_to_bytes(raw) if b"%" in raw else raw
+    if b"\x00" in decoded:
+        return False
+    if decoded.isascii():
+        return True
+    try:
+        decoded.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
     return True
 
 
@@ -176,7 +179,7 @@ class InputValidationMiddleware:
         if FORBIDDEN.search(scope["path"]):
             return "path"
         raw_path = scope.get("raw_path")
-        if raw_path and not _percent_decoded_clean(raw_path.replace(b"/", b"&")):
+        if raw_path and not _percent_decoded_clean(raw_path):
             return "path"
         if not _percent_decoded_clean(scope.get("query_string", b"")):
             return "query"

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header
 
-from shopkeeper.accounts.permissions import OptionalUser, user_permission
+from shopkeeper.accounts.permissions import OptionalUser, unverified_principal, user_permission
 from shopkeeper.core.errors import Unauthorized
 from shopkeeper.core.security import Principal
 
@@ -57,6 +57,18 @@ async def shop_caller(principal: OptionalUser, cart_token: CartToken = None) -> 
 
 
 ShopCaller = Annotated[Caller, Depends(shop_caller)]
+
+
+async def unverified_shop_caller(
+    principal: Annotated[Principal | None, Depends(unverified_principal)],
+    cart_token: CartToken = None,
+) -> Caller:
+    return Caller(principal=principal, cart_token=cart_token or None)
+
+
+UnverifiedShopCaller = Annotated[Caller, Depends(unverified_shop_caller)]
+"""`ShopCaller` whose signed-in user is not yet known to exist: the endpoint checks that itself
+(`accounts.permissions.unverified_principal`)."""
 
 
 async def known_caller(caller: ShopCaller) -> Caller:

@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, WebSocket, status
 from starlette.responses import Response
 
-from shopkeeper.accounts.liveness import current_permissions
+from shopkeeper.accounts.liveness import AccountGone, current_permissions, ensure_active_user
 from shopkeeper.accounts.permissions import CurrentUser
 from shopkeeper.core.db import Session
-from shopkeeper.core.errors import problem_responses
+from shopkeeper.core.errors import DomainError, problem_responses
 from shopkeeper.core.idempotency import (
     IdempotencyClaim,
     IdempotencyKeyHeader,
@@ -29,7 +29,12 @@ from shopkeeper.core.realtime import (
 from shopkeeper.core.runtime import AppRuntime, Runtime
 from shopkeeper.core.security import Principal
 from shopkeeper.core.writes import WriteBatch
-from shopkeeper.shop.access import READ, KnownCaller, ShopCaller, ShopWriter
+from shopkeeper.shop.access import (
+    READ,
+    KnownCaller,
+    ShopWriter,
+    UnverifiedShopCaller,
+)
 from shopkeeper.shop.orders import checkout, service
 from shopkeeper.shop.orders.handlers import ADMIN_TOPIC, order_topic
 from shopkeeper.shop.orders.models import Order
@@ -85,7 +90,7 @@ async def place_order(
     request: Request,
     session: Session,
     runtime: AppRuntime,
-    caller: ShopCaller,
+    caller: UnverifiedShopCaller,
     idempotency_key: IdempotencyKeyHeader,
 ) -> Response:
     """Check out a cart: reserve its stock until `expires_at` and create a `pending_payment`
@@ -94,8 +99,15 @@ async def place_order(
     if payload["shipping_method_id"] is None:
         # Unsent, the field leaves the request's fingerprint as it was before it existed.
         del payload["shipping_method_id"]
+    # Whether the signed-in buyer's account still exists is read by checkout's own statement
+    # (401 `account-gone` from there), not by a round trip before it. Any other answer (a
+    # replay, a refusal) is given only once the account is checked the ordinary way, so a
+    # vanished account is told 401 whatever its request.
+    placed = False
 
     async def operation(claim: IdempotencyClaim) -> Response:
+        nonlocal placed
+
         def store_answer(order: Order, writes: WriteBatch) -> None:
             claim.save_in(writes, _order_response(order, status.HTTP_201_CREATED))
 
@@ -110,15 +122,30 @@ async def place_order(
             store_answer=store_answer,
         )
         assert claim.saved is not None
+        placed = True
         return claim.saved.to_response(replayed=False)
 
-    return await run_idempotent_in_transaction(
-        session,
-        scope=idempotency_scope(caller.principal, caller.cart_token),
-        key=idempotency_key,
-        fingerprint=request_fingerprint(request.method, request.url.path, payload),
-        operation=operation,
-    )
+    try:
+        response = await run_idempotent_in_transaction(
+            session,
+            scope=idempotency_scope(caller.principal, caller.cart_token),
+            key=idempotency_key,
+            fingerprint=request_fingerprint(request.method, request.url.path, payload),
+            operation=operation,
+        )
+    except AccountGone:
+        raise
+    except DomainError:
+        await _ensure_account(runtime, caller.user_id)
+        raise
+    if not placed:
+        await _ensure_account(runtime, caller.user_id)
+    return response
+
+
+async def _ensure_account(runtime: Runtime, user_id: uuid.UUID | None) -> None:
+    if user_id is not None:
+        await ensure_active_user(runtime.db, user_id)
 
 
 @router.get(

@@ -7,7 +7,8 @@ Either all of it commits or none of it does.
 
 It is the hottest write path, so it is counted in round trips. On PostgreSQL: the claim of the
 Idempotency-Key, the cart's close, one read of its priced lines together with the buyer's
-e-mail and the order number, the locked read of the stock rows, and one statement for every
+e-mail, whether their account still exists (the endpoint's 401 `account-gone`), the pricing
+settings and the order number, the locked read of the stock rows, and one statement for every
 write (`core.writes`), then the commit.
 """
 
@@ -21,6 +22,7 @@ from typing import Any
 from sqlalchemy import Sequence, String, Uuid, bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shopkeeper.accounts import liveness
 from shopkeeper.accounts import service as users_service
 from shopkeeper.core.db import is_postgres, new_id, table_of, utcnow
 from shopkeeper.core.errors import Conflict, InvalidInput
@@ -48,6 +50,10 @@ _COUNTER_NAME = "orders"
 # each an uncorrelated subquery, evaluated once per statement. `SK-000123` is unique, and
 # gaps are fine (a rolled-back checkout burns its number).
 _BUYER_EMAIL = users_service.active_email_of(bindparam("buyer_id", type_=Uuid()))
+# Whether the signed-in buyer's account still exists: the endpoint skips the separate check
+# every other signed-in request makes (`liveness.ensure_active_user`), a round trip and a pool
+# checkout of its own, and this column answers it instead.
+_BUYER_ACCOUNT = liveness.account_column(bindparam("buyer_id", type_=Uuid()))
 # And what pricing needs besides the lines: the cart's voucher, whether shipping zones exist,
 # and the tax rate of the address's country.
 _PRICING: dict[str, Any] = {
@@ -55,9 +61,12 @@ _PRICING: dict[str, Any] = {
     "zones": shipping_service.zone_count_column(),
     "tax_bps": shipping_service.tax_rate_column(bindparam("country", type_=String())),
 }
-_READ_CART = carts_service.snapshot_query(email=_BUYER_EMAIL, **_PRICING)
+_READ_CART = carts_service.snapshot_query(email=_BUYER_EMAIL, account=_BUYER_ACCOUNT, **_PRICING)
 _READ_CART_AND_NUMBER = carts_service.snapshot_query(
-    email=_BUYER_EMAIL, **_PRICING, number=Sequence("order_number_seq").next_value()
+    email=_BUYER_EMAIL,
+    account=_BUYER_ACCOUNT,
+    **_PRICING,
+    number=Sequence("order_number_seq").next_value(),
 )
 
 
@@ -93,6 +102,10 @@ async def place_order(
             "country": str(shipping_address.get("country") or "").upper(),
         },
     )
+    if caller.user_id is not None:
+        if snapshot.extra["account"] is None:
+            raise liveness.AccountGone("The account this token was issued to no longer exists")
+        liveness.remember(caller.user_id)
     for line in snapshot.lines:
         if line.unit_price.currency != settings.currency:
             raise CurrencyMismatch(
