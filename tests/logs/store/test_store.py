@@ -1,4 +1,4 @@
-"""The chDB store: schema, both batch formats, deduplication by batch id, the text index."""
+"""The chDB store: schema, the batch formats, deduplication by batch id, the text index."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 
 import orjson
 
+from shopkeeper.logs.ingest.syslog import frame_row
 from shopkeeper.logs.records import LogRecord
 from shopkeeper.logs.store import Batch, LogStore, records_batch
+from shopkeeper.logs.store.syslog_transform import row_prefix
 
 # An hour ago to the second: recent enough for retention, whatever day the tests run.
 BASE = int(time.time()) - 3600
@@ -154,6 +156,32 @@ async def test_coalesced_batches_of_several_tenants_are_each_stored(
     await store.insert_many(batches)
     assert len(await _rows(store, tenant)) == 3
     assert len(await _rows(store, other)) == 3
+
+
+async def test_syslog_frames_are_parsed_by_clickhouse(store: LogStore, tenant: str) -> None:
+    received = BASE * 10**9 + 5
+    prefix = row_prefix("10.0.0.9", received)
+    rows = (
+        frame_row(
+            f'<165>1 {BASE_ISO}.25Z web-1 billing 42 - [x@1 k="a\\"b"] charged'.encode(), prefix
+        )
+        + frame_row(b"<11>worker[7]: tab\there, newline\nthere", prefix)
+        + frame_row(b"not syslog", prefix)
+    )
+    await store.insert(
+        Batch(tenant=tenant, source="syslog", format="syslog", payload=rows, lines=3)
+    )
+    by_message = {row["message"]: row for row in await _rows(store, tenant)}
+    assert set(by_message) == {"charged", "tab\there, newline\nthere", "not syslog"}
+    charged = by_message["charged"]
+    assert (charged["service"], charged["host"], charged["level"]) == ("billing", "web-1", "info")
+    assert charged["ns"] == BASE * 10**9 + 250_000_000
+    assert charged["attributes"] == {"facility": "local4", "pid": "42", "x@1.k": 'a"b'}
+    worker = by_message["tab\there, newline\nthere"]
+    assert (worker["service"], worker["host"], worker["level"]) == ("worker", "10.0.0.9", "error")
+    assert worker["ns"] == received  # no timestamp: the time of receipt
+    assert by_message["not syslog"]["level"] == "unknown"
+    assert "_parse_error" in by_message["not syslog"]["attributes"]
 
 
 async def test_a_word_search_reads_the_text_index(store: LogStore, tenant: str) -> None:

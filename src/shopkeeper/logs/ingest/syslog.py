@@ -1,8 +1,11 @@
-"""Syslog messages (RFC 5424 and RFC 3164) to log records, and TCP framing (RFC 6587).
+"""Syslog over TCP: framing (RFC 6587) into the rows ClickHouse parses; and the same parse in
+Python (RFC 5424 and RFC 3164), which the live tail uses.
 
-A message is parsed once, with one regular expression per format; what a sender leaves out
-(BSD senders without timestamp or hostname, as Python's `SysLogHandler` writes them) takes the
-receiver's view: the time of receipt and the peer's address."""
+The receiver does not parse: it cuts a stream into frames and hands them on as rows of
+`store.syslog_transform.SYSLOG_STRUCTURE`, whose SQL parses them by the rules of `parse_fields`
+below. What a sender leaves out (BSD senders without timestamp or hostname, as Python's
+`SysLogHandler` writes them) takes the receiver's view: the time of receipt and the peer's
+address."""
 
 from __future__ import annotations
 
@@ -13,15 +16,14 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Final
 
-import orjson
-
 from shopkeeper.logs.records import UNKNOWN_SERVICE, LogRecord, syslog_severity_level
-
-FACILITIES: Final = (
-    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news",
-    "uucp", "cron", "authpriv", "ftp", "ntp", "security", "console", "solaris-cron",
-    "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
-)  # fmt: skip
+from shopkeeper.logs.store.syslog_transform import (
+    FACILITIES,
+    FRAME_LEADING,
+    FRAME_TRAILING,
+    NOT_SYSLOG,
+    escape_frame,
+)
 
 NIL: Final = b"-"
 BOM: Final = b"\xef\xbb\xbf"
@@ -112,11 +114,45 @@ def _delimiter(buffer: bytearray, start: int, end: int) -> int:
     return nul if nul >= 0 else newline
 
 
+def take_rows(buffer: bytearray, prefix: bytes) -> tuple[bytes, int]:
+    """The complete frames at the front of a TCP stream buffer as rows (`prefix` + the frame,
+    escaped) and their number; the incomplete rest stays in `buffer`.
+
+    Newline (or NUL) framing, where every frame starts with `<`, is cut with a few C-speed
+    passes over the whole buffer; anything else (octet counting, stray text between frames)
+    frame by frame."""
+    if buffer[:1] == b"<":
+        end = max(buffer.rfind(b"\n"), buffer.rfind(b"\x00"))
+        if end < 0:
+            return b"", 0
+        region = bytes(buffer[: end + 1])
+        if b"\x00" in region:  # a NUL ends a frame as a newline does
+            region = region.replace(b"\x00", b"\n")
+        lines = region.count(b"\n")
+        # Every frame starts with `<`: none is octet-counted, and none is empty.
+        if region.count(b"\n<") == lines - 1:
+            del buffer[: end + 1]
+            # Escaped as `escape_frame` does, but for the newlines, which end rows here.
+            if b"\\" in region:
+                region = region.replace(b"\\", b"\\\\")
+            if b"\t" in region:
+                region = region.replace(b"\t", b"\\t")
+            if b"\r" in region:
+                region = region.replace(b"\r", b"\\r")
+            return prefix + region[:-1].replace(b"\n", b"\n" + prefix) + b"\n", lines
+    frames = list(decode_frames(buffer))
+    return b"".join(frame_row(frame, prefix) for frame in frames), len(frames)
+
+
+def frame_row(frame: bytes, prefix: bytes) -> bytes:
+    """One frame (a datagram, an octet-counted frame) as a row."""
+    return prefix + escape_frame(frame) + b"\n"
+
+
 Fields = tuple[int, str, str, str, str, dict[str, str]]
 """(timestamp ns or 0, service, host, level, message, attributes) of one message."""
 
 _LEVELS: Final = tuple(syslog_severity_level(severity) for severity in range(8))
-_NOT_SYSLOG: Final = "not an RFC 5424 or RFC 3164 syslog message"
 
 
 def parse_message(data: bytes, peer_host: str = "", received_ns: int = 0) -> LogRecord:
@@ -135,30 +171,8 @@ def parse_message(data: bytes, peer_host: str = "", received_ns: int = 0) -> Log
     )
 
 
-def encode_message(data: bytes, peer_host: str, received_ns: int) -> bytes:
-    """One message as a row of the store's `records` batches (what `encode_records` writes for
-    the same record), without building the record: the receiver's per-line hot path."""
-    timestamp_ns, service, host, level, message, attributes = parse_fields(
-        data, peer_host, received_ns
-    )
-    return orjson.dumps(
-        {
-            "ts": timestamp_ns,
-            "service": service,
-            "host": host,
-            "level": level,
-            "message": message,
-            "trace_id": "",
-            "span_id": "",
-            "attributes": attributes,
-            "label_keys": [],
-        },
-        option=orjson.OPT_APPEND_NEWLINE,
-    )
-
-
 def parse_fields(data: bytes, peer_host: str = "", received_ns: int = 0) -> Fields:
-    data = data.rstrip(b"\r\n\x00")
+    data = data.lstrip(FRAME_LEADING).rstrip(FRAME_TRAILING)
     if data.startswith(b"<"):
         match = _RFC5424.match(data)
         if match is not None:
@@ -175,7 +189,7 @@ def parse_fields(data: bytes, peer_host: str = "", received_ns: int = 0) -> Fiel
         peer_host,
         "unknown",
         data.decode("utf-8", "replace"),
-        {"_parse_error": _NOT_SYSLOG},
+        {"_parse_error": NOT_SYSLOG},
     )
 
 

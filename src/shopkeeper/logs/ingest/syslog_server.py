@@ -1,5 +1,6 @@
 """Syslog over UDP and TCP: asyncio servers feeding one collector, which hands batches of
-records to the ingest sink (the store's group commit, or the production buffer).
+frames to the ingest sink (the store's group commit, or the production buffer), which ClickHouse
+parses.
 
 Syslog has no acknowledgement, so durability is what back-pressure can give: while too many
 lines wait to be stored, TCP connections stop being read (senders such as rsyslog then queue
@@ -20,9 +21,10 @@ import structlog
 
 from shopkeeper.core.errors import DomainError
 from shopkeeper.core.settings import Settings
-from shopkeeper.logs.ingest.syslog import decode_frames, encode_message
+from shopkeeper.logs.ingest.syslog import frame_row, take_rows
 from shopkeeper.logs.ingest.writer import BatchSink
 from shopkeeper.logs.store import Batch
+from shopkeeper.logs.store.syslog_transform import row_prefix
 
 log = structlog.get_logger(__name__)
 
@@ -33,16 +35,21 @@ MAX_TCP_BUFFER = 1024 * 1024
 
 @dataclass
 class SyslogCollector:
-    """Accumulates parsed messages (as encoded record rows) and flushes them to the sink every
-    `flush_seconds` or every `batch_lines` lines, one write at a time (under load, each INSERT
-    takes what waits, up to `batch_lines`: fewer, larger inserts are what keeps up)."""
+    """Accumulates frames (as chunks of `SYSLOG_STRUCTURE` rows, parsed later by ClickHouse)
+    and flushes them to the sink every `flush_seconds` or every `batch_lines` lines, up to
+    `concurrent_flushes` writes at a time (under load, each INSERT takes what waits, up to
+    `batch_lines`: fewer, larger inserts are what keeps up; two at once overlap one's query
+    analysis with the other's parsing)."""
 
     sink: BatchSink
     tenant: str = "default"
     batch_lines: int = 50_000
     flush_seconds: float = 0.2
     max_pending_lines: int = 200_000
-    pending: list[bytes] = field(default_factory=list)
+    concurrent_flushes: int = 2
+    pending: list[tuple[bytes, int]] = field(default_factory=list)
+    """Chunks of rows and how many rows each holds."""
+    pending_lines: int = 0
     dropped: int = 0
     stored: int = 0
     _paused: set[asyncio.Transport] = field(default_factory=set)
@@ -50,6 +57,7 @@ class SyslogCollector:
     _in_flight: int = 0
     _full: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
+    _flushes: set[asyncio.Task[None]] = field(default_factory=set)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="logs-syslog-flush")
@@ -61,20 +69,24 @@ class SyslogCollector:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for flush in list(self._flushes):
+            with contextlib.suppress(asyncio.CancelledError):
+                await flush
         while self.pending:
-            await self._flush()
+            await self._write(self._take())
 
     @property
     def waiting(self) -> int:
-        return len(self.pending) + self._in_flight
+        return self.pending_lines + self._in_flight
 
-    def add(self, records: list[bytes], reader: asyncio.Transport | None = None) -> bool:
+    def add(self, rows: bytes, lines: int, reader: asyncio.Transport | None = None) -> bool:
         """Queues rows; False (and nothing queued) when a datagram must be dropped."""
         if reader is None and self.waiting >= self.max_pending_lines:
-            self.dropped += len(records)
+            self.dropped += lines
             return False
-        self.pending.extend(records)
-        if len(self.pending) >= self.batch_lines:
+        self.pending.append((rows, lines))
+        self.pending_lines += lines
+        if self.pending_lines >= self.batch_lines:
             self._full.set()
         if reader is not None and self.waiting >= self.max_pending_lines:
             reader.pause_reading()
@@ -85,25 +97,43 @@ class SyslogCollector:
         self._paused.discard(reader)
 
     async def _run(self) -> None:
+        slots = asyncio.Semaphore(max(1, self.concurrent_flushes))
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._full.wait(), self.flush_seconds)
             self._full.clear()
-            if self.pending:
-                await self._flush()
+            while self.pending:
+                await slots.acquire()
+                if not self.pending:
+                    slots.release()
+                    break
+                flush = asyncio.create_task(self._write(self._take()), name="logs-syslog-write")
+                self._flushes.add(flush)
+                flush.add_done_callback(self._flushes.discard)
+                flush.add_done_callback(lambda _: slots.release())
+                if self.pending_lines < self.batch_lines:
+                    break
 
-    async def _flush(self) -> None:
-        records, self.pending = self.pending[: self.batch_lines], self.pending[self.batch_lines :]
-        if len(self.pending) >= self.batch_lines:
-            self._full.set()
-        self._in_flight = len(records)
-        batch = Batch(
+    def _take(self) -> Batch:
+        """The oldest waiting chunks, up to `batch_lines` rows (one chunk at least)."""
+        taken, lines = 0, 0
+        while taken < len(self.pending) and (
+            taken == 0 or lines + self.pending[taken][1] <= self.batch_lines
+        ):
+            lines += self.pending[taken][1]
+            taken += 1
+        chunks, self.pending = self.pending[:taken], self.pending[taken:]
+        self.pending_lines -= lines
+        self._in_flight += lines
+        return Batch(
             tenant=self.tenant,
             source=SOURCE,
-            format="records",
-            payload=b"".join(records),
-            lines=len(records),
+            format="syslog",
+            payload=b"".join(rows for rows, _ in chunks),
+            lines=lines,
         )
+
+    async def _write(self, batch: Batch) -> None:
         delay = 0.1
         try:
             while True:
@@ -115,7 +145,7 @@ class SyslogCollector:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
         finally:
-            self._in_flight = 0
+            self._in_flight -= batch.lines
         self.stored += batch.lines
         if self._paused and self.waiting < self.max_pending_lines // 2:
             for reader in self._paused:
@@ -137,8 +167,8 @@ class SyslogDatagram(asyncio.DatagramProtocol):
         self.collector = collector
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-        now = time.time_ns()
-        self.collector.add([encode_message(data, _peer_host(addr), now)])
+        prefix = row_prefix(_peer_host(addr), time.time_ns())
+        self.collector.add(frame_row(data, prefix), 1)
 
 
 class SyslogStream(asyncio.Protocol):
@@ -157,20 +187,20 @@ class SyslogStream(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        now = time.time_ns()
-        peer = self.peer
-        records = [encode_message(frame, peer, now) for frame in decode_frames(self.buffer)]
+        prefix = row_prefix(self.peer, time.time_ns())
+        rows, lines = take_rows(self.buffer, prefix)
         if len(self.buffer) > MAX_TCP_BUFFER:
-            records.append(encode_message(bytes(self.buffer), peer, now))
+            rows += frame_row(bytes(self.buffer), prefix)
+            lines += 1
             self.buffer.clear()
-        if records:
-            self.collector.add(records, self.transport)
+        if lines:
+            self.collector.add(rows, lines, self.transport)
 
     def eof_received(self) -> bool | None:
         # A last message without a trailing delimiter is still a message.
         if self.buffer.strip(b"\r\n\x00 "):
-            row = encode_message(bytes(self.buffer), self.peer, time.time_ns())
-            self.collector.add([row], self.transport)
+            prefix = row_prefix(self.peer, time.time_ns())
+            self.collector.add(frame_row(bytes(self.buffer), prefix), 1, self.transport)
         self.buffer.clear()
         return None
 

@@ -24,6 +24,9 @@ log = structlog.get_logger(__name__)
 
 LINGER_SECONDS = 0.05
 """Longest wait for bodies still being received before an INSERT starts."""
+FILL_SECONDS = 0.25
+"""Longest wait of a less than full round for the running one to finish (see
+`_fill_beside_running`)."""
 STOP_SECONDS = 30.0
 SMALL_ROUND_LINES = 10_000
 SMALL_ROUND_INTERVAL = 0.2
@@ -117,12 +120,14 @@ class GroupCommitWriter:
                     slots.release()
                     break
                 await self._linger()
+                await self._fill_beside_running()
                 round_ = self._take_round()
                 self._last_round_at = asyncio.get_running_loop().time()
                 running = asyncio.create_task(self._store(round_), name="logs-insert")
                 self._rounds[running] = round_
                 running.add_done_callback(self._rounds.pop)
                 running.add_done_callback(lambda _: slots.release())
+                running.add_done_callback(lambda _: self._wakeup.set())
 
     async def _store(self, round_: list[_Waiting]) -> None:
         batches = [batch for members, _ in round_ for batch in members]
@@ -159,6 +164,21 @@ class GroupCommitWriter:
             self._wakeup.clear()
             # Every queued batch sets the event; a body that fails before it is queued
             # (413, bad gzip) costs this wait its remaining time at most.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+
+    async def _fill_beside_running(self) -> None:
+        """A round starts beside a running one at once only with a full batch: a smaller one
+        waits (up to FILL_SECONDS) for the running round to finish, growing meanwhile. Two
+        small INSERTs at once cost more than one of both (each pays its query analysis and a
+        part, and merges follow); a slow or stuck INSERT still holds the next one briefly."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FILL_SECONDS
+        while self._rounds and self._queued_lines() < self.batch_lines:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), remaining)
 

@@ -18,9 +18,10 @@ import orjson
 from shopkeeper.logs.records import LogRecord
 from shopkeeper.logs.store import schema
 from shopkeeper.logs.store.metrics import INSERT_SECONDS, LINES_STORED
+from shopkeeper.logs.store.syslog_transform import syslog_select
 from shopkeeper.logs.store.transform import json_lines_select
 
-BatchFormat = Literal["json_lines", "records"]
+BatchFormat = Literal["json_lines", "records", "syslog"]
 
 RECORD_STRUCTURE = (
     "ts Int64, service String, host String, level String, message String, "
@@ -33,9 +34,10 @@ class Batch:
     """Lines of one tenant and source, stored all or nothing.
 
     `payload` is raw JSON lines (`json_lines`: NDJSON as a client sent it, parsed by
-    ClickHouse) or `encode_records` output (`records`: already normalised by a protocol
-    decoder). `batch_id` is the deduplication token: a batch stored again under the same id
-    (a retried or redelivered batch) is not stored twice."""
+    ClickHouse), syslog frames (`syslog`: rows of `SYSLOG_STRUCTURE`, parsed by ClickHouse) or
+    `encode_records` output (`records`: already normalised by a protocol decoder).
+    `batch_id` is the deduplication token: a batch stored again under the same id (a retried
+    or redelivered batch) is not stored twice."""
 
     tenant: str
     source: str
@@ -99,9 +101,12 @@ def records_select(relation: str) -> str:
 
 
 def insert_sql(table: str, batch_format: BatchFormat, relation: str) -> str:
-    select = (
-        json_lines_select(relation) if batch_format == "json_lines" else records_select(relation)
-    )
+    if batch_format == "json_lines":
+        select = json_lines_select(relation)
+    elif batch_format == "syslog":
+        select = syslog_select(relation)
+    else:
+        select = records_select(relation)
     return f"INSERT INTO {table} ({', '.join(schema.COLUMN_NAMES)})\n{select}"
 
 

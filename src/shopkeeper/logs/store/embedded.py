@@ -27,6 +27,7 @@ from shopkeeper.logs.store.base import (
     batch_parameters,
     insert_sql,
 )
+from shopkeeper.logs.store.syslog_transform import SYSLOG_STRUCTURE
 
 _SESSION_SETTINGS = (
     "SET output_format_json_quote_64bit_integers = 0",
@@ -184,6 +185,8 @@ class EmbeddedStore(LogStore):
         try:
             if batch.format == "json_lines":
                 relation = f"file({_quote(pattern)}, 'LineAsString', 'line String')"
+            elif batch.format == "syslog":
+                relation = f"file({_quote(pattern)}, 'TabSeparated', {_quote(SYSLOG_STRUCTURE)})"
             else:
                 relation = f"file({_quote(pattern)}, 'JSONEachRow', {_quote(RECORD_STRUCTURE)})"
             sql = insert_sql(self.table, batch.format, relation)

@@ -20,6 +20,7 @@ from shopkeeper.logs.store.base import (
     batch_parameters,
     insert_sql,
 )
+from shopkeeper.logs.store.syslog_transform import SYSLOG_STRUCTURE
 
 _CLIENT_SETTINGS = {
     "output_format_json_quote_64bit_integers": 0,
@@ -28,6 +29,7 @@ _CLIENT_SETTINGS = {
 _STRUCTURES = {
     "json_lines": ("line String", "LineAsString"),
     "records": (RECORD_STRUCTURE, "JSONEachRow"),
+    "syslog": (SYSLOG_STRUCTURE, "TabSeparated"),
 }
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from shopkeeper.logs.ingest.syslog import parse_fields
 from shopkeeper.logs.records import (
     FLATTEN_DEPTH,
     HOST_FIELDS,
@@ -24,6 +25,7 @@ from shopkeeper.logs.records import (
     normalize_level,
 )
 from shopkeeper.logs.store import Batch
+from shopkeeper.logs.store.syslog_transform import FRAME_LEADING, FRAME_TRAILING, split_row
 
 Row = dict[str, Any]
 """`ts` (ns), `message`, `service`, `host`, `level`, `source`, `trace_id`, `span_id`,
@@ -34,6 +36,12 @@ def batch_rows(batch: Batch, *, received_ns: int | None = None) -> list[Row]:
     received = received_ns or time.time_ns()
     if batch.format == "records":
         rows = [_record_row(line, received) for line in batch.payload.splitlines() if line]
+    elif batch.format == "syslog":
+        rows = [
+            row
+            for line in batch.payload.split(b"\n")
+            if line and (row := _syslog_row(line)) is not None
+        ]
     else:
         rows = [
             _json_line_row(text, received)
@@ -60,6 +68,16 @@ def _record_row(line: bytes, received: int) -> Row:
         "attributes": dict(record["attributes"]),
         "label_keys": list(record["label_keys"]),
     }
+
+
+def _syslog_row(line: bytes) -> Row | None:
+    peer, received, frame = split_row(line)
+    if not frame.lstrip(FRAME_LEADING).rstrip(FRAME_TRAILING):
+        return None
+    ts, service, host, level, message, attributes = parse_fields(frame, peer, received)
+    row = _row(ts or received, message, attributes, {})
+    row.update(service=service, host=host, level=level)
+    return row
 
 
 def _json_line_row(text: str, received: int) -> Row:
