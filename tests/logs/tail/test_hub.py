@@ -75,3 +75,35 @@ async def test_lines_stored_by_one_process_reach_sessions_of_another_through_red
     finally:
         await gateway.stop()
         await writer_side.stop()
+
+
+async def test_sessions_with_different_filters_each_get_exactly_their_lines(
+    logs_settings: Settings, tenant: str
+) -> None:
+    """In one process: lines no session can match are skipped before decoding, yet a line that
+    spells its service or word through a JSON escape still reaches the session it matches."""
+    hub = TailHub(logs_settings.model_copy(update={"redis_url": None}))
+    await hub.start()
+    try:
+        api_boom = session_for(tenant, '{service="api"} |= "boom"')
+        web = session_for(tenant, '{service="web"}')
+        everything = session_for(tenant, '{service=~".+"} |= "boom"')
+        for session in (api_boom, web, everything):
+            await hub.subscribe(session)
+        documents = [
+            {"service": "api", "msg": "boom 1"},
+            {"service": "api", "msg": "quiet 2"},
+            {"service": "web", "msg": "boom 3"},
+            {"service": "db", "msg": "api boom 4"},
+        ]
+        ndjson = b"".join(orjson.dumps(d, option=orjson.OPT_APPEND_NEWLINE) for d in documents)
+        # "api" and "boom" written as escapes: only a full decode can tell this line matches.
+        ndjson += b'{"service": "\\u0061pi", "msg": "b\\u006fom 5"}\n'
+        hub.stored(
+            [Batch(tenant=tenant, source="ndjson", format="json_lines", payload=ndjson, lines=5)]
+        )
+        assert await lines(api_boom) == ["boom 1", "boom 5"]
+        assert await lines(web) == ["boom 3"]
+        assert await lines(everything) == ["boom 1", "boom 3", "api boom 4", "boom 5"]
+    finally:
+        await hub.stop()
