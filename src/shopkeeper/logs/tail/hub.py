@@ -172,7 +172,7 @@ class TailHub:
                     if await self._is_watched(batch.tenant):
                         await self._publish(batch)
                 else:
-                    await self._feed_local(batch)
+                    await self._feed_local(batch, queued_at)
             except RedisError as exc:
                 log.warning("logs_tail_publish_failed", error=str(exc)[:200])
             except Exception:  # a batch we cannot decode is not worth stopping the feed for
@@ -190,15 +190,21 @@ class TailHub:
             await self._redis.publish(self._prefix + batch.tenant, orjson.dumps(rows))
             await _yield_share(time.perf_counter() - began)
 
-    async def _feed_local(self, batch: Batch) -> None:
+    async def _feed_local(self, batch: Batch, queued_at: float) -> None:
         """The lines some session of this process may match, decoded once and offered to the
-        sessions whose needles they hold; the other lines are never decoded."""
+        sessions whose needles they hold; the other lines are never decoded. Past
+        `MAX_WAIT_SECONDS` the rest of the batch is reported dropped, not examined."""
         sessions = tuple(self._sessions.get(batch.tenant, ()))
         if not sessions:
             return
         began = time.perf_counter()
         lines = candidate_lines(batch, sessions)
         for first in range(0, len(lines), CHUNK_LINES):
+            if first and time.monotonic() - queued_at > MAX_WAIT_SECONDS:
+                self.missed_batches += 1
+                for session in sessions:
+                    session.missed(len(lines) - first)
+                return
             wanted: dict[TailSession, list[Entry]] = {}
             picked: list[bytes] = []
             wanting: list[list[TailSession]] = []
