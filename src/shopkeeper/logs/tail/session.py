@@ -21,8 +21,10 @@ from shopkeeper.logs.tail.decode import Row
 
 BUFFER_LINES = 1000
 """Lines a session holds for a client that has not read them yet; past it, lines drop."""
-MAX_DROPPED_PER_FRAME = 10_000
-"""Dropped lines named in one frame (each by its labels and timestamp)."""
+MAX_DROPPED_PER_FRAME = 100
+"""Dropped lines named in one frame (each by its labels and timestamp). Loki's format names
+each one; in a flood, building and encoding thousands per frame for each session cost ingest
+more than the tail itself (bench/RESULTS.md, 18:47), so past this a frame names no more."""
 
 
 def _matcher(matcher: ast.Matcher) -> Callable[[Entry], bool]:
