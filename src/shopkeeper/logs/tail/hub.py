@@ -40,6 +40,9 @@ CHUNK_LINES = 200
 """Lines decoded and offered between two pauses (ingest shares the event loop)."""
 CPU_SHARE = 0.1
 """Of the event loop's time, the most the feed takes (issue 14: tails cost ingest <= 10%)."""
+SLICE_SECONDS = 0.1
+"""With other batches waiting, one batch is fed this long at most and the rest of it reported
+dropped: in a flood the newer lines (a single line someone is waiting to see) go first."""
 MAX_WAIT_SECONDS = 0.5
 """A stored batch still waiting for the feed after this long is shed (reported dropped): a
 flooded feed keeps the lines it does deliver under a second late."""
@@ -198,9 +201,12 @@ class TailHub:
         if not sessions:
             return
         began = time.perf_counter()
+        fed_since = time.monotonic()
         lines = candidate_lines(batch, sessions)
         for first in range(0, len(lines), CHUNK_LINES):
-            if first and time.monotonic() - queued_at > MAX_WAIT_SECONDS:
+            now = time.monotonic()
+            late = now - queued_at > MAX_WAIT_SECONDS
+            if first and (late or (now - fed_since > SLICE_SECONDS and self._outbox.qsize())):
                 self.missed_batches += 1
                 for session in sessions:
                     session.missed(len(lines) - first)
