@@ -19,6 +19,7 @@ import contextlib
 import functools
 import re
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -92,12 +93,41 @@ class _Missed:
     tenant: str
 
 
+class _Outbox:
+    """A FIFO of stored batches (with the time each was queued) and shed notices, from which
+    the oldest batch can also be taken out to make room."""
+
+    def __init__(self) -> None:
+        self._items: deque[tuple[float, Batch] | _Missed] = deque()
+        self._ready = asyncio.Event()
+
+    def put_nowait(self, item: tuple[float, Batch] | _Missed) -> None:
+        self._items.append(item)
+        self._ready.set()
+
+    async def get(self) -> tuple[float, Batch] | _Missed:
+        while not self._items:
+            self._ready.clear()
+            await self._ready.wait()
+        return self._items.popleft()
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def pop_oldest_batch(self) -> Batch | None:
+        for index, item in enumerate(self._items):
+            if not isinstance(item, _Missed):
+                del self._items[index]
+                return item[1]
+        return None
+
+
 class TailHub:
     def __init__(self, settings: Settings, *, listen: bool = True) -> None:
         self.settings = settings
         self.listen = listen
         self._sessions: dict[str, set[TailSession]] = {}
-        self._outbox: asyncio.Queue[tuple[float, Batch] | _Missed] = asyncio.Queue()
+        self._outbox = _Outbox()
         self._missed: dict[str, int] = {}
         self._outbox_bytes = 0
         self._watched: dict[str, tuple[float, bool]] = {}
@@ -139,6 +169,13 @@ class TailHub:
         for batch in batches:
             if not self.distributed and batch.tenant not in self._sessions:
                 continue
+            # Full: the oldest waiting batches go first (live tail wants the newest lines).
+            while self._outbox_bytes + len(batch.payload) > OUTBOX_BYTES:
+                oldest = self._outbox.pop_oldest_batch()
+                if oldest is None:
+                    break
+                self._outbox_bytes -= len(oldest.payload)
+                self._shed(oldest)
             if self._outbox_bytes + len(batch.payload) > OUTBOX_BYTES:
                 self._shed(batch)
                 continue
