@@ -13,6 +13,7 @@ from shopkeeper.core.settings import Settings
 from shopkeeper.logs.query.parser import parse
 from shopkeeper.logs.records import LogRecord
 from shopkeeper.logs.store import Batch, records_batch
+from shopkeeper.logs.store.syslog_transform import escape_frame, row_prefix
 from shopkeeper.logs.tail.hub import TailHub
 from shopkeeper.logs.tail.session import TailFilter, TailSession
 
@@ -75,3 +76,66 @@ async def test_lines_stored_by_one_process_reach_sessions_of_another_through_red
     finally:
         await gateway.stop()
         await writer_side.stop()
+
+
+async def test_sessions_with_different_filters_each_get_exactly_their_lines(
+    logs_settings: Settings, tenant: str
+) -> None:
+    """In one process: lines no session can match are skipped before decoding, yet a line that
+    spells its service or word through a JSON escape still reaches the session it matches."""
+    hub = TailHub(logs_settings.model_copy(update={"redis_url": None}))
+    await hub.start()
+    try:
+        api_boom = session_for(tenant, '{service="api"} |= "boom"')
+        web = session_for(tenant, '{service="web"}')
+        everything = session_for(tenant, '{service=~".+"} |= "boom"')
+        for session in (api_boom, web, everything):
+            await hub.subscribe(session)
+        documents = [
+            {"service": "api", "msg": "boom 1"},
+            {"service": "api", "msg": "quiet 2"},
+            {"service": "web", "msg": "boom 3"},
+            {"service": "db", "msg": "api boom 4"},
+        ]
+        ndjson = b"".join(orjson.dumps(d, option=orjson.OPT_APPEND_NEWLINE) for d in documents)
+        # "api" and "boom" written as escapes: only a full decode can tell this line matches.
+        ndjson += b'{"service": "\\u0061pi", "msg": "b\\u006fom 5"}\n'
+        hub.stored(
+            [Batch(tenant=tenant, source="ndjson", format="json_lines", payload=ndjson, lines=5)]
+        )
+        assert await lines(api_boom) == ["boom 1", "boom 5"]
+        assert await lines(web) == ["boom 3"]
+        assert await lines(everything) == ["boom 1", "boom 3", "api boom 4", "boom 5"]
+    finally:
+        await hub.stop()
+
+
+async def test_a_label_the_line_does_not_spell_still_selects_it(
+    logs_settings: Settings, tenant: str
+) -> None:
+    """Only `service` and `host` are looked for in a line's raw bytes: syslog's `facility` comes
+    from the priority number and a JSON number may be re-spelled, so those lines are decoded."""
+    hub = TailHub(logs_settings.model_copy(update={"redis_url": None}))
+    await hub.start()
+    try:
+        local0 = session_for(tenant, '{facility="local0"}')
+        retries = session_for(tenant, '{retries="3.0"}')
+        for session in (local0, retries):
+            await hub.subscribe(session)
+        # <134> is facility local0 (16 * 8), severity info; <14> is user.
+        rows = row_prefix("10.0.0.9", 1_764_842_400_000_000_000) + escape_frame(
+            b"<134>1 2026-12-04T10:00:00Z web-1 nginx 77 - - GET /cart 200"
+        )
+        rows += b"\n" + row_prefix("10.0.0.9", 1_764_842_400_000_000_000)
+        rows += escape_frame(b"<14>1 2026-12-04T10:00:01Z web-1 nginx 77 - - from user")
+        ndjson = b'{"service": "api", "msg": "slow", "retries": 3e0}\n'
+        hub.stored(
+            [
+                Batch(tenant=tenant, source="syslog", format="syslog", payload=rows, lines=2),
+                Batch(tenant=tenant, source="ndjson", format="json_lines", payload=ndjson, lines=1),
+            ]
+        )
+        assert await lines(local0) == ["GET /cart 200"]
+        assert await lines(retries) == ["slow"]
+    finally:
+        await hub.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from typing import Any
 
@@ -29,6 +30,9 @@ from shopkeeper.logs.tail.session import TailFilter, TailSession
 MAX_DELAY_SECONDS = 5
 HOUR_NS = 3600 * 10**9
 REMEMBERED_LINES = 10_000
+FRAME_INTERVAL_SECONDS = 0.1
+"""At most one frame per session this often: in a flood, a frame per stored batch per session
+(each naming its dropped lines) cost the server and the client more than ingest itself."""
 
 
 async def websocket_actor(websocket: WebSocket) -> Actor | None:
@@ -104,6 +108,7 @@ async def _tail(
             stats=Stats(),
         )
         sent = _Sent(REMEMBERED_LINES)
+        last_frame = 0.0
         await _send(websocket, sorted(history, key=lambda e: e.ts), [], sent)
         while not receiving.done():
             ready = asyncio.create_task(session.wait())
@@ -113,7 +118,12 @@ async def _tail(
                 break
             if delay:  # Loki's `delay_for`: let late lines of the same moment catch up
                 await asyncio.sleep(delay)
+            else:
+                await asyncio.sleep(
+                    max(0.0, last_frame + FRAME_INTERVAL_SECONDS - time.monotonic())
+                )
             entries, dropped = session.take()
+            last_frame = time.monotonic()
             await _send(websocket, entries, dropped, sent)
         message = receiving.result()
         if message.get("type") == "websocket.disconnect":

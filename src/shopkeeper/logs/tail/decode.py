@@ -4,7 +4,7 @@ Python from the batch (NDJSON by the rules `store.transform` gives ClickHouse)."
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,19 +33,21 @@ Row = dict[str, Any]
 
 
 def batch_rows(batch: Batch, *, received_ns: int | None = None) -> list[Row]:
+    return line_rows(batch, batch.payload.splitlines(), received_ns=received_ns)
+
+
+def line_rows(batch: Batch, lines: Iterable[bytes], *, received_ns: int | None = None) -> list[Row]:
+    """The rows of some of `batch`'s lines (the tail decodes only those a session may match)."""
     received = received_ns or time.time_ns()
     if batch.format == "records":
-        rows = [_record_row(line, received) for line in batch.payload.splitlines() if line]
+        rows = [_record_row(line, received) for line in lines if line]
     elif batch.format == "syslog":
-        rows = [
-            row
-            for line in batch.payload.split(b"\n")
-            if line and (row := _syslog_row(line)) is not None
-        ]
+        # Syslog rows are tab-separated with \r, \n, \t and \\ escaped: a row is one line.
+        rows = [row for line in lines if line and (row := _syslog_row(line)) is not None]
     else:
         rows = [
             _json_line_row(text, received)
-            for line in batch.payload.splitlines()
+            for line in lines
             if (text := line.decode(errors="replace").strip())
         ]
     for row in rows:

@@ -7,15 +7,21 @@ Past `OUTBOX_BYTES` of undelivered batches (Redis slow, a flood the decoder cann
 with), new ones are not tailed and counted in `missed_batches`; storage and ingest are never
 held up by a tail. The feed's own work (decoding, matching) is held to `CPU_SHARE` of the
 event loop's time: after each chunk of lines it sleeps in proportion, so a flood of tailed lines
-costs ingest at most that share and the rest of the flood is shed, not queued."""
+costs ingest at most that share and the rest of the flood is shed, not queued; a batch that
+waited past `MAX_WAIT_SECONDS` is shed too. In one process the feed decodes only the lines some
+session may match: each session's query gives byte strings its lines must hold (`needles`), and
+one regex pass over a batch finds the lines holding them."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import re
 import time
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import orjson
 import structlog
@@ -23,20 +29,63 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shopkeeper.core.settings import Settings
+from shopkeeper.logs.query.pipeline import Entry
 from shopkeeper.logs.store import Batch
-from shopkeeper.logs.tail.decode import Row, batch_rows
-from shopkeeper.logs.tail.session import TailSession
+from shopkeeper.logs.tail.decode import Row, line_rows
+from shopkeeper.logs.tail.session import TailSession, row_entries
 
 log = structlog.get_logger(__name__)
 
 OUTBOX_BYTES = 4 * 1024 * 1024
 CHUNK_LINES = 200
 """Lines decoded and offered between two pauses (ingest shares the event loop)."""
-CPU_SHARE = 0.25
+CPU_SHARE = 0.1
+"""Of the event loop's time, the most the feed takes (issue 14: tails cost ingest <= 10%)."""
+SLICE_SECONDS = 0.1
+"""With other batches waiting, one batch is fed this long at most and the rest of it reported
+dropped: in a flood the newer lines (a single line someone is waiting to see) go first."""
+MAX_WAIT_SECONDS = 0.5
+"""A stored batch still waiting for the feed after this long is shed (reported dropped): a
+flooded feed keeps the lines it does deliver under a second late."""
 WATCH_SECONDS = 30
 """A process tailing a tenant marks it watched in Redis for this long, renewed every third."""
 WATCH_CACHE_SECONDS = 1.0
 """How long a publisher trusts its answer to "is this tenant watched anywhere?"."""
+
+
+async def _yield_share(spent: float) -> None:
+    """Gives the rest of the event loop (ingest) its share after `spent` seconds of tail work."""
+    await asyncio.sleep(spent * (1 / CPU_SHARE - 1))
+
+
+_ANY_ESCAPE = re.escape(b"\\u")
+"""A `\\u` escape can spell any needle: a line holding one is always a candidate."""
+
+
+@functools.lru_cache(maxsize=256)
+def _scanner(needles: frozenset[bytes]) -> re.Pattern[bytes]:
+    return re.compile(b"|".join([*map(re.escape, sorted(needles)), _ANY_ESCAPE]))
+
+
+def candidate_lines(batch: Batch, sessions: Sequence[TailSession]) -> list[bytes]:
+    """The lines of `batch` that may match one of `sessions`: those holding the longest needle
+    of some session, found by one regex pass over the whole payload (in C), so a line no
+    session can match costs next to nothing. All lines when a session has no needle (it may
+    match anything) or when lines may not be what their bytes say."""
+    payload = batch.payload
+    if batch.extra_attributes or b"\r" in payload or not all(s.filter.needles for s in sessions):
+        return payload.splitlines()
+    scanner = _scanner(frozenset(s.filter.needles[0] for s in sessions))
+    lines: list[bytes] = []
+    position = 0
+    while (found := scanner.search(payload, position)) is not None:
+        start = payload.rfind(b"\n", 0, found.start()) + 1
+        end = payload.find(b"\n", found.end())
+        if end < 0:
+            end = len(payload)
+        lines.append(payload[start:end])
+        position = end + 1
+    return lines
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,12 +93,41 @@ class _Missed:
     tenant: str
 
 
+class _Outbox:
+    """A FIFO of stored batches (with the time each was queued) and shed notices, from which
+    the oldest batch can also be taken out to make room."""
+
+    def __init__(self) -> None:
+        self._items: deque[tuple[float, Batch] | _Missed] = deque()
+        self._ready = asyncio.Event()
+
+    def put_nowait(self, item: tuple[float, Batch] | _Missed) -> None:
+        self._items.append(item)
+        self._ready.set()
+
+    async def get(self) -> tuple[float, Batch] | _Missed:
+        while not self._items:
+            self._ready.clear()
+            await self._ready.wait()
+        return self._items.popleft()
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def pop_oldest_batch(self) -> Batch | None:
+        for index, item in enumerate(self._items):
+            if not isinstance(item, _Missed):
+                del self._items[index]
+                return item[1]
+        return None
+
+
 class TailHub:
     def __init__(self, settings: Settings, *, listen: bool = True) -> None:
         self.settings = settings
         self.listen = listen
         self._sessions: dict[str, set[TailSession]] = {}
-        self._outbox: asyncio.Queue[Batch | _Missed] = asyncio.Queue()
+        self._outbox = _Outbox()
         self._missed: dict[str, int] = {}
         self._outbox_bytes = 0
         self._watched: dict[str, tuple[float, bool]] = {}
@@ -91,11 +169,18 @@ class TailHub:
         for batch in batches:
             if not self.distributed and batch.tenant not in self._sessions:
                 continue
+            # Full: the oldest waiting batches go first (live tail wants the newest lines).
+            while self._outbox_bytes + len(batch.payload) > OUTBOX_BYTES:
+                oldest = self._outbox.pop_oldest_batch()
+                if oldest is None:
+                    break
+                self._outbox_bytes -= len(oldest.payload)
+                self._shed(oldest)
             if self._outbox_bytes + len(batch.payload) > OUTBOX_BYTES:
                 self._shed(batch)
                 continue
             self._outbox_bytes += len(batch.payload)
-            self._outbox.put_nowait(batch)
+            self._outbox.put_nowait((time.monotonic(), batch))
 
     def _shed(self, batch: Batch) -> None:
         """A batch the feed cannot take: its lines reach the sessions as dropped, unexamined."""
@@ -112,31 +197,73 @@ class TailHub:
 
     async def _deliver_stored(self) -> None:
         while True:
-            batch = await self._outbox.get()
-            if isinstance(batch, _Missed):
-                await self._publish_missed(batch.tenant)
+            item = await self._outbox.get()
+            if isinstance(item, _Missed):
+                await self._publish_missed(item.tenant)
+                continue
+            queued_at, batch = item
+            if time.monotonic() - queued_at > MAX_WAIT_SECONDS:
+                # Too late to be live: shed with a marker rather than deliver it seconds late.
+                self._outbox_bytes -= len(batch.payload)
+                self._shed(batch)
                 continue
             try:
-                if self.distributed and not await self._is_watched(batch.tenant):
-                    continue
-                lines = batch.payload.splitlines(keepends=True)
-                for first in range(0, len(lines), CHUNK_LINES):
-                    began = time.perf_counter()
-                    part = replace(batch, payload=b"".join(lines[first : first + CHUNK_LINES]))
-                    rows = batch_rows(part)
-                    if self.distributed:
-                        assert self._redis is not None
-                        await self._redis.publish(self._prefix + batch.tenant, orjson.dumps(rows))
-                    else:
-                        self._offer(batch.tenant, rows)
-                    spent = time.perf_counter() - began
-                    await asyncio.sleep(spent * (1 / CPU_SHARE - 1))
+                if self.distributed:
+                    if await self._is_watched(batch.tenant):
+                        await self._publish(batch)
+                else:
+                    await self._feed_local(batch, queued_at)
             except RedisError as exc:
                 log.warning("logs_tail_publish_failed", error=str(exc)[:200])
             except Exception:  # a batch we cannot decode is not worth stopping the feed for
                 log.exception("logs_tail_feed_failed", tenant=batch.tenant)
             finally:
                 self._outbox_bytes -= len(batch.payload)
+
+    async def _publish(self, batch: Batch) -> None:
+        """Every line, decoded, to the other processes (their sessions' filters are theirs)."""
+        assert self._redis is not None
+        lines = batch.payload.splitlines()
+        for first in range(0, len(lines), CHUNK_LINES):
+            began = time.perf_counter()
+            rows = line_rows(batch, lines[first : first + CHUNK_LINES])
+            await self._redis.publish(self._prefix + batch.tenant, orjson.dumps(rows))
+            await _yield_share(time.perf_counter() - began)
+
+    async def _feed_local(self, batch: Batch, queued_at: float) -> None:
+        """The lines some session of this process may match, decoded once and offered to the
+        sessions whose needles they hold; the other lines are never decoded. Past
+        `MAX_WAIT_SECONDS` the rest of the batch is reported dropped, not examined."""
+        sessions = tuple(self._sessions.get(batch.tenant, ()))
+        if not sessions:
+            return
+        began = time.perf_counter()
+        fed_since = time.monotonic()
+        lines = candidate_lines(batch, sessions)
+        for first in range(0, len(lines), CHUNK_LINES):
+            now = time.monotonic()
+            late = now - queued_at > MAX_WAIT_SECONDS
+            if first and (late or (now - fed_since > SLICE_SECONDS and self._outbox.qsize())):
+                self.missed_batches += 1
+                for session in sessions:
+                    session.missed(len(lines) - first)
+                return
+            wanted: dict[TailSession, list[Entry]] = {}
+            picked: list[bytes] = []
+            wanting: list[list[TailSession]] = []
+            for line in lines[first : first + CHUNK_LINES]:
+                if line.strip() and (some := [s for s in sessions if s.filter.may_match(line)]):
+                    picked.append(line)
+                    wanting.append(some)
+            for entry, some in zip(row_entries(line_rows(batch, picked)), wanting, strict=True):
+                for session in some:
+                    wanted.setdefault(session, []).append(entry)
+            for session, entries in wanted.items():
+                session.offer(entries)
+            await _yield_share(time.perf_counter() - began)
+            began = time.perf_counter()
+        if not lines:
+            await _yield_share(time.perf_counter() - began)
 
     async def _publish_missed(self, tenant: str) -> None:
         lines = self._missed.pop(tenant, 0)
@@ -181,8 +308,9 @@ class TailHub:
                 del self._sessions[session.tenant]
 
     def _offer(self, tenant: str, rows: list[Row]) -> None:
+        entries = row_entries(rows)
         for session in tuple(self._sessions.get(tenant, ())):
-            session.offer(rows)
+            session.offer(entries)
 
     async def _listen(self) -> None:
         assert self._redis is not None

@@ -177,7 +177,10 @@
     if (dropped) {
       const marker = document.createElement("li");
       marker.className = "line dropped";
-      marker.textContent = `${dropped} line${dropped === 1 ? "" : "s"} dropped: the tail was too fast to show them all`;
+      // The server names at most 100 dropped lines a frame (logs/tail/session.py,
+      // MAX_DROPPED_PER_FRAME) and stops matching past that: 100 means "at least".
+      const count = dropped >= 100 ? `${dropped} or more` : `${dropped}`;
+      marker.textContent = `${count} line${dropped === 1 ? "" : "s"} dropped: the tail was too fast to show them all`;
       list.prepend(marker);
     }
     while (list.children.length > MAX_TAIL_LINES) list.lastElementChild.remove();
