@@ -132,13 +132,7 @@ def take_rows(buffer: bytearray, prefix: bytes) -> tuple[bytes, int]:
         # Every frame starts with `<`: none is octet-counted, and none is empty.
         if region.count(b"\n<") == lines - 1:
             del buffer[: end + 1]
-            # Escaped as `escape_frame` does, but for the newlines, which end rows here.
-            if b"\\" in region:
-                region = region.replace(b"\\", b"\\\\")
-            if b"\t" in region:
-                region = region.replace(b"\t", b"\\t")
-            if b"\r" in region:
-                region = region.replace(b"\r", b"\\r")
+            region = escape_frame(region, newlines=False)  # its newlines end rows here
             return prefix + region[:-1].replace(b"\n", b"\n" + prefix) + b"\n", lines
     frames = list(decode_frames(buffer))
     return b"".join(frame_row(frame, prefix) for frame in frames), len(frames)

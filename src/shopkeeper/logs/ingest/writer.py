@@ -150,31 +150,33 @@ class GroupCommitWriter:
     async def _linger(self) -> None:
         """While other ingest bodies are still arriving, wait for them (briefly, and only while
         the round is small): one INSERT of all of them costs less than two."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + LINGER_SECONDS
-        small_until = self._last_round_at + SMALL_ROUND_INTERVAL
-        while self._queued_lines() < SMALL_ROUND_LINES and loop.time() < small_until:
-            self._wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), small_until - loop.time())
-        while bodies_being_received() and self._queued_lines() < self.batch_lines:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return
-            self._wakeup.clear()
-            # Every queued batch sets the event; a body that fails before it is queued
-            # (413, bad gzip) costs this wait its remaining time at most.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), remaining)
+        deadline = asyncio.get_running_loop().time() + LINGER_SECONDS
+        await self._wait_while(
+            lambda: self._queued_lines() < SMALL_ROUND_LINES,
+            self._last_round_at + SMALL_ROUND_INTERVAL,
+        )
+        # Every queued batch wakes this; a body that fails before it is queued (413, bad
+        # gzip) costs the wait its remaining time at most.
+        await self._wait_while(
+            lambda: bodies_being_received() > 0 and self._queued_lines() < self.batch_lines,
+            deadline,
+        )
 
     async def _fill_beside_running(self) -> None:
         """A round starts beside a running one at once only with a full batch: a smaller one
         waits (up to FILL_SECONDS) for the running round to finish, growing meanwhile. Two
         small INSERTs at once cost more than one of both (each pays its query analysis and a
         part, and merges follow); a slow or stuck INSERT still holds the next one briefly."""
+        await self._wait_while(
+            lambda: bool(self._rounds) and self._queued_lines() < self.batch_lines,
+            asyncio.get_running_loop().time() + FILL_SECONDS,
+        )
+
+    async def _wait_while(self, waiting: Callable[[], bool], deadline: float) -> None:
+        """Wait, woken by every queued batch, while `waiting()` holds, until the loop time
+        `deadline` at the latest."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + FILL_SECONDS
-        while self._rounds and self._queued_lines() < self.batch_lines:
+        while waiting():
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return

@@ -35,13 +35,14 @@ def row_prefix(peer: str, received_ns: int) -> bytes:
     return f"{peer}\t{received_ns}\t".encode()
 
 
-def escape_frame(frame: bytes) -> bytes:
-    """A frame as one TabSeparated field (a frame may hold tabs, newlines and backslashes)."""
+def escape_frame(frame: bytes, *, newlines: bool = True) -> bytes:
+    """A frame as one TabSeparated field (a frame may hold tabs, newlines and backslashes).
+    `newlines=False` leaves newlines alone: for a region of frames whose newlines end rows."""
     if b"\\" in frame:
         frame = frame.replace(b"\\", b"\\\\")
     if b"\t" in frame:
         frame = frame.replace(b"\t", b"\\t")
-    if b"\n" in frame:
+    if newlines and b"\n" in frame:
         frame = frame.replace(b"\n", b"\\n")
     if b"\r" in frame:
         frame = frame.replace(b"\r", b"\\r")
