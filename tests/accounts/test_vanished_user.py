@@ -23,6 +23,18 @@ def _token_for(runtime: Runtime, user_id: uuid.UUID, staff: bool) -> dict[str, s
     return {"Authorization": f"Bearer {token}"}
 
 
+async def _delete_user(
+    client: httpx.AsyncClient, runtime: Runtime, headers: dict[str, str]
+) -> None:
+    me = await client.get("/api/v1/users/me", headers=headers)
+    assert me.status_code == 200, me.text
+    user_id = uuid.UUID(me.json()["id"])
+    async with runtime.db.session() as session:
+        await session.execute(delete(User).where(User.id == user_id))
+        await session.commit()
+    forget(user_id)  # what deleting an account calls; else seen for up to 10 s
+
+
 @pytest.mark.parametrize("how", ["deleted", "never-existed"])
 async def test_token_of_a_vanished_user_is_401_everywhere(
     client: httpx.AsyncClient, runtime: Runtime, how: str
@@ -31,13 +43,7 @@ async def test_token_of_a_vanished_user_is_401_everywhere(
     if how == "never-existed":
         headers = _token_for(runtime, uuid.uuid4(), staff=True)
     else:
-        me = await client.get("/api/v1/users/me", headers=headers)
-        assert me.status_code == 200, me.text
-        user_id = uuid.UUID(me.json()["id"])
-        async with runtime.db.session() as session:
-            await session.execute(delete(User).where(User.id == user_id))
-            await session.commit()
-        forget(user_id)  # what deleting an account calls; else seen for up to 10 s
+        await _delete_user(client, runtime, headers)
     assert (await client.post("/api/v1/carts", headers=headers)).status_code == 401
     document = (await client.get("/openapi.json")).json()
     checked = 0
@@ -61,18 +67,6 @@ async def test_token_of_a_vanished_user_is_401_everywhere(
 # Checkout reads whether the account exists in its own statement instead of a check before it
 # (a round trip per order by a buyer the process has not seen lately); every way through it
 # still answers 401 `account-gone` to a vanished account.
-
-
-async def _delete_user(
-    client: httpx.AsyncClient, runtime: Runtime, headers: dict[str, str]
-) -> None:
-    me = await client.get("/api/v1/users/me", headers=headers)
-    assert me.status_code == 200, me.text
-    user_id = uuid.UUID(me.json()["id"])
-    async with runtime.db.session() as session:
-        await session.execute(delete(User).where(User.id == user_id))
-        await session.commit()
-    forget(user_id)
 
 
 async def test_checkout_of_a_guest_cart_with_the_token_of_a_vanished_user_is_401(

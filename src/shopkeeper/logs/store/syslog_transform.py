@@ -222,7 +222,8 @@ def syslog_select(relation: str) -> str:
     }
     assert tuple(selected) == COLUMN_NAMES
     leading, trailing = _bytes_literal(FRAME_LEADING), _bytes_literal(FRAME_TRAILING)
-    # No value is pasted: tenant, source and extra are bound parameters.
+    # S608 below: only our own SQL is pasted (the relation the store names and byte literals
+    # built here); the values that come from outside (tenant, source, extra) are bound parameters.
     sql = (
         "SELECT peer, received, toValidUTF8(trim(TRAILING "  # noqa: S608
         f"{trailing} FROM trim(LEADING {leading} FROM frame))) AS line FROM {relation}"
