@@ -37,20 +37,27 @@ def batch_rows(batch: Batch, *, received_ns: int | None = None) -> list[Row]:
 
 
 def line_rows(batch: Batch, lines: Iterable[bytes], *, received_ns: int | None = None) -> list[Row]:
-    """The rows of some of `batch`'s lines (the tail decodes only those a session may match)."""
+    """The rows of some of `batch`'s lines (blank lines have none)."""
+    return [row for row in aligned_rows(batch, lines, received_ns=received_ns) if row is not None]
+
+
+def aligned_rows(
+    batch: Batch, lines: Iterable[bytes], *, received_ns: int | None = None
+) -> list[Row | None]:
+    """One row per line of `lines` (the tail decodes only those a session may match), None for
+    a line that stores nothing (blank), so that rows and lines stay side by side."""
     received = received_ns or time.time_ns()
     if batch.format == "records":
-        rows = [_record_row(line, received) for line in lines if line]
+        rows = [_record_row(line, received) if line else None for line in lines]
     elif batch.format == "syslog":
         # Syslog rows are tab-separated with \r, \n, \t and \\ escaped: a row is one line.
-        rows = [row for line in lines if line and (row := _syslog_row(line)) is not None]
+        rows = [_syslog_row(line) if line else None for line in lines]
     else:
-        rows = [
-            _json_line_row(text, received)
-            for line in lines
-            if (text := line.decode(errors="replace").strip())
-        ]
+        texts = (line.decode(errors="replace").strip() for line in lines)
+        rows = [_json_line_row(text, received) if text else None for text in texts]
     for row in rows:
+        if row is None:
+            continue
         row["source"] = batch.source
         if batch.extra_attributes:
             row["attributes"].update(batch.extra_attributes)

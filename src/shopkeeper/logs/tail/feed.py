@@ -1,0 +1,195 @@
+"""The feed of one process's tail sessions (no Redis): stored batches in, matching lines out to
+the sessions, on the event loop that also serves ingest, so within a share of its time.
+
+Fair between sessions, so that a session whose filter matches few lines (one probe line every
+second) does not lose them because other sessions' filters match a flood:
+
+- A batch is first *sorted*: which sessions may match some line of it, by their needles in
+  its raw bytes (`candidates.sessions_for`). A batch no session may match is done with; small
+  batches are sorted first.
+- Sorted batches wait in *lanes*, one per set of sessions they may match, served round robin
+  one chunk of lines at a time: the probe's one-line batch waits for at most a chunk of each
+  other lane, never for a whole flood.
+- Shedding is per lane: a batch that waited past `MAX_WAIT_SECONDS` (or is still being fed
+  then), or the oldest of the lane holding the most bytes when `OUTBOX_BYTES` are waiting, is
+  reported dropped to *its* sessions only. A flood sheds itself.
+- Within a batch, only the lines some session may match are decoded, once for all sessions,
+  and offered to just those sessions (`candidates.candidate_lines`)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+
+import structlog
+
+from shopkeeper.logs.query.pipeline import Entry, entry_from_row
+from shopkeeper.logs.store import Batch
+from shopkeeper.logs.tail.candidates import Candidates, candidate_lines, sessions_for
+from shopkeeper.logs.tail.decode import aligned_rows
+from shopkeeper.logs.tail.session import TailSession
+
+log = structlog.get_logger(__name__)
+
+OUTBOX_BYTES = 4 * 1024 * 1024
+"""Stored bytes waiting for the feed at most; past it the biggest lane sheds its oldest."""
+CHUNK_LINES = 200
+"""Candidate lines decoded and offered between two pauses (ingest shares the event loop), and
+a lane's turn in the round robin."""
+CPU_SHARE = 0.1
+"""Of the event loop's time, the most the feed takes (issue 14: tails cost ingest <= 10%)."""
+MAX_WAIT_SECONDS = 0.5
+"""A stored batch still waiting for the feed after this long is shed (reported dropped): a
+flooded lane keeps the lines it does deliver under a second late."""
+
+
+async def yield_share(spent: float) -> None:
+    """Gives the rest of the event loop (ingest) its share after `spent` seconds of tail work."""
+    await asyncio.sleep(spent * (1 / CPU_SHARE - 1))
+
+
+@dataclass(eq=False, slots=True)
+class _Work:
+    """A sorted batch in its lane; `candidates` are found when it is first fed."""
+
+    batch: Batch
+    queued_at: float
+    sessions: tuple[TailSession, ...]
+    candidates: Candidates | None = None
+    position: int = 0
+
+    def unexamined(self, session: TailSession) -> int:
+        """Lines of the batch `session` may match that it has not been offered."""
+        if self.candidates is None:
+            return self.batch.lines
+        wanting = self.candidates.sessions[self.position :]
+        return sum(session in some for some in wanting)
+
+
+Lane = frozenset[TailSession]
+
+
+class LocalFeed:
+    def __init__(self, sessions_of: Callable[[str], Collection[TailSession]]) -> None:
+        self._sessions_of = sessions_of
+        self._intake: list[tuple[float, Batch]] = []
+        self._lanes: dict[Lane, deque[_Work]] = {}
+        self._lane_bytes: dict[Lane, int] = {}
+        self._bytes = 0
+        self._ready = asyncio.Event()
+        self.missed_batches = 0
+
+    # -- the writer's side ---------------------------------------------------------------------
+
+    def put(self, batch: Batch) -> None:
+        """Takes a stored batch without waiting; makes room by shedding if it must."""
+        size = len(batch.payload)
+        while self._bytes + size > OUTBOX_BYTES and self._shed_biggest_lane():
+            pass
+        if self._bytes + size > OUTBOX_BYTES:
+            # Nothing sorted left to shed: unsorted, so any session of the tenant may miss it.
+            self._missed(batch.tenant, self._sessions_of(batch.tenant), batch.lines)
+            return
+        self._bytes += size
+        self._intake.append((time.monotonic(), batch))
+        self._ready.set()
+
+    def _shed_biggest_lane(self) -> bool:
+        if not self._lane_bytes:
+            return False
+        lane = max(self._lane_bytes, key=self._lane_bytes.__getitem__)
+        self._shed(lane, self._lanes[lane][0])
+        return True
+
+    # -- the feed --------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while True:
+            while not self._intake and not self._lanes:
+                self._ready.clear()
+                await self._ready.wait()
+            began = time.perf_counter()
+            try:
+                if self._intake:
+                    self._sort_smallest()
+                else:
+                    self._feed_next_lane()
+            except Exception:  # a batch we cannot decode is not worth stopping the feed for
+                log.exception("logs_tail_feed_failed")
+            await yield_share(time.perf_counter() - began)
+
+    def _sort_smallest(self) -> None:
+        """Puts the smallest unsorted batch in its lane (or drops it if no session may match
+        it): a one-line batch is not made to wait while megabytes are searched."""
+        index = min(range(len(self._intake)), key=lambda i: len(self._intake[i][1].payload))
+        queued_at, batch = self._intake.pop(index)
+        self._bytes -= len(batch.payload)
+        sessions = sessions_for(batch, tuple(self._sessions_of(batch.tenant)))
+        if not sessions:
+            return
+        lane = frozenset(sessions)
+        self._lanes.setdefault(lane, deque()).append(_Work(batch, queued_at, sessions))
+        self._lane_bytes[lane] = self._lane_bytes.get(lane, 0) + len(batch.payload)
+        self._bytes += len(batch.payload)
+
+    def _feed_next_lane(self) -> None:
+        """One chunk of the first lane's oldest batch, then the lane goes to the back."""
+        lane = next(iter(self._lanes))
+        work = self._lanes[lane][0]
+        if time.monotonic() - work.queued_at > MAX_WAIT_SECONDS:
+            # Too late to be live: shed with a marker rather than deliver it seconds late.
+            self._shed(lane, work)
+            return
+        live = self._sessions_of(work.batch.tenant)
+        if work.candidates is None:
+            work.candidates = candidate_lines(work.batch, [s for s in work.sessions if s in live])
+        candidates = work.candidates
+        end = min(work.position + CHUNK_LINES, len(candidates.lines))
+        lines = candidates.lines[work.position : end]
+        wanting = candidates.sessions[work.position : end]
+        work.position = end
+        offered: dict[TailSession, list[Entry]] = {}
+        for row, some in zip(aligned_rows(work.batch, lines), wanting, strict=True):
+            if row is None:
+                continue
+            entry = entry_from_row(row)
+            for session in some:
+                offered.setdefault(session, []).append(entry)
+        for session, entries in offered.items():
+            session.offer(entries)
+        queue = self._lanes.pop(lane)
+        if work.position >= len(candidates.lines):
+            queue.popleft()
+            self._forget(lane, work)
+        if queue:
+            self._lanes[lane] = queue  # to the back of the round robin
+
+    def _shed(self, lane: Lane, work: _Work) -> None:
+        """`work`'s lines not yet offered reach its sessions as dropped, unexamined."""
+        queue = self._lanes[lane]
+        queue.remove(work)
+        if not queue:
+            del self._lanes[lane]
+        self._forget(lane, work)
+        self.missed_batches += 1
+        log.info("logs_tail_missed_batch", tenant=work.batch.tenant, lines=work.batch.lines)
+        live = self._sessions_of(work.batch.tenant)
+        for session in work.sessions:
+            if session in live:
+                session.missed(work.unexamined(session))
+
+    def _forget(self, lane: Lane, work: _Work) -> None:
+        size = len(work.batch.payload)
+        self._bytes -= size
+        left = self._lane_bytes.pop(lane) - size
+        if left > 0:  # a batch holds at least one line: bytes are left while batches are
+            self._lane_bytes[lane] = left
+
+    def _missed(self, tenant: str, sessions: Collection[TailSession], lines: int) -> None:
+        self.missed_batches += 1
+        log.info("logs_tail_missed_batch", tenant=tenant, lines=lines)
+        for session in tuple(sessions):
+            session.missed(lines)
