@@ -53,26 +53,26 @@ class Candidates:
     sessions: list[tuple[TailSession, ...]]
 
 
-def _lines_holding(payload: bytes, needle: bytes) -> dict[int, int]:
-    """Start -> end offset of each line of `payload` holding `needle` (lines end at `\\n`)."""
+def _lines_holding(payload: bytes, needle: bytes, lo: int, hi: int) -> dict[int, int]:
+    """Start -> end offset of each line of `payload[lo:hi]` holding `needle` (lines end at
+    `\n`; `lo` and `hi` are line boundaries)."""
     spans: dict[int, int] = {}
     find, rfind = payload.find, payload.rfind
-    size = len(payload)
-    position = find(needle)
+    position = find(needle, lo, hi)
     while position >= 0:
-        start = rfind(b"\n", 0, position) + 1
-        end = find(b"\n", position + len(needle))
+        start = rfind(b"\n", lo, position) + 1 or lo
+        end = find(b"\n", position + len(needle), hi)
         if end < 0:
-            end = size
+            end = hi
         spans[start] = end
-        position = find(needle, end + 1)
+        position = find(needle, end + 1, hi)
     return spans
 
 
-def _all_lines(payload: bytes) -> dict[int, int]:
+def _all_lines(payload: bytes, lo: int, hi: int) -> dict[int, int]:
     spans: dict[int, int] = {}
-    start = 0
-    for line in payload.split(b"\n"):
+    start = lo
+    for line in payload[lo:hi].split(b"\n"):
         end = start + len(line)
         if line.strip():
             spans[start] = end
@@ -80,30 +80,40 @@ def _all_lines(payload: bytes) -> dict[int, int]:
     return spans
 
 
-def candidate_lines(batch: Batch, sessions: Sequence[TailSession]) -> Candidates:
-    """For each line of `batch` that some of `sessions` may match, those sessions. Each
-    session's longest needle is searched through the whole payload (once per distinct needle),
-    its other needles only in the lines holding that one; lines holding no session's needles
-    are never split out of the payload."""
+def region_end(payload: bytes, lo: int, size: int) -> int:
+    """Where a region of about `size` bytes from `lo` ends: after a `\n`, or at the end."""
+    newline = payload.find(b"\n", lo + size)
+    return len(payload) if newline < 0 else newline + 1
+
+
+def candidate_lines(
+    batch: Batch, sessions: Sequence[TailSession], lo: int = 0, hi: int | None = None
+) -> Candidates:
+    """For each line of `batch` (of its bytes `lo:hi`, line boundaries) that some of
+    `sessions` may match, those sessions. Each session's longest needle is searched through the
+    region (once per distinct needle), its other needles only in the lines holding that one;
+    lines holding no session's needles are never split out of the payload."""
     payload = batch.payload
+    if hi is None:
+        hi = len(payload)
     if _opaque(batch):
-        lines = [line for line in payload.splitlines() if line.strip()]
+        lines = [line for line in payload[lo:hi].splitlines() if line.strip()]
         return Candidates(lines, [tuple(sessions)] * len(lines))
     everything: dict[int, int] | None = None
     holding: dict[bytes, dict[int, int]] = {}
-    escaped = _lines_holding(payload, _ESCAPE)
+    escaped = _lines_holding(payload, _ESCAPE, lo, hi)
     wanted: dict[int, list[TailSession]] = {}
     spans: dict[int, int] = {}
     for session in sessions:
         needles = session.filter.needles
         if not needles:
             if everything is None:
-                everything = _all_lines(payload)
+                everything = _all_lines(payload, lo, hi)
             mine = everything
         else:
             first, rest = needles[0], needles[1:]
             if first not in holding:
-                holding[first] = _lines_holding(payload, first)
+                holding[first] = _lines_holding(payload, first, lo, hi)
             mine = holding[first]
             if rest:
                 find = payload.find

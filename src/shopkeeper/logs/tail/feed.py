@@ -10,11 +10,12 @@ second) does not lose them because other sessions' filters match a flood:
 - Sorted batches wait in *lanes*, one per set of sessions they may match, served round robin
   one chunk of lines at a time: the probe's one-line batch waits for at most a chunk of each
   other lane, never for a whole flood.
-- Shedding is per lane: a batch that waited past `MAX_WAIT_SECONDS` (or is still being fed
-  then), or the oldest of the lane holding the most bytes when `OUTBOX_BYTES` are waiting, is
-  reported dropped to *its* sessions only. A flood sheds itself.
-- Within a batch, only the lines some session may match are decoded, once for all sessions,
-  and offered to just those sessions (`candidates.candidate_lines`)."""
+- Shedding is per batch, reported to the sessions that may match it only: a batch that waited
+  past `MAX_WAIT_SECONDS` (or is still being fed then), and the largest batch when more than
+  `OUTBOX_BYTES` wait. A flood sheds itself; a small batch is never pushed out by big ones.
+- Within a batch (a region of `REGION_BYTES` per turn), only the lines some session may match
+  are decoded, once for all sessions, and offered to just those sessions
+  (`candidates.candidate_lines`)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ import structlog
 
 from shopkeeper.logs.query.pipeline import Entry, entry_from_row
 from shopkeeper.logs.store import Batch
-from shopkeeper.logs.tail.candidates import Candidates, candidate_lines, sessions_for
+from shopkeeper.logs.tail.candidates import candidate_lines, region_end, sessions_for
 from shopkeeper.logs.tail.decode import aligned_rows
 from shopkeeper.logs.tail.session import TailSession
 
@@ -37,7 +38,9 @@ log = structlog.get_logger(__name__)
 OUTBOX_BYTES = 4 * 1024 * 1024
 """Stored bytes waiting for the feed at most; past it the biggest lane sheds its oldest."""
 CHUNK_LINES = 200
-"""Candidate lines decoded and offered between two pauses (ingest shares the event loop), and
+"""Lines decoded and published between two pauses (ingest shares the event loop)."""
+REGION_BYTES = 32 * 1024
+"""Bytes of a batch (~170 application lines) searched, decoded and offered between two pauses:
 a lane's turn in the round robin."""
 CPU_SHARE = 0.1
 """Of the event loop's time, the most the feed takes (issue 14: tails cost ingest <= 10%)."""
@@ -53,20 +56,19 @@ async def yield_share(spent: float) -> None:
 
 @dataclass(eq=False, slots=True)
 class _Work:
-    """A sorted batch in its lane; `candidates` are found when it is first fed."""
+    """A sorted batch in its lane, fed a region of its bytes at a time from `offset`."""
 
     batch: Batch
     queued_at: float
     sessions: tuple[TailSession, ...]
-    candidates: Candidates | None = None
-    position: int = 0
+    offset: int = 0
 
-    def unexamined(self, session: TailSession) -> int:
-        """Lines of the batch `session` may match that it has not been offered."""
-        if self.candidates is None:
+    def lines_left(self) -> int:
+        """Lines not examined yet (any of them may have matched)."""
+        if not self.offset:
             return self.batch.lines
-        wanting = self.candidates.sessions[self.position :]
-        return sum(session in some for some in wanting)
+        payload = self.batch.payload
+        return payload.count(b"\n", self.offset) + (not payload.endswith(b"\n"))
 
 
 Lane = frozenset[TailSession]
@@ -77,7 +79,6 @@ class LocalFeed:
         self._sessions_of = sessions_of
         self._intake: list[tuple[float, Batch]] = []
         self._lanes: dict[Lane, deque[_Work]] = {}
-        self._lane_bytes: dict[Lane, int] = {}
         self._bytes = 0
         self._ready = asyncio.Event()
         self.missed_batches = 0
@@ -85,24 +86,38 @@ class LocalFeed:
     # -- the writer's side ---------------------------------------------------------------------
 
     def put(self, batch: Batch) -> None:
-        """Takes a stored batch without waiting; makes room by shedding if it must."""
+        """Takes a stored batch without waiting. Past `OUTBOX_BYTES` waiting, the largest batch
+        (waiting, or this one) is shed: a flood's megabytes go, a one-line batch stays."""
         size = len(batch.payload)
-        while self._bytes + size > OUTBOX_BYTES and self._shed_biggest_lane():
-            pass
-        if self._bytes + size > OUTBOX_BYTES:
-            # Nothing sorted left to shed: unsorted, so any session of the tenant may miss it.
-            self._missed(batch.tenant, self._sessions_of(batch.tenant), batch.lines)
-            return
+        while self._bytes + size > OUTBOX_BYTES:
+            victim = self._largest_waiting()
+            if victim is None or len(victim[1].payload) <= size:
+                sessions = sessions_for(batch, tuple(self._sessions_of(batch.tenant)))
+                self._missed(batch.tenant, sessions, batch.lines)
+                return
+            where, largest = victim
+            if isinstance(where, int):
+                del self._intake[where]
+                self._bytes -= len(largest.payload)
+                sessions = sessions_for(largest, tuple(self._sessions_of(largest.tenant)))
+                self._missed(largest.tenant, sessions, largest.lines)
+            else:
+                self._shed(where, next(w for w in self._lanes[where] if w.batch is largest))
         self._bytes += size
         self._intake.append((time.monotonic(), batch))
         self._ready.set()
 
-    def _shed_biggest_lane(self) -> bool:
-        if not self._lane_bytes:
-            return False
-        lane = max(self._lane_bytes, key=self._lane_bytes.__getitem__)
-        self._shed(lane, self._lanes[lane][0])
-        return True
+    def _largest_waiting(self) -> tuple[int | Lane, Batch] | None:
+        """The largest batch waiting, with where it waits: its index in the intake, or its lane."""
+        found: tuple[int | Lane, Batch] | None = None
+        for index, (_, batch) in enumerate(self._intake):
+            if found is None or len(batch.payload) > len(found[1].payload):
+                found = (index, batch)
+        for lane, queue in self._lanes.items():
+            for work in queue:
+                if found is None or len(work.batch.payload) > len(found[1].payload):
+                    found = (lane, work.batch)
+        return found
 
     # -- the feed --------------------------------------------------------------------------------
 
@@ -132,7 +147,6 @@ class LocalFeed:
             return
         lane = frozenset(sessions)
         self._lanes.setdefault(lane, deque()).append(_Work(batch, queued_at, sessions))
-        self._lane_bytes[lane] = self._lane_bytes.get(lane, 0) + len(batch.payload)
         self._bytes += len(batch.payload)
 
     def _feed_next_lane(self) -> None:
@@ -144,15 +158,14 @@ class LocalFeed:
             self._shed(lane, work)
             return
         live = self._sessions_of(work.batch.tenant)
-        if work.candidates is None:
-            work.candidates = candidate_lines(work.batch, [s for s in work.sessions if s in live])
-        candidates = work.candidates
-        end = min(work.position + CHUNK_LINES, len(candidates.lines))
-        lines = candidates.lines[work.position : end]
-        wanting = candidates.sessions[work.position : end]
-        work.position = end
+        payload = work.batch.payload
+        end = region_end(payload, work.offset, REGION_BYTES)
+        sessions = [session for session in work.sessions if session in live]
+        candidates = candidate_lines(work.batch, sessions, work.offset, end)
+        work.offset = end
         offered: dict[TailSession, list[Entry]] = {}
-        for row, some in zip(aligned_rows(work.batch, lines), wanting, strict=True):
+        rows = aligned_rows(work.batch, candidates.lines)
+        for row, some in zip(rows, candidates.sessions, strict=True):
             if row is None:
                 continue
             entry = entry_from_row(row)
@@ -161,9 +174,9 @@ class LocalFeed:
         for session, entries in offered.items():
             session.offer(entries)
         queue = self._lanes.pop(lane)
-        if work.position >= len(candidates.lines):
+        if work.offset >= len(payload) or not sessions:
             queue.popleft()
-            self._forget(lane, work)
+            self._forget(work)
         if queue:
             self._lanes[lane] = queue  # to the back of the round robin
 
@@ -173,20 +186,17 @@ class LocalFeed:
         queue.remove(work)
         if not queue:
             del self._lanes[lane]
-        self._forget(lane, work)
+        self._forget(work)
         self.missed_batches += 1
         log.info("logs_tail_missed_batch", tenant=work.batch.tenant, lines=work.batch.lines)
         live = self._sessions_of(work.batch.tenant)
+        left = work.lines_left()
         for session in work.sessions:
             if session in live:
-                session.missed(work.unexamined(session))
+                session.missed(left)
 
-    def _forget(self, lane: Lane, work: _Work) -> None:
-        size = len(work.batch.payload)
-        self._bytes -= size
-        left = self._lane_bytes.pop(lane) - size
-        if left > 0:  # a batch holds at least one line: bytes are left while batches are
-            self._lane_bytes[lane] = left
+    def _forget(self, work: _Work) -> None:
+        self._bytes -= len(work.batch.payload)
 
     def _missed(self, tenant: str, sessions: Collection[TailSession], lines: int) -> None:
         self.missed_batches += 1
