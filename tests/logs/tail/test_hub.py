@@ -169,14 +169,15 @@ async def test_a_flood_for_other_sessions_costs_a_selective_session_neither_line
         for session in (flooded, probe):
             await hub.subscribe(session)
         probe_line = b'{"service": "probe", "msg": "probe 1"}\n'
-        # One group-commit round: 12 MiB for the flooded session, the probe's line among them.
+        # One group-commit round: 20 MiB for the flooded session (more than the feed holds),
+        # the probe's line among them.
         hub.stored(
             [
-                *(flood_batch(tenant, 1000, f"early {b}") for b in range(6)),
+                *(flood_batch(tenant, 1000, f"early {b}") for b in range(10)),
                 Batch(
                     tenant=tenant, source="ndjson", format="json_lines", payload=probe_line, lines=1
                 ),
-                *(flood_batch(tenant, 1000, f"late {b}") for b in range(6)),
+                *(flood_batch(tenant, 1000, f"late {b}") for b in range(10)),
             ]
         )
         assert await lines(probe) == ["probe 1"]

@@ -26,12 +26,14 @@ from redis.exceptions import RedisError
 from shopkeeper.core.settings import Settings
 from shopkeeper.logs.store import Batch
 from shopkeeper.logs.tail.decode import Row, line_rows
-from shopkeeper.logs.tail.feed import CHUNK_LINES, MAX_WAIT_SECONDS, OUTBOX_BYTES, LocalFeed
+from shopkeeper.logs.tail.feed import CHUNK_LINES, MAX_WAIT_SECONDS, LocalFeed
 from shopkeeper.logs.tail.feed import yield_share as _yield_share
 from shopkeeper.logs.tail.session import TailSession, row_entries
 
 log = structlog.get_logger(__name__)
 
+OUTBOX_BYTES = 4 * 1024 * 1024
+"""Stored bytes waiting to be published at most (distributed); past it the oldest are shed."""
 WATCH_SECONDS = 30
 """A process tailing a tenant marks it watched in Redis for this long, renewed every third."""
 WATCH_CACHE_SECONDS = 1.0
