@@ -46,6 +46,9 @@ REGION_BYTES = 32 * 1024
 a lane's turn in the round robin."""
 CPU_SHARE = 0.1
 """Of the event loop's time, the most the feed takes (issue 14: tails cost ingest <= 10%)."""
+SORT_AT_ONCE_BYTES = 16 * 1024
+"""A batch this small is sorted into its lane as it is handed over (a few searches of a few
+lines cost less than queueing it); a larger one waits in the intake for the feed's turn."""
 MAX_WAIT_SECONDS = 0.5
 """A stored batch still waiting for the feed after this long is shed (reported dropped): a
 flooded lane keeps the lines it does deliver under a second late."""
@@ -107,6 +110,8 @@ class LocalFeed:
                 self._shed(where, next(w for w in self._lanes[where] if w.batch is largest))
         self._bytes += size
         self._intake.append((time.monotonic(), batch))
+        if size <= SORT_AT_ONCE_BYTES:
+            self._sort(*self._intake.pop())
         self._ready.set()
 
     def _largest_waiting(self) -> tuple[int | Lane, Batch] | None:
@@ -124,25 +129,31 @@ class LocalFeed:
     # -- the feed --------------------------------------------------------------------------------
 
     async def run(self) -> None:
+        sorted_last = False
         while True:
             while not self._intake and not self._lanes:
                 self._ready.clear()
                 await self._ready.wait()
             began = time.perf_counter()
             try:
-                if self._intake:
-                    self._sort_smallest()
+                # Sorting and the lanes take turns: a flood still arriving must not starve
+                # the lanes (a small batch is sorted as it arrives, see `put`).
+                sorted_last = bool(self._intake) and not (sorted_last and self._lanes)
+                if sorted_last:
+                    index = min(
+                        range(len(self._intake)), key=lambda i: len(self._intake[i][1].payload)
+                    )
+                    self._sort(*self._intake.pop(index))
                 else:
                     self._feed_next_lane()
             except Exception:  # a batch we cannot decode is not worth stopping the feed for
                 log.exception("logs_tail_feed_failed")
             await yield_share(time.perf_counter() - began)
 
-    def _sort_smallest(self) -> None:
-        """Puts the smallest unsorted batch in its lane (or drops it if no session may match
-        it): a one-line batch is not made to wait while megabytes are searched."""
-        index = min(range(len(self._intake)), key=lambda i: len(self._intake[i][1].payload))
-        queued_at, batch = self._intake.pop(index)
+    def _sort(self, queued_at: float, batch: Batch) -> None:
+        """Puts a batch waiting in the intake in its lane, or drops it if no session may match
+        it. The smallest is sorted first: a one-line batch does not wait while megabytes are
+        searched."""
         self._bytes -= len(batch.payload)
         sessions = sessions_for(batch, tuple(self._sessions_of(batch.tenant)))
         if not sessions:
