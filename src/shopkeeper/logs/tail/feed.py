@@ -49,13 +49,21 @@ CPU_SHARE = 0.1
 SORT_AT_ONCE_BYTES = 16 * 1024
 """A batch this small is sorted into its lane as it is handed over (a few searches of a few
 lines cost less than queueing it); a larger one waits in the intake for the feed's turn."""
+MAX_PAUSE_SECONDS = 0.05
+"""The longest pause between two turns, while the feed owes less than `MAX_OWED_SECONDS`: a
+turn that took long (the thread preempted by the INSERTs' threads, a collection) owes a long
+pause, paid in pauses of at most this with turns between, so that a one-line batch arriving
+then is not held for most of a second (and shed as late). Over any longer stretch the feed
+still keeps to `CPU_SHARE`."""
+MAX_OWED_SECONDS = 1.0
 MAX_WAIT_SECONDS = 0.5
 """A stored batch still waiting for the feed after this long is shed (reported dropped): a
 flooded lane keeps the lines it does deliver under a second late."""
 
 
 async def yield_share(spent: float) -> None:
-    """Gives the rest of the event loop (ingest) its share after `spent` seconds of tail work."""
+    """Gives the rest of the event loop (ingest) its share after `spent` seconds of tail work
+    (the publisher's; the local feed spreads its pauses, see `LocalFeed.run`)."""
     await asyncio.sleep(spent * (1 / CPU_SHARE - 1))
 
 
@@ -130,10 +138,14 @@ class LocalFeed:
 
     async def run(self) -> None:
         sorted_last = False
+        owed = 0.0  # seconds of pause the feed's turns have earned the rest of the event loop
         while True:
-            while not self._intake and not self._lanes:
-                self._ready.clear()
-                await self._ready.wait()
+            if not self._intake and not self._lanes:
+                idle_since = time.perf_counter()
+                while not self._intake and not self._lanes:
+                    self._ready.clear()
+                    await self._ready.wait()
+                owed = max(0.0, owed - (time.perf_counter() - idle_since))
             began = time.perf_counter()
             try:
                 # Sorting and the lanes take turns: a flood still arriving must not starve
@@ -148,7 +160,10 @@ class LocalFeed:
                     self._feed_next_lane()
             except Exception:  # a batch we cannot decode is not worth stopping the feed for
                 log.exception("logs_tail_feed_failed")
-            await yield_share(time.perf_counter() - began)
+            owed += (time.perf_counter() - began) * (1 / CPU_SHARE - 1)
+            pause = max(min(owed, MAX_PAUSE_SECONDS), owed - MAX_OWED_SECONDS)
+            owed -= pause
+            await asyncio.sleep(pause)
 
     def _sort(self, queued_at: float, batch: Batch) -> None:
         """Puts a batch waiting in the intake in its lane, or drops it if no session may match
