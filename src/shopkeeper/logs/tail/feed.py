@@ -11,8 +11,9 @@ second) does not lose them because other sessions' filters match a flood:
   one chunk of lines at a time: the probe's one-line batch waits for at most a chunk of each
   other lane, never for a whole flood.
 - Shedding is per batch, reported to the sessions that may match it only: a batch that waited
-  past `MAX_WAIT_SECONDS` (or is still being fed then), and the largest batch when more than
-  `OUTBOX_BYTES` wait. A flood sheds itself; a small batch is never pushed out by big ones.
+  past `MAX_WAIT_SECONDS` (or is still being fed then) while newer ones wait in its lane, and
+  the largest batch when more than `OUTBOX_BYTES` wait. A flood sheds itself; a small batch is
+  never pushed out by big ones, nor shed because the event loop was held up.
 - Within a batch (a region of `REGION_BYTES` per turn), only the lines some session may match
   are decoded, once for all sessions, and offered to just those sessions
   (`candidates.candidate_lines`)."""
@@ -57,8 +58,8 @@ then is not held for most of a second (and shed as late). Over any longer stretc
 still keeps to `CPU_SHARE`."""
 MAX_OWED_SECONDS = 1.0
 MAX_WAIT_SECONDS = 0.5
-"""A stored batch still waiting for the feed after this long is shed (reported dropped): a
-flooded lane keeps the lines it does deliver under a second late."""
+"""A stored batch still waiting for the feed after this long, with newer ones behind it in its
+lane, is shed (reported dropped): a flooded lane keeps the lines it does deliver timely."""
 
 
 async def yield_share(spent: float) -> None:
@@ -181,8 +182,10 @@ class LocalFeed:
         """One chunk of the first lane's oldest batch, then the lane goes to the back."""
         lane = next(iter(self._lanes))
         work = self._lanes[lane][0]
-        if time.monotonic() - work.queued_at > MAX_WAIT_SECONDS:
-            # Too late to be live: shed with a marker rather than deliver it seconds late.
+        if time.monotonic() - work.queued_at > MAX_WAIT_SECONDS and len(self._lanes[lane]) > 1:
+            # Too late, and newer batches wait behind it: its sessions are flooded, so it is
+            # shed with a marker rather than delivered seconds late. Late with nothing behind
+            # it (the event loop was held up, not the lane), it is still delivered.
             self._shed(lane, work)
             return
         live = self._sessions_of(work.batch.tenant)
