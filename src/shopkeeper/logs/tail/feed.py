@@ -8,8 +8,9 @@ second) does not lose them because other sessions' filters match a flood:
   its raw bytes (`candidates.sessions_for`). A batch no session may match is done with; small
   batches are sorted first.
 - Sorted batches wait in *lanes*, one per set of sessions they may match, served round robin
-  one chunk of lines at a time: the probe's one-line batch waits for at most a chunk of each
-  other lane, never for a whole flood.
+  a region of bytes at a time: a lane waits for at most a region of each other lane, never for
+  a whole flood. A small batch alone in its lane (the probe's line) is served first, even
+  during the feed's pause.
 - Shedding is per batch, reported to the sessions that may match it only: a batch that waited
   past `MAX_WAIT_SECONDS` (or is still being fed then) while newer ones wait in its lane, and
   the largest batch when more than `OUTBOX_BYTES` wait. A flood sheds itself; a small batch is
@@ -21,6 +22,7 @@ second) does not lose them because other sessions' filters match a flood:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable, Collection
@@ -47,9 +49,10 @@ REGION_BYTES = 32 * 1024
 a lane's turn in the round robin."""
 CPU_SHARE = 0.1
 """Of the event loop's time, the most the feed takes (issue 14: tails cost ingest <= 10%)."""
-SORT_AT_ONCE_BYTES = 16 * 1024
+SMALL_BATCH_BYTES = 16 * 1024
 """A batch this small is sorted into its lane as it is handed over (a few searches of a few
-lines cost less than queueing it); a larger one waits in the intake for the feed's turn."""
+lines cost less than queueing it), and, alone in its lane, is served ahead of the round robin
+(see `LocalFeed._quick_lane`); a larger one waits in the intake for the feed's turn."""
 MAX_PAUSE_SECONDS = 0.05
 """The longest pause between two turns, while the feed owes less than `MAX_OWED_SECONDS`: a
 turn that took long (the thread preempted by the INSERTs' threads, a collection) owes a long
@@ -95,6 +98,7 @@ class LocalFeed:
         self._lanes: dict[Lane, deque[_Work]] = {}
         self._bytes = 0
         self._ready = asyncio.Event()
+        self._quick = asyncio.Event()
         self.missed_batches = 0
 
     # -- the writer's side ---------------------------------------------------------------------
@@ -119,8 +123,9 @@ class LocalFeed:
                 self._shed(where, next(w for w in self._lanes[where] if w.batch is largest))
         self._bytes += size
         self._intake.append((time.monotonic(), batch))
-        if size <= SORT_AT_ONCE_BYTES:
+        if size <= SMALL_BATCH_BYTES:
             self._sort(*self._intake.pop())
+            self._quick.set()
         self._ready.set()
 
     def _largest_waiting(self) -> tuple[int | Lane, Batch] | None:
@@ -149,22 +154,50 @@ class LocalFeed:
                 owed = max(0.0, owed - (time.perf_counter() - idle_since))
             began = time.perf_counter()
             try:
-                # Sorting and the lanes take turns: a flood still arriving must not starve
-                # the lanes (a small batch is sorted as it arrives, see `put`).
-                sorted_last = bool(self._intake) and not (sorted_last and self._lanes)
+                # A small batch alone in its lane goes first; otherwise sorting and the lanes
+                # take turns, so a flood still arriving does not starve the lanes.
+                quick = self._quick_lane()
+                sorted_last = (
+                    quick is None and bool(self._intake) and not (sorted_last and self._lanes)
+                )
                 if sorted_last:
                     index = min(
                         range(len(self._intake)), key=lambda i: len(self._intake[i][1].payload)
                     )
                     self._sort(*self._intake.pop(index))
                 else:
-                    self._feed_next_lane()
+                    self._feed_lane(quick if quick is not None else next(iter(self._lanes)))
             except Exception:  # a batch we cannot decode is not worth stopping the feed for
                 log.exception("logs_tail_feed_failed")
             owed += (time.perf_counter() - began) * (1 / CPU_SHARE - 1)
             pause = max(min(owed, MAX_PAUSE_SECONDS), owed - MAX_OWED_SECONDS)
             owed -= pause
-            await asyncio.sleep(pause)
+            owed += await self._pause(pause, interruptible=owed < MAX_OWED_SECONDS)
+
+    async def _pause(self, seconds: float, *, interruptible: bool) -> float:
+        """Sleeps `seconds`, cut short (if `interruptible`) when a small batch arrives alone
+        in its lane: serving it costs next to nothing, and the pause not taken stays owed.
+        Returns the seconds not slept."""
+        if not interruptible:
+            await asyncio.sleep(seconds)
+            return 0.0
+        if self._quick_lane() is not None:
+            return seconds
+        self._quick.clear()
+        began = time.perf_counter()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._quick.wait(), seconds)
+        return max(0.0, seconds - (time.perf_counter() - began))
+
+    def _quick_lane(self) -> Lane | None:
+        """A lane holding one small batch, not yet started (a probe's line, a few lines of a
+        rarely matched service): served ahead of the round robin. A lane where small batches
+        pile up is a flood and waits its turn like any other."""
+        for lane, queue in self._lanes.items():
+            head = queue[0]
+            if len(queue) == 1 and not head.offset and len(head.batch.payload) <= SMALL_BATCH_BYTES:
+                return lane
+        return None
 
     def _sort(self, queued_at: float, batch: Batch) -> None:
         """Puts a batch waiting in the intake in its lane, or drops it if no session may match
@@ -178,9 +211,8 @@ class LocalFeed:
         self._lanes.setdefault(lane, deque()).append(_Work(batch, queued_at, sessions))
         self._bytes += len(batch.payload)
 
-    def _feed_next_lane(self) -> None:
-        """One chunk of the first lane's oldest batch, then the lane goes to the back."""
-        lane = next(iter(self._lanes))
+    def _feed_lane(self, lane: Lane) -> None:
+        """A region of the lane's oldest batch, then the lane goes to the back."""
         work = self._lanes[lane][0]
         if time.monotonic() - work.queued_at > MAX_WAIT_SECONDS and len(self._lanes[lane]) > 1:
             # Too late, and newer batches wait behind it: its sessions are flooded, so it is
