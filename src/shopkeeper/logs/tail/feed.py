@@ -42,8 +42,6 @@ OUTBOX_BYTES = 16 * 1024 * 1024
 """Stored bytes waiting for the feed at most (about what 0.5 s of the fastest ingest measured
 stores: batches are shed by age first, and sorted under the feed's share, not here); past it
 the largest batch is shed."""
-CHUNK_LINES = 200
-"""Lines decoded and published between two pauses (ingest shares the event loop)."""
 REGION_BYTES = 32 * 1024
 """Bytes of a batch (~170 application lines) searched, decoded and offered between two pauses:
 a lane's turn in the round robin."""
@@ -63,12 +61,6 @@ MAX_OWED_SECONDS = 1.0
 MAX_WAIT_SECONDS = 0.5
 """A stored batch still waiting for the feed after this long, with newer ones behind it in its
 lane, is shed (reported dropped): a flooded lane keeps the lines it does deliver timely."""
-
-
-async def yield_share(spent: float) -> None:
-    """Gives the rest of the event loop (ingest) its share after `spent` seconds of tail work
-    (the publisher's; the local feed spreads its pauses, see `LocalFeed.run`)."""
-    await asyncio.sleep(spent * (1 / CPU_SHARE - 1))
 
 
 @dataclass(eq=False, slots=True)

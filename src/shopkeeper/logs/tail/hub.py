@@ -26,18 +26,24 @@ from redis.exceptions import RedisError
 from shopkeeper.core.settings import Settings
 from shopkeeper.logs.store import Batch
 from shopkeeper.logs.tail.decode import Row, line_rows
-from shopkeeper.logs.tail.feed import CHUNK_LINES, MAX_WAIT_SECONDS, LocalFeed
-from shopkeeper.logs.tail.feed import yield_share as _yield_share
+from shopkeeper.logs.tail.feed import CPU_SHARE, MAX_WAIT_SECONDS, LocalFeed
 from shopkeeper.logs.tail.session import TailSession, row_entries
 
 log = structlog.get_logger(__name__)
 
+CHUNK_LINES = 200
+"""Lines decoded and published between two pauses (ingest shares the event loop)."""
 OUTBOX_BYTES = 4 * 1024 * 1024
 """Stored bytes waiting to be published at most (distributed); past it the oldest are shed."""
 WATCH_SECONDS = 30
 """A process tailing a tenant marks it watched in Redis for this long, renewed every third."""
 WATCH_CACHE_SECONDS = 1.0
 """How long a publisher trusts its answer to "is this tenant watched anywhere?"."""
+
+
+async def _yield_share(spent: float) -> None:
+    """Gives the rest of the event loop (ingest) its share after `spent` seconds of publishing."""
+    await asyncio.sleep(spent * (1 / CPU_SHARE - 1))
 
 
 @dataclass(frozen=True, slots=True)
