@@ -6,8 +6,9 @@ a tail, then with issue 14's 20 concurrent tail sessions of different filters re
 (`FILTERS` and the probe's), then without again (the machine's speed drifts; both tail-less
 runs are the reference). During the tailed run a probe line is posted every 0.25 s and timed
 from its POST to its frame. With `--rate N` (issue 14 says 50,000 lines/s), the tailed run is
-then repeated with the senders pacing their bodies to N lines/s in all, probe included; then,
-idle, the probe again. Appends a dated section to bench/RESULTS.md unless `--no-record`.
+then repeated with the senders pacing their bodies to N lines/s in all (the probe's 4 lines/s
+on top); then, idle, the probe again. Appends a dated section to bench/RESULTS.md unless
+`--no-record`.
 
 A/B against other code: run this file from a checkout of that code (`git archive main | tar -x
 -C /tmp/main-tree`, copy this file in): the server runs the `src` beside the bench.

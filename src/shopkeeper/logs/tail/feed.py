@@ -58,6 +58,7 @@ pause, paid in pauses of at most this with turns between, so that a one-line bat
 then is not held for most of a second (and shed as late). Over any longer stretch the feed
 still keeps to `CPU_SHARE`."""
 MAX_OWED_SECONDS = 1.0
+"""Pause owed past this is paid at once: the share holds over any stretch of a few seconds."""
 MAX_WAIT_SECONDS = 0.5
 """A stored batch still waiting for the feed after this long, with newer ones behind it in its
 lane, is shed (reported dropped): a flooded lane keeps the lines it does deliver timely."""
