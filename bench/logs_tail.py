@@ -1,11 +1,17 @@
 """`python -m bench.logs_tail`: what live tail costs ingest, and how soon a line is tailed.
 
 On one embedded `shopkeeper serve` (fresh var dir), `--senders` clients post `--body-mb` NDJSON
-bodies for `--duration` seconds three times: without a tail, then with issue 14's 20 concurrent
-tail sessions of different filters reading (`FILTERS` and the probe's), then without again (the
-machine's speed drifts; both tail-less runs are the reference). During the tailed run a probe
-line is posted every 0.25 s and timed from its POST to its frame; then, idle, the same again.
-Appends a dated section to bench/RESULTS.md unless `--no-record`.
+bodies for `--duration` seconds three times, as fast as the server answers (saturating): without
+a tail, then with issue 14's 20 concurrent tail sessions of different filters reading
+(`FILTERS` and the probe's), then without again (the machine's speed drifts; both tail-less
+runs are the reference). During the tailed run a probe line is posted every 0.25 s and timed
+from its POST to its frame. With `--rate N` (issue 14 says 50,000 lines/s), the tailed run is
+then repeated with the senders pacing their bodies to N lines/s in all (the probe's 4 lines/s
+on top); then, idle, the probe again. Appends a dated section to bench/RESULTS.md unless
+`--no-record`.
+
+A/B against other code: run this file from a checkout of that code (`git archive main | tar -x
+-C /tmp/main-tree`, copy this file in): the server runs the `src` beside the bench.
 """
 
 from __future__ import annotations
@@ -81,9 +87,12 @@ LOST_SECONDS = 5.0
 """A probe line not framed by then is lost (its delay counts as this, past any limit)."""
 
 
-async def with_tails(url: str, key: str, write_key: str, payloads: list[bytes], args: Any) -> Any:
-    """Ingest while 20 sessions with different filters read; meanwhile a probe line is posted
-    every 0.25 s and timed from its POST to its frame on the probe's session."""
+async def with_tails(
+    url: str, key: str, write_key: str, payloads: list[bytes], args: Any, rate: float | None
+) -> Any:
+    """Ingest (saturating, or paced to `rate` lines/s) while 20 sessions with different filters
+    read; meanwhile a probe line is posted every 0.25 s and timed from its POST to its frame on
+    the probe's session."""
     counts = {"received": 0, "dropped": 0}
     delays: list[float] = []
     async with contextlib.AsyncExitStack() as stack:
@@ -104,13 +113,75 @@ async def with_tails(url: str, key: str, write_key: str, payloads: list[bytes], 
         probing = asyncio.create_task(probe(url, key, write_key, 10_000, delays, []))
         try:
             await asyncio.sleep(1.5)  # the subscriptions are in place
-            result = await load(url, write_key, payloads, args.senders, args.duration)
+            if rate is None:
+                result = await load(url, write_key, payloads, args.senders, args.duration)
+            else:
+                result = await paced_load(
+                    url, write_key, payloads, args.senders, args.duration, rate
+                )
             await asyncio.sleep(2)  # the last frames
         finally:
             for task in (probing, *readers):
                 task.cancel()
             await asyncio.gather(probing, *readers, return_exceptions=True)
     return result, counts, figures(delays)
+
+
+async def paced_load(
+    url: str, key: str, payloads: list[bytes], senders: int, duration: float, rate: float
+) -> dict[str, float]:
+    """As `load`, but the k-th body (of all senders) is posted no sooner than its lines are due
+    at `rate` lines/s from the start: a steady N lines/s as long as the server keeps up (a
+    sender behind schedule posts at once, so a slower server shows as a lower rate)."""
+    counts = [len(body.splitlines()) for body in payloads]
+    begin = time.monotonic()
+    stop_at = begin + duration
+    accepted = rejected = 0
+    scheduled = 0  # lines of the bodies already handed to a sender
+    taken = 0
+    latencies: list[float] = []
+
+    async def sender() -> None:
+        nonlocal accepted, rejected, scheduled, taken
+        async with httpx.AsyncClient(timeout=60) as http:
+            while True:
+                index = taken
+                taken += 1
+                due = begin + scheduled / rate
+                scheduled += counts[index % len(payloads)]
+                if due >= stop_at:
+                    return
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                body = payloads[index % len(payloads)]
+                started = time.perf_counter()
+                response = await http.post(
+                    url + "/api/v1/logs/ingest",
+                    content=body,
+                    headers={
+                        "Content-Type": "application/x-ndjson",
+                        "Authorization": f"Bearer {key}",
+                    },
+                )
+                latencies.append(time.perf_counter() - started)
+                if response.status_code == 200:
+                    accepted += response.json()["accepted"]
+                elif response.status_code == 429:
+                    rejected += 1
+                else:
+                    raise RuntimeError(f"{response.status_code}: {response.text[:500]}")
+
+    await asyncio.gather(*(sender() for _ in range(senders)))
+    elapsed = time.monotonic() - begin
+    latencies.sort()
+    return {
+        "lines": accepted,
+        "seconds": elapsed,
+        "lines_per_s": accepted / elapsed,
+        "requests": len(latencies),
+        "rejected": rejected,
+        "p50_ms": latencies[len(latencies) // 2] * 1000 if latencies else 0,
+        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000 if latencies else 0,
+    }
 
 
 async def probe(
@@ -144,6 +215,27 @@ async def probe(
             await asyncio.sleep(0.25)
 
 
+def probe_figures(delays: dict[str, float]) -> str:
+    return (
+        f"p50 {delays['p50_ms']:.0f} ms, p99 {delays['p99_ms']:.0f} ms, max "
+        f"{delays['max_ms']:.0f} ms ({delays['probes']} probes, {delays['lost']} lost; limit: "
+        f"p99 < 1000 ms at 50,000 lines/s)"
+    )
+
+
+def paced_report(
+    rate: float, result: dict[str, float], counts: dict[str, int], delays: dict[str, float]
+) -> str:
+    return (
+        f"paced to {rate:,.0f} lines/s with the 20 tails: {result['lines_per_s']:,.0f} lines/s "
+        f"ingested (POST p50 {result['p50_ms']:.0f} ms, p99 {result['p99_ms']:.0f} ms, "
+        f"{result['rejected']} answered 429); the 19 load tails: {counts['received']:,} lines "
+        f"received, {counts['dropped']:,} reported dropped\n"
+        f"under that paced ingest, POST of a probe line to its tail frame: "
+        f"{probe_figures(delays)}\n"
+    )
+
+
 def figures(delays: list[float], answers: list[float] | None = None) -> dict[str, float]:
     ordered = sorted(delays) or [float("nan")]
     result = {
@@ -174,8 +266,11 @@ async def run(args: argparse.Namespace) -> None:
             await wait_ready(url)
             await load(url, write_key, payloads[:2], args.senders, 2)  # warm-up
             before = await load(url, write_key, payloads, args.senders, args.duration)
-            tailed, counts, loaded = await with_tails(url, key, write_key, payloads, args)
+            tailed, counts, loaded = await with_tails(url, key, write_key, payloads, args, None)
             after = await load(url, write_key, payloads, args.senders, args.duration)
+            paced: Any = None
+            if args.rate:
+                paced = await with_tails(url, key, write_key, payloads, args, args.rate)
             delays: list[float] = []
             answers: list[float] = []
             await probe(url, key, write_key, args.probes, delays, answers)
@@ -198,10 +293,10 @@ async def run(args: argparse.Namespace) -> None:
         f"{tailed['p99_ms']:.0f} ms, {tailed['rejected']} answered 429)\n"
         f"the 19 load tails: {counts['received']:,} lines received, {counts['dropped']:,} "
         f"reported dropped, of {tailed['lines']:,} ingested\n"
-        f"under that ingest, POST of a probe line to its tail frame: p50 {loaded['p50_ms']:.0f} "
-        f"ms, p99 {loaded['p99_ms']:.0f} ms, max {loaded['max_ms']:.0f} ms ({loaded['probes']} "
-        f"probes, {loaded['lost']} lost; limit: p99 < 1000 ms at 50,000 lines/s)\n"
-        f"idle, POST of a probe line to its tail frame: p50 {idle['p50_ms']:.0f} ms, "
+        f"under that (saturating) ingest, POST of a probe line to its tail frame: "
+        f"{probe_figures(loaded)}\n"
+        + (paced_report(args.rate, *paced) if paced else "")
+        + f"idle, POST of a probe line to its tail frame: p50 {idle['p50_ms']:.0f} ms, "
         f"p99 {idle['p99_ms']:.0f} ms ({idle['probes']} probes, {idle['lost']} lost; "
         f"the POST alone p50 "
         f"{idle['ingest_p50_ms']:.0f} ms)"
@@ -225,6 +320,9 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=4)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--probes", type=int, default=40)
+    parser.add_argument(
+        "--rate", type=float, help="also measure the probe under ingest paced to this many lines/s"
+    )
     parser.add_argument("--no-record", dest="record", action="store_false")
     asyncio.run(run(parser.parse_args()))
 

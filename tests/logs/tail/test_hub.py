@@ -14,8 +14,10 @@ from shopkeeper.logs.query.parser import parse
 from shopkeeper.logs.records import LogRecord
 from shopkeeper.logs.store import Batch, records_batch
 from shopkeeper.logs.store.syslog_transform import escape_frame, row_prefix
+from shopkeeper.logs.tail.decode import batch_rows
+from shopkeeper.logs.tail.feed import REGION_BYTES
 from shopkeeper.logs.tail.hub import TailHub
-from shopkeeper.logs.tail.session import TailFilter, TailSession
+from shopkeeper.logs.tail.session import TailFilter, TailSession, row_entries
 
 
 def session_for(tenant: str, query: str) -> TailSession:
@@ -137,5 +139,103 @@ async def test_a_label_the_line_does_not_spell_still_selects_it(
         )
         assert await lines(local0) == ["GET /cart 200"]
         assert await lines(retries) == ["slow"]
+    finally:
+        await hub.stop()
+
+
+def flood_batch(tenant: str, lines: int, tag: str) -> Batch:
+    """`lines` lines of service "flood", ~1 KB each of random hex (which never spells "probe")."""
+    payload = b"".join(
+        orjson.dumps(
+            {"service": "flood", "msg": f"{tag} {n} {secrets.token_hex(500)}"},
+            option=orjson.OPT_APPEND_NEWLINE,
+        )
+        for n in range(lines)
+    )
+    return Batch(tenant=tenant, source="ndjson", format="json_lines", payload=payload, lines=lines)
+
+
+async def test_a_flood_for_other_sessions_costs_a_selective_session_neither_lines_nor_markers(
+    logs_settings: Settings, tenant: str
+) -> None:
+    """Issue 14: a session whose filter matches one line among megabytes that other sessions
+    match gets that line, and is not told of lines dropped that it could never have matched;
+    the flooded session is sampled, with the rest reported dropped."""
+    hub = TailHub(logs_settings.model_copy(update={"redis_url": None}))
+    await hub.start()
+    try:
+        flooded = session_for(tenant, '{service="flood"}')
+        probe = session_for(tenant, '{service="probe"}')
+        for session in (flooded, probe):
+            await hub.subscribe(session)
+        probe_line = b'{"service": "probe", "msg": "probe 1"}\n'
+        # One group-commit round: 20 MiB for the flooded session (more than the feed holds),
+        # the probe's line among them.
+        hub.stored(
+            [
+                *(flood_batch(tenant, 1000, f"early {b}") for b in range(10)),
+                Batch(
+                    tenant=tenant, source="ndjson", format="json_lines", payload=probe_line, lines=1
+                ),
+                *(flood_batch(tenant, 1000, f"late {b}") for b in range(10)),
+            ]
+        )
+        assert await lines(probe) == ["probe 1"]
+        await asyncio.sleep(0.5)  # the feed goes on with the flood meanwhile
+        assert probe.take() == ([], [])
+        assert probe.dropped_total == 0
+        await asyncio.wait_for(flooded.wait(), timeout=10)
+        _, dropped = flooded.take()
+        assert dropped
+        assert flooded.dropped_total > 0
+    finally:
+        await hub.stop()
+
+
+async def test_every_session_gets_exactly_what_its_query_matches_across_a_large_batch(
+    logs_settings: Settings, tenant: str
+) -> None:
+    """The feed searches a batch region by region and decodes only candidate lines: each
+    session still gets exactly the lines its whole query matches, in order."""
+    hub = TailHub(logs_settings.model_copy(update={"redis_url": None}))
+    await hub.start()
+    queries = [
+        '{service="api"}',
+        '{service="api", host="web-2"} |= "boom"',
+        '{host="web-1"}',
+        '{service=~"api|db"} |= "boom"',
+        '{service="db"} != "boom"',
+    ]
+    try:
+        sessions = [session_for(tenant, query) for query in queries]
+        for session in sessions:
+            session.capacity = 100_000
+            await hub.subscribe(session)
+        documents = [
+            {
+                "service": ("api", "db", "web")[n % 3],
+                "host": f"web-{n % 4}",
+                "ts": 1_764_842_400_000_000_000 + n,
+                "msg": f"{'boom' if n % 5 == 0 else 'calm'} {n} {'x' * (n % 90)}",
+            }
+            for n in range(400)
+        ]
+        payload = b"".join(orjson.dumps(d, option=orjson.OPT_APPEND_NEWLINE) for d in documents)
+        assert len(payload) > REGION_BYTES  # more than one of the feed's regions
+        batch = Batch(
+            tenant=tenant, source="ndjson", format="json_lines", payload=payload, lines=400
+        )
+        hub.stored([batch])
+        for session in sessions:
+            expected = [
+                entry.line
+                for entry in row_entries(batch_rows(batch))
+                if session.filter.run(entry) is not None
+            ]
+            assert expected
+            received: list[str] = []
+            while len(received) < len(expected):
+                received += await lines(session)
+            assert received == expected
     finally:
         await hub.stop()

@@ -3,8 +3,9 @@ Python from the batch (NDJSON by the rules `store.transform` gives ClickHouse)."
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,20 +38,27 @@ def batch_rows(batch: Batch, *, received_ns: int | None = None) -> list[Row]:
 
 
 def line_rows(batch: Batch, lines: Iterable[bytes], *, received_ns: int | None = None) -> list[Row]:
-    """The rows of some of `batch`'s lines (the tail decodes only those a session may match)."""
+    """The rows of some of `batch`'s lines (blank lines have none)."""
+    return [row for row in aligned_rows(batch, lines, received_ns=received_ns) if row is not None]
+
+
+def aligned_rows(
+    batch: Batch, lines: Iterable[bytes], *, received_ns: int | None = None
+) -> list[Row | None]:
+    """One row per line of `lines` (the tail decodes only those a session may match), None for
+    a line that stores nothing (blank), so that rows and lines stay side by side."""
     received = received_ns or time.time_ns()
     if batch.format == "records":
-        rows = [_record_row(line, received) for line in lines if line]
+        rows = [_record_row(line, received) if line else None for line in lines]
     elif batch.format == "syslog":
         # Syslog rows are tab-separated with \r, \n, \t and \\ escaped: a row is one line.
-        rows = [row for line in lines if line and (row := _syslog_row(line)) is not None]
+        rows = [_syslog_row(line) if line else None for line in lines]
     else:
-        rows = [
-            _json_line_row(text, received)
-            for line in lines
-            if (text := line.decode(errors="replace").strip())
-        ]
+        texts = (line.decode(errors="replace").strip() for line in lines)
+        rows = [_json_line_row(text, received) if text else None for text in texts]
     for row in rows:
+        if row is None:
+            continue
         row["source"] = batch.source
         if batch.extra_attributes:
             row["attributes"].update(batch.extra_attributes)
@@ -91,7 +99,8 @@ def _json_line_row(text: str, received: int) -> Row:
             document = None
     if not isinstance(document, dict):
         return _row(received, text, {}, {PARSE_ERROR: "not a JSON object"})
-    fields = dict(_flatten(document, "", 1))
+    fields: dict[str, str] = {}
+    _flatten(document, "", 1, fields)
     picked: dict[str, str] = {}
     for name, candidates in (
         ("ts", TIMESTAMP_FIELDS),
@@ -137,23 +146,28 @@ def _row(ts: int, message: str, attributes: dict[str, str], errors: dict[str, st
     }
 
 
-def _flatten(value: Mapping[str, Any], prefix: str, depth: int) -> Iterator[tuple[str, str]]:
+def _flatten(value: dict[str, Any], prefix: str, depth: int, into: dict[str, str]) -> None:
     """As ClickHouse flattens a line: objects to dotted keys down to FLATTEN_DEPTH, strings
-    unquoted, other values as their JSON text, nulls dropped."""
+    unquoted, other values as their JSON text, nulls dropped. `value` is what orjson decodes
+    (a JSON object is a `dict`, a string a `str`), so exact type checks suffice, and they are
+    much cheaper than `isinstance(item, Mapping)` on the tail's hot path."""
     for key, item in value.items():
-        name = f"{prefix}{key}"
-        if isinstance(item, Mapping) and depth < FLATTEN_DEPTH:
-            yield from _flatten(item, f"{name}.", depth + 1)
-        elif isinstance(item, str):
-            yield name, item
-        elif item is None:
-            continue
-        else:
-            yield name, orjson.dumps(item).decode()
+        name = prefix + key if prefix else key
+        kind = type(item)
+        if kind is str:
+            into[name] = item
+        elif kind is dict and depth < FLATTEN_DEPTH:
+            _flatten(item, name + ".", depth + 1, into)
+        elif item is not None:
+            into[name] = orjson.dumps(item).decode()
 
 
 def _timestamp_ns(text: str) -> int | None:
     """RFC 3339, or epoch seconds, milliseconds, microseconds or nanoseconds by magnitude."""
+    if text[4:5] == "-" and text[:4].isdigit():
+        # `2026-12-04...`: neither an int nor a float can be spelled so (a `-` in a number
+        # comes first or after an `e`), so skip the two failed conversions.
+        return _rfc3339_ns(text)
     try:
         number = int(text)
     except ValueError:
@@ -176,16 +190,17 @@ def _scaled(number: float) -> float:
     return number
 
 
+_DIGITS = re.compile(r"\d*")
+"""The leading decimal digits of a fraction (a superscript digit, which `int` cannot read, ends
+them rather than failing the line)."""
+
+
 def _rfc3339_ns(text: str) -> int | None:
     value = text.strip().replace("Z", "+00:00").replace("z", "+00:00")
     fraction = 0
     head, dot, rest = value.partition(".")
     if dot:
-        digits = ""
-        for char in rest:
-            if not char.isdigit():
-                break
-            digits += char
+        digits = _DIGITS.match(rest).group()  # type: ignore[union-attr]  # \d* always matches
         fraction = int((digits + "000000000")[:9]) if digits else 0
         value = head + rest[len(digits) :]
     try:

@@ -1,23 +1,18 @@
-"""The tail hub of a process: takes what the writer has just stored, decodes it once per batch
-(only for tenants someone tails) and hands it to the matching sessions, here and, through
-Redis pub/sub, in every other process.
+"""The tail hub of a process: takes what the writer has just stored and hands it to the
+matching sessions, here and, through Redis pub/sub, in every other process.
 
 The writer calls `stored` after each INSERT: it queues and returns, whatever the sessions do.
-Past `OUTBOX_BYTES` of undelivered batches (Redis slow, a flood the decoder cannot keep up
-with), new ones are not tailed and counted in `missed_batches`; storage and ingest are never
-held up by a tail. The feed's own work (decoding, matching) is held to `CPU_SHARE` of the
-event loop's time: after each chunk of lines it sleeps in proportion, so a flood of tailed lines
-costs ingest at most that share and the rest of the flood is shed, not queued; a batch that
-waited past `MAX_WAIT_SECONDS` is shed too. In one process the feed decodes only the lines some
-session may match: each session's query gives byte strings its lines must hold (`needles`), and
-one regex pass over a batch finds the lines holding them."""
+In one process (no Redis) the `LocalFeed` (`feed.py`) feeds the sessions, fairly between them
+and within a share of the event loop. Distributed, each watched tenant's batches are decoded
+and published in order; past `OUTBOX_BYTES` of undelivered batches (Redis slow, a flood the
+decoder cannot keep up with) new ones are not tailed and counted in `missed_batches`, and a
+batch that waited past `MAX_WAIT_SECONDS` is shed too. Storage and ingest are never held up by
+a tail."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import re
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -29,24 +24,17 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shopkeeper.core.settings import Settings
-from shopkeeper.logs.query.pipeline import Entry
 from shopkeeper.logs.store import Batch
 from shopkeeper.logs.tail.decode import Row, line_rows
+from shopkeeper.logs.tail.feed import CPU_SHARE, MAX_WAIT_SECONDS, LocalFeed
 from shopkeeper.logs.tail.session import TailSession, row_entries
 
 log = structlog.get_logger(__name__)
 
-OUTBOX_BYTES = 4 * 1024 * 1024
 CHUNK_LINES = 200
-"""Lines decoded and offered between two pauses (ingest shares the event loop)."""
-CPU_SHARE = 0.1
-"""Of the event loop's time, the most the feed takes (issue 14: tails cost ingest <= 10%)."""
-SLICE_SECONDS = 0.1
-"""With other batches waiting, one batch is fed this long at most and the rest of it reported
-dropped: in a flood the newer lines (a single line someone is waiting to see) go first."""
-MAX_WAIT_SECONDS = 0.5
-"""A stored batch still waiting for the feed after this long is shed (reported dropped): a
-flooded feed keeps the lines it does deliver under a second late."""
+"""Lines decoded and published between two pauses (ingest shares the event loop)."""
+OUTBOX_BYTES = 4 * 1024 * 1024
+"""Stored bytes waiting to be published at most (distributed); past it the oldest are shed."""
 WATCH_SECONDS = 30
 """A process tailing a tenant marks it watched in Redis for this long, renewed every third."""
 WATCH_CACHE_SECONDS = 1.0
@@ -54,38 +42,8 @@ WATCH_CACHE_SECONDS = 1.0
 
 
 async def _yield_share(spent: float) -> None:
-    """Gives the rest of the event loop (ingest) its share after `spent` seconds of tail work."""
+    """Gives the rest of the event loop (ingest) its share after `spent` seconds of publishing."""
     await asyncio.sleep(spent * (1 / CPU_SHARE - 1))
-
-
-_ANY_ESCAPE = re.escape(b"\\u")
-"""A `\\u` escape can spell any needle: a line holding one is always a candidate."""
-
-
-@functools.lru_cache(maxsize=256)
-def _scanner(needles: frozenset[bytes]) -> re.Pattern[bytes]:
-    return re.compile(b"|".join([*map(re.escape, sorted(needles)), _ANY_ESCAPE]))
-
-
-def candidate_lines(batch: Batch, sessions: Sequence[TailSession]) -> list[bytes]:
-    """The lines of `batch` that may match one of `sessions`: those holding the longest needle
-    of some session, found by one regex pass over the whole payload (in C), so a line no
-    session can match costs next to nothing. All lines when a session has no needle (it may
-    match anything) or when lines may not be what their bytes say."""
-    payload = batch.payload
-    if batch.extra_attributes or b"\r" in payload or not all(s.filter.needles for s in sessions):
-        return payload.splitlines()
-    scanner = _scanner(frozenset(s.filter.needles[0] for s in sessions))
-    lines: list[bytes] = []
-    position = 0
-    while (found := scanner.search(payload, position)) is not None:
-        start = payload.rfind(b"\n", 0, found.start()) + 1
-        end = payload.find(b"\n", found.end())
-        if end < 0:
-            end = len(payload)
-        lines.append(payload[start:end])
-        position = end + 1
-    return lines
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +94,13 @@ class TailHub:
         extra = f"{settings.redis_channel_prefix}:" if settings.redis_channel_prefix else ""
         self._prefix = f"{settings.redis_namespace}:{extra}logs-tail:"
         self._subscribed = asyncio.Event()
-        self.missed_batches = 0
+        self._local = LocalFeed(lambda tenant: self._sessions.get(tenant, set()))
+        self._missed_batches = 0
+
+    @property
+    def missed_batches(self) -> int:
+        """Stored batches (or their rests) shed unexamined, reported dropped to sessions."""
+        return self._missed_batches + self._local.missed_batches
 
     @property
     def distributed(self) -> bool:
@@ -146,7 +110,8 @@ class TailHub:
         if self.distributed:
             assert self.settings.redis_url is not None
             self._redis = Redis.from_url(self.settings.redis_url)
-        self._tasks.append(asyncio.create_task(self._deliver_stored(), name="logs-tail-feed"))
+        feed = self._deliver_stored() if self.distributed else self._local.run()
+        self._tasks.append(asyncio.create_task(feed, name="logs-tail-feed"))
         if self.distributed and self.listen:
             self._tasks.append(asyncio.create_task(self._listen(), name="logs-tail-listen"))
             self._tasks.append(asyncio.create_task(self._keep_watching(), name="logs-tail-watch"))
@@ -167,7 +132,9 @@ class TailHub:
     def stored(self, batches: Sequence[Batch]) -> None:
         """Hand over batches that have just been stored; never waits."""
         for batch in batches:
-            if not self.distributed and batch.tenant not in self._sessions:
+            if not self.distributed:
+                if batch.tenant in self._sessions:  # a tenant nobody tails costs nothing
+                    self._local.put(batch)
                 continue
             # Full: the oldest waiting batches go first (live tail wants the newest lines).
             while self._outbox_bytes + len(batch.payload) > OUTBOX_BYTES:
@@ -184,12 +151,8 @@ class TailHub:
 
     def _shed(self, batch: Batch) -> None:
         """A batch the feed cannot take: its lines reach the sessions as dropped, unexamined."""
-        self.missed_batches += 1
+        self._missed_batches += 1
         log.info("logs_tail_missed_batch", tenant=batch.tenant, lines=batch.lines)
-        if not self.distributed:
-            for session in tuple(self._sessions.get(batch.tenant, ())):
-                session.missed(batch.lines)
-            return
         pending = self._missed.get(batch.tenant, 0)
         self._missed[batch.tenant] = pending + batch.lines
         if not pending:  # one notice per tenant waits in the outbox, however many are shed
@@ -208,11 +171,8 @@ class TailHub:
                 self._shed(batch)
                 continue
             try:
-                if self.distributed:
-                    if await self._is_watched(batch.tenant):
-                        await self._publish(batch)
-                else:
-                    await self._feed_local(batch, queued_at)
+                if await self._is_watched(batch.tenant):
+                    await self._publish(batch)
             except RedisError as exc:
                 log.warning("logs_tail_publish_failed", error=str(exc)[:200])
             except Exception:  # a batch we cannot decode is not worth stopping the feed for
@@ -228,41 +188,6 @@ class TailHub:
             began = time.perf_counter()
             rows = line_rows(batch, lines[first : first + CHUNK_LINES])
             await self._redis.publish(self._prefix + batch.tenant, orjson.dumps(rows))
-            await _yield_share(time.perf_counter() - began)
-
-    async def _feed_local(self, batch: Batch, queued_at: float) -> None:
-        """The lines some session of this process may match, decoded once and offered to the
-        sessions whose needles they hold; the other lines are never decoded. Past
-        `MAX_WAIT_SECONDS` the rest of the batch is reported dropped, not examined."""
-        sessions = tuple(self._sessions.get(batch.tenant, ()))
-        if not sessions:
-            return
-        began = time.perf_counter()
-        fed_since = time.monotonic()
-        lines = candidate_lines(batch, sessions)
-        for first in range(0, len(lines), CHUNK_LINES):
-            now = time.monotonic()
-            late = now - queued_at > MAX_WAIT_SECONDS
-            if first and (late or (now - fed_since > SLICE_SECONDS and self._outbox.qsize())):
-                self.missed_batches += 1
-                for session in sessions:
-                    session.missed(len(lines) - first)
-                return
-            wanted: dict[TailSession, list[Entry]] = {}
-            picked: list[bytes] = []
-            wanting: list[list[TailSession]] = []
-            for line in lines[first : first + CHUNK_LINES]:
-                if line.strip() and (some := [s for s in sessions if s.filter.may_match(line)]):
-                    picked.append(line)
-                    wanting.append(some)
-            for entry, some in zip(row_entries(line_rows(batch, picked)), wanting, strict=True):
-                for session in some:
-                    wanted.setdefault(session, []).append(entry)
-            for session, entries in wanted.items():
-                session.offer(entries)
-            await _yield_share(time.perf_counter() - began)
-            began = time.perf_counter()
-        if not lines:
             await _yield_share(time.perf_counter() - began)
 
     async def _publish_missed(self, tenant: str) -> None:

@@ -41,7 +41,7 @@ def _matcher(matcher: ast.Matcher) -> Callable[[Entry], bool]:
 
 _NEEDLE_BYTES = re.compile(r"[ !#-.0-\[\]-~]+")
 """Printable ASCII without `"`, `/` and `\\`: text a JSON encoder writes as it is (a `\\u`
-escape can write anything, so a line holding one is always decoded, see `hub`)."""
+escape can write anything, so a line holding one is always decoded, see `candidates`)."""
 _RAW_LABELS = frozenset({"service", "host"})
 """Labels whose value a stored line holds as it is, in every format. Not the others: the level
 is normalised, the source is the batch's, and an attribute may be derived (syslog's
@@ -98,11 +98,6 @@ class TailFilter:
             compile_pipeline(query.stages),
             required_needles(query),
         )
-
-    def may_match(self, raw: bytes) -> bool:
-        """False when the raw stored line cannot match (it lacks a needle and holds no `\\u`
-        escape that could spell one); cheap."""
-        return all(needle in raw for needle in self.needles) or b"\\u" in raw
 
     def run(self, base: Entry) -> Entry | None:
         """`base` (shared by every session offered the line, never changed) if it matches and

@@ -1,0 +1,261 @@
+"""The feed of one process's tail sessions (no Redis): stored batches in, matching lines out to
+the sessions, on the event loop that also serves ingest, so within a share of its time.
+
+Fair between sessions, so that a session whose filter matches few lines (one probe line every
+second) does not lose them because other sessions' filters match a flood:
+
+- A batch is first *sorted*: which sessions may match some line of it, by their needles in
+  its raw bytes (`candidates.sessions_for`). A batch no session may match is done with; small
+  batches are sorted first.
+- Sorted batches wait in *lanes*, one per set of sessions they may match, served round robin
+  a region of bytes at a time: a lane waits for at most a region of each other lane, never for
+  a whole flood. A small batch alone in its lane (the probe's line) is served first, even
+  during the feed's pause.
+- Shedding is per batch, reported to the sessions that may match it only: a batch that waited
+  past `MAX_WAIT_SECONDS` (or is still being fed then) while newer ones wait in its lane, and
+  the largest batch when more than `OUTBOX_BYTES` wait. A flood sheds itself; a small batch is
+  never pushed out by big ones, nor shed because the event loop was held up.
+- Within a batch (a region of `REGION_BYTES` per turn), only the lines some session may match
+  are decoded, once for all sessions, and offered to just those sessions
+  (`candidates.candidate_lines`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+
+import structlog
+
+from shopkeeper.logs.query.pipeline import Entry, entry_from_row
+from shopkeeper.logs.store import Batch
+from shopkeeper.logs.tail.candidates import candidate_lines, region_end, sessions_for
+from shopkeeper.logs.tail.decode import aligned_rows
+from shopkeeper.logs.tail.session import TailSession
+
+log = structlog.get_logger(__name__)
+
+OUTBOX_BYTES = 16 * 1024 * 1024
+"""Stored bytes waiting for the feed at most (about what 0.5 s of the fastest ingest measured
+stores: batches are shed by age first, and sorted under the feed's share, not here); past it
+the largest batch is shed."""
+REGION_BYTES = 32 * 1024
+"""Bytes of a batch (~170 application lines) searched, decoded and offered between two pauses:
+a lane's turn in the round robin."""
+CPU_SHARE = 0.1
+"""Of the event loop's time, the most the feed takes (issue 14: tails cost ingest <= 10%)."""
+SMALL_BATCH_BYTES = 16 * 1024
+"""A batch this small is sorted into its lane as it is handed over (a few searches of a few
+lines cost less than queueing it), and, alone in its lane, is served ahead of the round robin
+(see `LocalFeed._quick_lane`); a larger one waits in the intake for the feed's turn."""
+MAX_PAUSE_SECONDS = 0.05
+"""The longest pause between two turns, while the feed owes less than `MAX_OWED_SECONDS`: a
+turn that took long (the thread preempted by the INSERTs' threads, a collection) owes a long
+pause, paid in pauses of at most this with turns between, so that a one-line batch arriving
+then is not held for most of a second (and shed as late). Over any longer stretch the feed
+still keeps to `CPU_SHARE`."""
+MAX_OWED_SECONDS = 1.0
+"""Pause owed past this is paid at once: the share holds over any stretch of a few seconds."""
+MAX_WAIT_SECONDS = 0.5
+"""A stored batch still waiting for the feed after this long, with newer ones behind it in its
+lane, is shed (reported dropped): a flooded lane keeps the lines it does deliver timely."""
+
+
+@dataclass(eq=False, slots=True)
+class _Work:
+    """A sorted batch in its lane, fed a region of its bytes at a time from `offset`."""
+
+    batch: Batch
+    queued_at: float
+    sessions: tuple[TailSession, ...]
+    offset: int = 0
+
+    def lines_left(self) -> int:
+        """Lines not examined yet (any of them may have matched)."""
+        if not self.offset:
+            return self.batch.lines
+        payload = self.batch.payload
+        return payload.count(b"\n", self.offset) + (not payload.endswith(b"\n"))
+
+
+Lane = frozenset[TailSession]
+
+
+class LocalFeed:
+    def __init__(self, sessions_of: Callable[[str], Collection[TailSession]]) -> None:
+        self._sessions_of = sessions_of
+        self._intake: list[tuple[float, Batch]] = []
+        self._lanes: dict[Lane, deque[_Work]] = {}
+        self._bytes = 0
+        self._ready = asyncio.Event()
+        self._quick = asyncio.Event()
+        self.missed_batches = 0
+
+    # -- the writer's side ---------------------------------------------------------------------
+
+    def put(self, batch: Batch) -> None:
+        """Takes a stored batch without waiting. Past `OUTBOX_BYTES` waiting, the largest batch
+        (waiting, or this one) is shed: a flood's megabytes go, a one-line batch stays."""
+        size = len(batch.payload)
+        while self._bytes + size > OUTBOX_BYTES:
+            victim = self._largest_waiting()
+            if victim is None or len(victim[1].payload) <= size:
+                sessions = sessions_for(batch, tuple(self._sessions_of(batch.tenant)))
+                self._missed(batch.tenant, sessions, batch.lines)
+                return
+            where, largest = victim
+            if isinstance(where, int):
+                del self._intake[where]
+                self._bytes -= len(largest.payload)
+                sessions = sessions_for(largest, tuple(self._sessions_of(largest.tenant)))
+                self._missed(largest.tenant, sessions, largest.lines)
+            else:
+                self._shed(where, next(w for w in self._lanes[where] if w.batch is largest))
+        self._bytes += size
+        self._intake.append((time.monotonic(), batch))
+        if size <= SMALL_BATCH_BYTES:
+            self._sort(*self._intake.pop())
+            self._quick.set()
+        self._ready.set()
+
+    def _largest_waiting(self) -> tuple[int | Lane, Batch] | None:
+        """The largest batch waiting, with where it waits: its index in the intake, or its lane."""
+        found: tuple[int | Lane, Batch] | None = None
+        for index, (_, batch) in enumerate(self._intake):
+            if found is None or len(batch.payload) > len(found[1].payload):
+                found = (index, batch)
+        for lane, queue in self._lanes.items():
+            for work in queue:
+                if found is None or len(work.batch.payload) > len(found[1].payload):
+                    found = (lane, work.batch)
+        return found
+
+    # -- the feed --------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        sorted_last = False
+        owed = 0.0  # seconds of pause the feed's turns have earned the rest of the event loop
+        while True:
+            if not self._intake and not self._lanes:
+                idle_since = time.perf_counter()
+                while not self._intake and not self._lanes:
+                    self._ready.clear()
+                    await self._ready.wait()
+                owed = max(0.0, owed - (time.perf_counter() - idle_since))
+            began = time.perf_counter()
+            try:
+                # A small batch alone in its lane goes first; otherwise sorting and the lanes
+                # take turns, so a flood still arriving does not starve the lanes.
+                quick = self._quick_lane()
+                sorted_last = (
+                    quick is None and bool(self._intake) and not (sorted_last and self._lanes)
+                )
+                if sorted_last:
+                    index = min(
+                        range(len(self._intake)), key=lambda i: len(self._intake[i][1].payload)
+                    )
+                    self._sort(*self._intake.pop(index))
+                else:
+                    self._feed_lane(quick if quick is not None else next(iter(self._lanes)))
+            except Exception:  # a batch we cannot decode is not worth stopping the feed for
+                log.exception("logs_tail_feed_failed")
+            owed += (time.perf_counter() - began) * (1 / CPU_SHARE - 1)
+            pause = max(min(owed, MAX_PAUSE_SECONDS), owed - MAX_OWED_SECONDS)
+            owed -= pause
+            owed += await self._pause(pause, interruptible=owed < MAX_OWED_SECONDS)
+
+    async def _pause(self, seconds: float, *, interruptible: bool) -> float:
+        """Sleeps `seconds`, cut short (if `interruptible`) when a small batch arrives alone
+        in its lane: serving it costs next to nothing, and the pause not taken stays owed.
+        Returns the seconds not slept."""
+        if not interruptible:
+            await asyncio.sleep(seconds)
+            return 0.0
+        if self._quick_lane() is not None:
+            return seconds
+        self._quick.clear()
+        began = time.perf_counter()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._quick.wait(), seconds)
+        return max(0.0, seconds - (time.perf_counter() - began))
+
+    def _quick_lane(self) -> Lane | None:
+        """A lane holding one small batch, not yet started (a probe's line, a few lines of a
+        rarely matched service): served ahead of the round robin. A lane where small batches
+        pile up is a flood and waits its turn like any other."""
+        for lane, queue in self._lanes.items():
+            head = queue[0]
+            if len(queue) == 1 and not head.offset and len(head.batch.payload) <= SMALL_BATCH_BYTES:
+                return lane
+        return None
+
+    def _sort(self, queued_at: float, batch: Batch) -> None:
+        """Puts a batch waiting in the intake in its lane, or drops it if no session may match
+        it. The smallest is sorted first: a one-line batch does not wait while megabytes are
+        searched."""
+        self._bytes -= len(batch.payload)
+        sessions = sessions_for(batch, tuple(self._sessions_of(batch.tenant)))
+        if not sessions:
+            return
+        lane = frozenset(sessions)
+        self._lanes.setdefault(lane, deque()).append(_Work(batch, queued_at, sessions))
+        self._bytes += len(batch.payload)
+
+    def _feed_lane(self, lane: Lane) -> None:
+        """A region of the lane's oldest batch, then the lane goes to the back."""
+        work = self._lanes[lane][0]
+        if time.monotonic() - work.queued_at > MAX_WAIT_SECONDS and len(self._lanes[lane]) > 1:
+            # Too late, and newer batches wait behind it: its sessions are flooded, so it is
+            # shed with a marker rather than delivered seconds late. Late with nothing behind
+            # it (the event loop was held up, not the lane), it is still delivered.
+            self._shed(lane, work)
+            return
+        live = self._sessions_of(work.batch.tenant)
+        payload = work.batch.payload
+        end = region_end(payload, work.offset, REGION_BYTES)
+        sessions = [session for session in work.sessions if session in live]
+        candidates = candidate_lines(work.batch, sessions, work.offset, end)
+        work.offset = end
+        offered: dict[TailSession, list[Entry]] = {}
+        rows = aligned_rows(work.batch, candidates.lines)
+        for row, some in zip(rows, candidates.sessions, strict=True):
+            if row is None:
+                continue
+            entry = entry_from_row(row)
+            for session in some:
+                offered.setdefault(session, []).append(entry)
+        for session, entries in offered.items():
+            session.offer(entries)
+        queue = self._lanes.pop(lane)
+        if work.offset >= len(payload) or not sessions:
+            queue.popleft()
+            self._forget(work)
+        if queue:
+            self._lanes[lane] = queue  # to the back of the round robin
+
+    def _shed(self, lane: Lane, work: _Work) -> None:
+        """`work`'s lines not yet offered reach its sessions as dropped, unexamined."""
+        queue = self._lanes[lane]
+        queue.remove(work)
+        if not queue:
+            del self._lanes[lane]
+        self._forget(work)
+        self.missed_batches += 1
+        log.info("logs_tail_missed_batch", tenant=work.batch.tenant, lines=work.batch.lines)
+        live = self._sessions_of(work.batch.tenant)
+        left = work.lines_left()
+        for session in work.sessions:
+            if session in live:
+                session.missed(left)
+
+    def _forget(self, work: _Work) -> None:
+        self._bytes -= len(work.batch.payload)
+
+    def _missed(self, tenant: str, sessions: Collection[TailSession], lines: int) -> None:
+        self.missed_batches += 1
+        log.info("logs_tail_missed_batch", tenant=tenant, lines=lines)
+        for session in tuple(sessions):
+            session.missed(lines)
