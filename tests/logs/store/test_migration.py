@@ -73,12 +73,16 @@ async def test_a_table_of_the_earlier_ddl_is_migrated_when_the_store_opens(
         )
         table = f"{database}.logs"
         store = EmbeddedStore(logs_settings.logs_path, database=database, retention_days=14)
-        before = {logql: await search(log_store, table, logql, now) for logql in SEARCHES}
+
+        async def answers() -> dict[str, list[str]]:
+            return {logql: await search(log_store, table, logql, now) for logql in SEARCHES}
+
+        before = await answers()
         assert before['|= "104321"'] == ["payment for /orders/104321 user 4321"]
         await store.open()
         try:
             # Every search answers the same while the indexes are rebuilt and after.
-            assert {logql: await search(log_store, table, logql, now) for logql in SEARCHES} == before
+            assert await answers() == before
             indexes = {
                 str(row["name"]): str(row["type_full"])
                 for row in await store.query(
@@ -108,7 +112,7 @@ async def test_a_table_of_the_earlier_ddl_is_migrated_when_the_store_opens(
                 if pending[0]["n"] == 0:
                     break
                 await asyncio.sleep(0.1)
-            assert {logql: await search(log_store, table, logql, now) for logql in SEARCHES} == before
+            assert await answers() == before
             # Opening again finds nothing left to migrate.
             assert not schema.needs_storage_migration(set(indexes))
             await store.open()
