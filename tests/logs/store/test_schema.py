@@ -27,6 +27,14 @@ async def test_cluster_ddl_is_valid_clickhouse_sql(log_store: LogStore) -> None:
             assert "ON CLUSTER logs_cluster" in rows[0]["q"]
 
 
+async def test_the_cluster_migration_is_valid_clickhouse_sql(log_store: LogStore) -> None:
+    statements = [s for s in schema.cluster_migration_ddl("logs_cluster").split(";\n") if s.strip()]
+    assert len(statements) == len(schema.storage_migration_sql("db.logs"))
+    for statement in statements:
+        rows = await log_store.query("SELECT formatQuery({sql:String}) AS q", {"sql": statement})
+        assert "shopkeeper_logs.logs_local ON CLUSTER logs_cluster" in rows[0]["q"]
+
+
 async def test_the_table_has_the_promised_layout(log_store: LogStore) -> None:
     (table,) = await log_store.query(
         "SELECT engine, partition_key, sorting_key, create_table_query FROM system.tables "
