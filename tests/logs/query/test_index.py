@@ -72,3 +72,56 @@ async def test_word_filters_use_the_text_index(log_store: LogStore) -> None:
     plan = await explain(log_store, tenant, '{service="shop"} |= "took"', now)
     selected, total = granules_after(plan, "message_text")
     assert selected == total
+
+
+async def test_long_numbers_are_found_through_their_bloom_filter(log_store: LogStore) -> None:
+    # The text index leaves long numbers out (ids: one posting list per handful of lines); a
+    # search for one must still find exactly its lines, narrowed by the `message_numbers` bloom.
+    tenant = f"ix_{secrets.token_hex(4)}"
+    now = time.time_ns()
+    await log_store.command(
+        f"INSERT INTO {log_store.table} (tenant, service, host, level, source, timestamp, "
+        "observed_at, message, trace_id, span_id, attributes, label_keys) "
+        "SELECT {tenant:String}, 'shop', 'h1', 'info', 'ndjson', "
+        "fromUnixTimestamp64Nano(toInt64({now:Int64} - (number + 1) * 10000000), 'UTC'), now64(9), "
+        "concat('GET /orders/', toString(100000 + number), ' user ', toString(number % 9973), "
+        "if(number = 4321, ' trace 4bf92f3577b34da6a3ce929d0e0e4736 é777777', '')), "
+        "'', '', map(), [] FROM numbers({lines:UInt64})",
+        {"tenant": tenant, "now": now, "lines": LINES},
+    )
+
+    async def lines(logql: str) -> list[str]:
+        expr = parse(logql)
+        assert isinstance(expr, ast.LogQuery)
+        params = Params()
+        sql = log_rows_sql(log_store.table, compile_log_query(expr, params), backward=True)
+        rows = await log_store.query(
+            sql,
+            {
+                **params.values,
+                "tenant": tenant,
+                "start": now - 3600 * 10**9,
+                "end": now,
+                "limit": 1000,
+                "offset": 0,
+            },
+        )
+        return [str(row["message"]) for row in rows]
+
+    wanted = "GET /orders/104321 user 4321 trace 4bf92f3577b34da6a3ce929d0e0e4736 é777777"
+    assert await lines('{service="shop"} |= "104321"') == [wanted]
+    assert await lines('{service="shop"} |= "/orders/104321 user"') == [wanted]
+    assert await lines('{service="shop"} |= "4bf92f3577b34da6a3ce929d0e0e4736"') == [wanted]
+    assert await lines('{service="shop"} |~ "orders/104321 "') == [wanted]
+    # A short number is still in the text index; a number glued to a non-ASCII letter is part
+    # of a word (as `hasToken` sees it), so neither the number alone nor a wrong word matches.
+    assert wanted in await lines('{service="shop"} |= "4321"')
+    assert await lines('{service="shop"} |= "777777"') == []
+    assert await lines('{service="shop"} |= "é777777"') == [wanted]
+    assert await lines('{service="shop"} |= "4321" != "104321" |= "trace"') == []
+
+    plan = await explain(log_store, tenant, '{service="shop"} |= "104321"', now)
+    assert "hasToken" not in plan
+    selected, total = granules_after(plan, "message_numbers")
+    assert total > 10
+    assert selected <= total // 4  # the one granule holding it, and the filter's false hits

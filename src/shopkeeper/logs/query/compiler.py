@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shopkeeper.logs.query import ast
+from shopkeeper.logs.store import schema
 
 # Columns that are labels; anything else names an attribute (by its sanitized key).
 COLUMN_LABELS = ("service", "host", "level", "source", "trace_id", "span_id")
@@ -127,6 +128,18 @@ def is_single_token(needle: str) -> bool:
     return bool(_TOKEN_CHARS.fullmatch(needle))
 
 
+def has_token_sql(token: str, params: Params) -> str:
+    """Whether the line holds `token` as a whole word: on the text index, or, for a long number
+    or hex string the index leaves out (where `hasToken` would wrongly find nothing), among the
+    line's unindexed tokens, which a bloom filter narrows to a few granules."""
+    if schema.is_unindexed_token(token):
+        # `position` first: a cheap substring test spares most rows of the granules the bloom
+        # filter keeps the tokenizing `has` (10M lines: 624 -> 224 ms for a number in 200 lines).
+        bound = params.bind(token)
+        return f"(position(message, {bound}) > 0 AND has({schema.UNINDEXED_TOKENS}, {bound}))"
+    return f"hasToken(message, {params.bind(token)})"
+
+
 def line_filter_sql(line_filter: ast.LineFilter, params: Params) -> str | None:
     """`|= "word"` is a word search on the text index (`hasToken`); a longer needle is a
     substring search narrowed by the index on its inner whole words."""
@@ -135,10 +148,10 @@ def line_filter_sql(line_filter: ast.LineFilter, params: Params) -> str | None:
         if value == "":
             return None if line_filter.op == "|=" else "0"
         if is_single_token(value):
-            found = f"hasToken(message, {params.bind(value)})"
+            found = has_token_sql(value, params)
         else:
             parts = [f"position(message, {params.bind(value)}) > 0"]
-            parts += [f"hasToken(message, {params.bind(token)})" for token in inner_tokens(value)]
+            parts += [has_token_sql(token, params) for token in inner_tokens(value)]
             found = " AND ".join(parts) if line_filter.op == "|=" else parts[0]
         return found if line_filter.op == "|=" else f"NOT {found}"
     found = f"match(message, {params.bind(value)})"

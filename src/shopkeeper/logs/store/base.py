@@ -135,6 +135,14 @@ class LogStore(abc.ABC):
         for statement in schema.create_table_sql(self.database, self.retention_days):
             await self.command(statement)
         await self.command(schema.modify_ttl_sql(self.database, self.retention_days))
+        indexes = await self.query(
+            "SELECT name FROM system.data_skipping_indices "
+            "WHERE database = {database:String} AND table = {table:String}",
+            {"database": self.database, "table": schema.TABLE},
+        )
+        if schema.needs_storage_migration({str(row["name"]) for row in indexes}):
+            for statement in schema.storage_migration_sql(self.table):
+                await self.command(statement)
 
     @abc.abstractmethod
     async def _connect(self) -> None: ...

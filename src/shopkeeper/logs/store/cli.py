@@ -18,12 +18,23 @@ def ddl_command(
     retention_days: Annotated[
         int | None, typer.Option(help="Default: SHOPKEEPER_LOGS_RETENTION_DAYS")
     ] = None,
+    migrate: Annotated[
+        bool,
+        typer.Option(help="Print the ALTERs that bring a table of the earlier DDL up to date"),
+    ] = False,
 ) -> None:
     """Print the CREATE statements of the log table (run them with clickhouse-client)."""
     settings = get_settings()
     database = database or settings.logs_database
     days = retention_days or settings.logs_retention_days
-    if cluster:
+    if migrate:
+        # One node migrates itself when it opens the store; a cluster's nodes are altered here.
+        if cluster:
+            typer.echo(schema.cluster_migration_ddl(cluster, database), nl=False)
+        else:
+            table = f"{database}.{schema.TABLE}"
+            typer.echo(";\n\n".join(schema.storage_migration_sql(table)) + ";")
+    elif cluster:
         typer.echo(schema.cluster_ddl(cluster, database, days), nl=False)
     else:
         typer.echo(";\n\n".join(schema.create_table_sql(database, days)) + ";")
