@@ -27,7 +27,7 @@ ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/shopkeeper_logs/logs_lo
 PARTITION BY toDate(timestamp)
 ORDER BY (tenant, service, timestamp)
 TTL toDateTime(timestamp) + toIntervalDay(14)
-SETTINGS ttl_only_drop_parts = 1, replicated_deduplication_window = 10000;
+SETTINGS ttl_only_drop_parts = 1, replicated_deduplication_window = 10000, merge_selector_base = 10;
 
 CREATE TABLE IF NOT EXISTS shopkeeper_logs.logs ON CLUSTER shopkeeper AS shopkeeper_logs.logs_local
 ENGINE = Distributed(shopkeeper, shopkeeper_logs, logs_local, cityHash64(tenant, service));

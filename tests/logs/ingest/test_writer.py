@@ -53,6 +53,27 @@ async def test_concurrent_requests_share_an_insert(log_store: LogStore, tenant: 
     assert len(await stored_rows(log_store, tenant)) == 21
 
 
+async def test_clients_answered_together_share_their_next_insert_too(
+    log_store: LogStore, tenant: str
+) -> None:
+    # Four clients, each sending again as soon as it is answered, a few ms apart. The first
+    # to come back must not go alone (rounds of 1 and 3 requests, twice the INSERTs): the
+    # round waits for as many requests as were in flight when the last one ended.
+    counting = CountingStore(log_store)
+    writer = GroupCommitWriter(counting, max_pending_lines=1_000_000, batch_lines=100_000)  # type: ignore[arg-type]
+    await writer.start()
+    lines = [f"line {i}" for i in range(10_000)]  # at least SMALL_ROUND_LINES: not held by it
+
+    async def client(n: int) -> None:
+        for _ in range(3):
+            await writer.write([_batch(tenant, *lines)])
+            await asyncio.sleep(0.005 * n)
+
+    await asyncio.gather(*(client(n) for n in range(4)))
+    await writer.stop()
+    assert counting.inserts == [40_000, 40_000, 40_000]
+
+
 async def test_with_two_rounds_a_held_insert_does_not_hold_the_next(
     log_store: LogStore, tenant: str
 ) -> None:

@@ -3,6 +3,7 @@ own `EXPLAIN indexes = 1` of the SQL the compiler produces."""
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 import time
@@ -68,10 +69,13 @@ async def test_word_filters_use_the_text_index(log_store: LogStore) -> None:
     selected, total = granules_after(plan, "message_text")
     assert selected <= 1 < total
 
-    # A word that is everywhere selects everything: the index decides, it does not guess.
+    # A word that is everywhere selects every granule of the stream (8,192 lines each): the
+    # index decides, it does not guess. Parts of other tests' tenants still alive each add a
+    # granule at the edge of the primary key's range, holding no "took", which the index
+    # rightly drops; so the count is of the stream's granules, not of all the key kept.
     plan = await explain(log_store, tenant, '{service="shop"} |= "took"', now)
     selected, total = granules_after(plan, "message_text")
-    assert selected == total
+    assert math.ceil(LINES / 8192) <= selected <= total
 
 
 async def test_long_numbers_are_found_through_their_bloom_filter(log_store: LogStore) -> None:
