@@ -143,11 +143,17 @@ class CrawlWorker:
             runner = JobRunner(self.context, name=self._token, slots=slots)
             jobs = asyncio.create_task(runner.run(stop))
         log.info("crawl_worker_started", worker=self.name, concurrency=self.concurrency)
-        waking = asyncio.create_task(self._wake_on(stop))
+        waking = [
+            asyncio.create_task(self._wake_on(stop)),
+            # Another worker's links or a new crawl: an idle worker hears of it at once.
+            asyncio.create_task(self.frontier.watch_work(self._work.fire)),
+        ]
         try:
             await self._lease_loop(stop)
         finally:
-            waking.cancel()
+            for task in waking:
+                task.cancel()
+            await asyncio.gather(*waking, return_exceptions=True)
             if jobs is not None:
                 stop.set()
                 await asyncio.gather(jobs, return_exceptions=True)
