@@ -67,6 +67,8 @@ IDLE_MAX_S = 0.2
 """Bounds of the lease loop's wait after an empty lease (it backs off while idle)."""
 SLOT_WAIT_S = 0.1
 CAP_SLACK = 1000
+QUEUED_MEMORY = 200_000
+"""Fingerprints a worker remembers having queued (about 15 MB), over all crawls."""
 """URLs below a crawl's max_pages under which every add counts the crawl afresh."""
 
 
@@ -116,6 +118,10 @@ class CrawlWorker:
         self._locks: dict[tuple[str, Any], asyncio.Lock] = {}
         self._flush_lock = asyncio.Lock()
         self._seen: dict[uuid.UUID, tuple[int, float]] = {}
+        self._queued: dict[uuid.UUID, set[int]] = {}
+        """Per crawl, fingerprints this worker has queued: the frontier would refuse them again
+        (its seen set only grows), so they are not sent again."""
+        self._queued_count = 0
         self._stop = asyncio.Event()
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -549,12 +555,24 @@ class CrawlWorker:
             config = self._configs.get(crawl_id)
             if config is None or config.status == CrawlStatus.CANCELLED:
                 continue
+            known = self._queued.setdefault(crawl_id, set())
+            fresh = [url for fingerprint, url in urls.items() if fingerprint not in known]
+            if not fresh:
+                continue
             policy = service.host_policy(config.politeness)
-            for host in {url.host for url in urls.values()}:
+            for host in {url.host for url in fresh}:
                 if (crawl_id, host) not in self._policies:
                     await self.frontier.set_host_policy(crawl_id, host, policy)
                     self._policies[(crawl_id, host)] = policy
-            await self._add_capped(config, list(urls.values()))
+            await self._add_capped(config, fresh)
+            # Remembered once added (a URL the max_pages cap refused stays refused: the count
+            # of seen URLs only grows). Forgetting everything now and then bounds the memory.
+            if self._queued_count + len(fresh) > QUEUED_MEMORY:
+                self._queued.clear()
+                self._queued_count = 0
+                known = self._queued.setdefault(crawl_id, set())
+            known.update(url.fingerprint for url in fresh)
+            self._queued_count += len(fresh)
 
     async def _add_capped(self, config: CrawlConfig, urls: list[NewURL]) -> None:
         """Queue the URLs, no more than `max_pages` seen in all. Between workers adding at the
