@@ -48,7 +48,7 @@ class HTTPError(Exception):
 class Response:
     status: int
     headers: dict[str, str]
-    """Names lower-cased; a repeated header's values joined with ", "."""
+    """Names lower-cased; a repeated header's last value."""
     body: bytes
     """Decoded; empty when not read."""
     too_large: bool = False
@@ -197,11 +197,11 @@ class _Connection(asyncio.Protocol):
         self.header_list.append((name, value))
 
     def on_headers_complete(self) -> None:
-        headers: dict[str, str] = {}
-        for raw_name, raw_value in self.header_list:
-            name = raw_name.decode("latin-1").lower()
-            value = raw_value.decode("latin-1")
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        # A repeated header's last value, as the fetcher kept it from httpx's headers.
+        headers = {
+            name.decode("latin-1").lower(): value.decode("latin-1")
+            for name, value in self.header_list
+        }
         self.status = self.parser.get_status_code()
         if 100 <= self.status < 200:
             # An interim answer (100 Continue, 103 Early Hints): the real one follows.
