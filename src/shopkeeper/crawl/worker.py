@@ -67,9 +67,9 @@ IDLE_MAX_S = 0.2
 """Bounds of the lease loop's wait after an empty lease (it backs off while idle)."""
 SLOT_WAIT_S = 0.1
 CAP_SLACK = 1000
+"""URLs below a crawl's max_pages under which every add counts the crawl afresh."""
 QUEUED_MEMORY = 200_000
 """Fingerprints a worker remembers having queued (about 15 MB), over all crawls."""
-"""URLs below a crawl's max_pages under which every add counts the crawl afresh."""
 
 
 class CrawlWorker:
