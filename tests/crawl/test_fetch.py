@@ -364,3 +364,35 @@ def test_fetching_works_on_uvloop_as_in_serve(crawl_site: CrawlSite) -> None:
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         ok, robots_status = runner.run(fetch_once())
     assert ok and robots_status is not None
+
+
+@pytest.mark.parametrize("framing", ["chunked", "until-close"])
+async def test_bodies_without_a_length_arrive_whole(framing: str) -> None:
+    """A chunked body, and an HTTP/1.0-style body that ends where the connection does."""
+    parts = [b"<html><title>framed</title>", b"<p>" + b"x" * 5000 + b"</p>", b"</html>"]
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        if framing == "chunked":
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ntransfer-encoding: chunked\r\n\r\n"
+            )
+            for part in parts:
+                writer.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+                await writer.drain()
+            writer.write(b"0\r\n\r\n")
+        else:
+            writer.write(b"HTTP/1.0 200 OK\r\ncontent-type: text/html\r\n\r\n")
+            for part in parts:
+                writer.write(part)
+                await writer.drain()
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, Fetcher(user_agent=UA, allow_private=True) as fetcher:
+        first = await fetcher.fetch(f"http://127.0.0.1:{port}/")
+        second = await fetcher.fetch(f"http://127.0.0.1:{port}/again")
+    assert first.ok and first.body == b"".join(parts)
+    assert second.ok and second.body == b"".join(parts)

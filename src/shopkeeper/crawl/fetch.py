@@ -1,5 +1,5 @@
-"""The HTTP client of a crawl worker: `httpx.AsyncClient`s over our own network backend
-(netstream.py), pooled, guarded and bounded.
+"""The HTTP client of a crawl worker: our own HTTP/1.1 GET client (http1.py), pooled, guarded and
+bounded.
 
 Every fetch ends in a `FetchResult`, never an exception for the network's troubles, so the worker
 turns it into a decision (politeness.decide) without a try/except of its own. Guards:
@@ -8,8 +8,8 @@ turns it into a decision (politeness.decide) without a try/except of its own. Gu
   DNS answer changed between check and use (rebinding) can reach the network the crawler runs in;
 - size: the body is streamed and abandoned past `max_body_bytes` (after decompression, so a
   gzip bomb is stopped too);
-- time: httpx's per-operation timeouts plus one deadline for the whole fetch, so a server
-  dripping one byte a second cannot hold a worker slot forever;
+- time: per-operation timeouts (connect, each read) plus one deadline for the whole fetch, so a
+  server dripping one byte a second cannot hold a worker slot forever;
 - redirects: followed by hand, each hop checked against the crawl's scope and the address policy.
 """
 
@@ -21,19 +21,18 @@ import functools
 import ipaddress
 import ssl
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import httpcore
 import httpx
+from w3lib.url import safe_url_string
 
 from shopkeeper.core.settings import Settings
 from shopkeeper.crawl.canonical import InvalidURL, canonicalize
-from shopkeeper.crawl.netstream import AsyncioBackend, PrivateAddressRefused
+from shopkeeper.crawl.http1 import ACCEPT_ENCODING, Client, HTTPError, Response
 from shopkeeper.crawl.scope import Scope
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
@@ -42,7 +41,6 @@ HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 READ_TYPES = HTML_TYPES | {"application/xml", "text/xml", "text/plain", "application/rss+xml"}
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
-POOL_SHARD_SIZE = 8
 
 
 class FetchError(StrEnum):
@@ -137,50 +135,18 @@ class Fetcher:
         self.max_body_bytes = max_body_bytes
         self.max_redirects = max_redirects
         self.allow_private = allow_private
-        # httpcore's pool walks every connection for every queued request at each step, so one
-        # pool of 64 busy connections costs milliseconds of CPU per request; pools of a few
-        # connections each keep that negligible (measured in bench/crawl_site.py).
-        shards = max(1, -(-max_connections // POOL_SHARD_SIZE))
-        self._shard_size = -(-max_connections // shards)
-        self._clients = [
-            self._client(self._shard_size, allow_private, address_allowed) for _ in range(shards)
-        ]
-        self._busy = [0] * shards
-
-    def _client(
-        self, size: int, allow_private: bool, address_allowed: Callable[[str], bool]
-    ) -> httpx.AsyncClient:
-        limits = httpx.Limits(
-            max_connections=size, max_keepalive_connections=size, keepalive_expiry=30.0
-        )
-        transport = httpx.AsyncHTTPTransport(verify=self._ssl_context, limits=limits, retries=0)
-        # httpx has no public hook for the network backend: the pool it builds is replaced by
-        # the same pool over ours (httpx 0.28 / httpcore 1.0; see netstream.py for why).
-        transport._pool = httpcore.AsyncConnectionPool(
-            ssl_context=self._ssl_context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=AsyncioBackend(None if allow_private else address_allowed),
-        )
-        return httpx.AsyncClient(
-            transport=transport,
-            timeout=httpx.Timeout(self.timeout_s),
-            follow_redirects=False,
-            trust_env=False,
+        self._client = Client(
             headers={
-                "user-agent": self.user_agent,
+                "user-agent": user_agent,
                 "accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+                "accept-encoding": ACCEPT_ENCODING,
+                "connection": "keep-alive",
             },
+            timeout_s=timeout_s,
+            max_connections=max_connections,
+            ssl_context=self._ssl_context,
+            address_allowed=None if allow_private else address_allowed,
         )
-
-    def _pick(self, url: str) -> int:
-        """A host's requests go to one pool (its connections get reused) unless that pool is
-        full, when the least busy one takes the request."""
-        home = zlib.crc32(urlsplit(url).netloc.encode()) % len(self._clients)
-        if self._busy[home] < self._shard_size:
-            return home
-        return min(range(len(self._clients)), key=self._busy.__getitem__)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Fetcher:
@@ -200,8 +166,7 @@ class Fetcher:
         await self.aclose()
 
     async def aclose(self) -> None:
-        for client in self._clients:
-            await client.aclose()
+        await self._client.aclose()
 
     async def fetch_robots(self, host: str, scheme: str = "http") -> FetchResult:
         """`<scheme>://<host>/robots.txt`, redirects followed (RFC 9309 asks for at least five)."""
@@ -256,60 +221,59 @@ class Fetcher:
     async def _get_once(
         self, url: str, current: str, started: float, hops: tuple[str, ...]
     ) -> FetchResult:
-        shard = self._pick(current)
-        self._busy[shard] += 1
         try:
-            async with self._clients[shard].stream("GET", current) as response:
-                headers = {name.lower(): value for name, value in response.headers.items()}
-                media_type = _media_type(headers.get("content-type"))
-                body = b""
-                error: FetchError | None = None
-                detail: str | None = None
-                declared = headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > self.max_body_bytes:
-                    error, detail = FetchError.TOO_LARGE, f"declared {declared} bytes"
-                elif response.status_code not in REDIRECT_STATUSES and (
-                    media_type is None or media_type in READ_TYPES
-                ):
-                    body, too_large = await self._read_bounded(response)
-                    if too_large:
-                        error = FetchError.TOO_LARGE
-                        detail = f"body over {self.max_body_bytes} bytes"
-                        body = b""
-                return FetchResult(
-                    url=url,
-                    final_url=current,
-                    status=response.status_code,
-                    headers=headers,
-                    content_type=media_type,
-                    body=body,
-                    error=error,
-                    detail=detail,
-                    elapsed_s=time.monotonic() - started,
-                    redirects=hops,
-                )
-        except PrivateAddressRefused as exc:
-            return _failure(url, current, FetchError.PRIVATE_ADDRESS, str(exc), started, hops)
-        except httpx.TimeoutException as exc:
-            detail = f"{type(exc).__name__} after {self.timeout_s} s"
-            return _failure(url, current, FetchError.TIMEOUT, detail, started, hops)
-        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            # As httpx did: a target with spaces or non-ASCII characters is percent-encoded
+            # (and an international host name IDNA-encoded) before it is requested.
+            parts = urlsplit(current if _plain(current) else safe_url_string(current))
+            parts.port  # noqa: B018 -- raises ValueError on a port that is not a number in range
+        except ValueError as exc:
             return _failure(url, current, FetchError.INVALID_URL, str(exc), started, hops)
-        except httpx.HTTPError as exc:
-            detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            return _failure(url, current, FetchError.CONNECTION, detail, started, hops)
-        finally:
-            self._busy[shard] -= 1
+        if parts.scheme.lower() not in {"http", "https"} or not parts.hostname:
+            detail = f"not an absolute http(s) URL: {current!r}"
+            return _failure(url, current, FetchError.INVALID_URL, detail, started, hops)
+        too_large: str | None = None
 
-    async def _read_bounded(self, response: httpx.Response) -> tuple[bytes, bool]:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                return b"", True
-            chunks.append(chunk)
-        return b"".join(chunks), False
+        def read_body(response: Response) -> bool:
+            nonlocal too_large
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self.max_body_bytes:
+                too_large = f"declared {declared} bytes"
+                return False
+            media_type = _media_type(response.headers.get("content-type"))
+            return response.status not in REDIRECT_STATUSES and (
+                media_type is None or media_type in READ_TYPES
+            )
+
+        try:
+            response = await self._client.get(parts, limit=self.max_body_bytes, read_body=read_body)
+        except HTTPError as exc:
+            return _failure(url, current, _ERRORS[exc.kind], exc.detail, started, hops)
+        if response.too_large:
+            too_large = f"body over {self.max_body_bytes} bytes"
+        return FetchResult(
+            url=url,
+            final_url=current,
+            status=response.status,
+            headers=response.headers,
+            content_type=_media_type(response.headers.get("content-type")),
+            body=response.body,
+            error=None if too_large is None else FetchError.TOO_LARGE,
+            detail=too_large,
+            elapsed_s=time.monotonic() - started,
+            redirects=hops,
+        )
+
+
+_ERRORS = {
+    "timeout": FetchError.TIMEOUT,
+    "connection": FetchError.CONNECTION,
+    "private-address": FetchError.PRIVATE_ADDRESS,
+    "invalid-url": FetchError.INVALID_URL,
+}
+
+
+def _plain(url: str) -> bool:
+    return url.isascii() and " " not in url and url.isprintable()
 
 
 def _check_hop(target: str, scope: Scope | None) -> tuple[FetchError, str] | None:

@@ -4,6 +4,7 @@ Pure functions: no I/O here."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,13 +93,25 @@ def admit(config: CrawlConfig, links_at: list[tuple[str, int]]) -> list[NewURL]:
     """The (URL, depth) pairs the crawl's scope admits, canonical and deduplicated."""
     admitted: dict[int, NewURL] = {}
     for link, depth in links_at:
-        try:
-            parts = new_url(link, depth)
-        except InvalidURL:
+        parts = _canonical_parts(link)
+        if parts is None:
             continue
-        if parts.fingerprint not in admitted and config.scope.admits(parts.url, depth):
-            admitted[parts.fingerprint] = NewURL(*parts)
+        url, fingerprint, host = parts
+        if fingerprint not in admitted and config.scope.admits(url, depth):
+            admitted[fingerprint] = NewURL(url, fingerprint, host, depth)
     return list(admitted.values())
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _canonical_parts(link: str) -> tuple[str, int, str] | None:
+    """Canonical URL, fingerprint and authority of a link, None when it is not a valid http(s)
+    URL. Remembered: a site's links recur on many of its pages (menus, pagination, the pages
+    linking each other), and canonicalising is most of a link's cost."""
+    try:
+        parts = new_url(link, 0)
+    except InvalidURL:
+        return None
+    return parts.url, parts.fingerprint, parts.host
 
 
 def page_row(

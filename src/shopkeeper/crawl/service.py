@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -249,14 +249,19 @@ async def mark_running(context: CrawlContext, *, crawl_id: uuid.UUID) -> None:
         await session.commit()
 
 
-async def finish_idle_crawls(context: CrawlContext) -> list[uuid.UUID]:
-    """Running crawls with nothing queued or in flight are finished. A worker adds a page's
-    links before it acknowledges the page, and the frontier counts in one snapshot, so a crawl
-    seen empty here has no URL left to come."""
+async def finish_idle_crawls(
+    context: CrawlContext, *, crawl_ids: Collection[uuid.UUID] | None = None
+) -> list[uuid.UUID]:
+    """Running crawls (of `crawl_ids`, default all) with nothing queued or in flight are
+    finished. A worker adds a page's links before it acknowledges the page, and the frontier
+    counts in one snapshot, so a crawl seen empty here has no URL left to come."""
+    query = select(Crawl.id).where(Crawl.status == CrawlStatus.RUNNING)
+    if crawl_ids is not None:
+        if not crawl_ids:
+            return []
+        query = query.where(Crawl.id.in_(list(crawl_ids)))
     async with context.db.session() as session:
-        running = list(
-            await session.scalars(select(Crawl.id).where(Crawl.status == CrawlStatus.RUNNING))
-        )
+        running = list(await session.scalars(query))
         owned = await live_job_crawls(session) if running else set()
     finished = []
     for crawl_id in running:

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import structlog
 
 from shopkeeper.crawl import metrics, service
-from shopkeeper.crawl.aio import wait_any
+from shopkeeper.crawl.aio import Wakeup
 from shopkeeper.crawl.auth import authenticate_worker
 from shopkeeper.crawl.context import CrawlContext
 from shopkeeper.crawl.fetch import Fetcher
@@ -61,8 +61,15 @@ CONFIG_TTL_S = 1.0
 """How stale a worker's copy of a crawl (status, rules) may be: a cancel reaches it this late."""
 HOUSEKEEPING_S = 1.0
 FLUSH_GATHER_S = 0.02
+"""How long the flusher waits for more outcomes while fetches are still deciding theirs."""
+IDLE_MIN_S = 0.01
+IDLE_MAX_S = 0.2
+"""Bounds of the lease loop's wait after an empty lease (it backs off while idle)."""
+SLOT_WAIT_S = 0.1
 CAP_SLACK = 1000
 """URLs below a crawl's max_pages under which every add counts the crawl afresh."""
+QUEUED_MEMORY = 200_000
+"""Fingerprints a worker remembers having queued (about 15 MB), over all crawls."""
 
 
 class CrawlWorker:
@@ -93,8 +100,16 @@ class CrawlWorker:
         self._held: dict[str, Lease] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._outcomes: list[Outcome] = []
-        self._outcome_ready = asyncio.Event()
-        self._slot_freed = asyncio.Event()
+        self._deciding = 0
+        """Leases whose outcome is not decided yet (more outcomes are coming while > 0)."""
+        self._batch = max(1, self.concurrency // 4)
+        # Wake-ups: the flusher when outcomes are worth writing, the lease loop when enough
+        # slots are free or a flush may have made work (links queued, retries, slots freed).
+        self._outcome_ready = Wakeup()
+        self._slots = Wakeup()
+        self._work = Wakeup()
+        self._acked_crawls: set[uuid.UUID] = set()
+        """Crawls this worker acknowledged URLs of since it last looked for finished crawls."""
         self._configs: dict[uuid.UUID, CrawlConfig] = {}
         self._policies: dict[tuple[uuid.UUID, str], HostPolicy] = {}
         self._clock_offset = 0.0
@@ -103,6 +118,10 @@ class CrawlWorker:
         self._locks: dict[tuple[str, Any], asyncio.Lock] = {}
         self._flush_lock = asyncio.Lock()
         self._seen: dict[uuid.UUID, tuple[int, float]] = {}
+        self._queued: dict[uuid.UUID, set[int]] = {}
+        """Per crawl, fingerprints this worker has queued: the frontier would refuse them again
+        (its seen set only grows), so they are not sent again."""
+        self._queued_count = 0
         self._stop = asyncio.Event()
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -130,9 +149,17 @@ class CrawlWorker:
             runner = JobRunner(self.context, name=self._token, slots=slots)
             jobs = asyncio.create_task(runner.run(stop))
         log.info("crawl_worker_started", worker=self.name, concurrency=self.concurrency)
+        waking = [
+            asyncio.create_task(self._wake_on(stop)),
+            # Another worker's links or a new crawl: an idle worker hears of it at once.
+            asyncio.create_task(self.frontier.watch_work(self._work.fire)),
+        ]
         try:
             await self._lease_loop(stop)
         finally:
+            for task in waking:
+                task.cancel()
+            await asyncio.gather(*waking, return_exceptions=True)
             if jobs is not None:
                 stop.set()
                 await asyncio.gather(jobs, return_exceptions=True)
@@ -161,6 +188,11 @@ class CrawlWorker:
                 self._held.pop(lease.token, None)
             log.info("crawl_worker_returned_leases", worker=self.name, count=len(unfinished))
 
+    async def _wake_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._slots.fire()
+        self._work.fire()
+
     async def _sync_clock(self) -> None:
         before = time.time()
         frontier_now = await self.frontier.now()
@@ -173,43 +205,52 @@ class CrawlWorker:
     # --- leasing --------------------------------------------------------------------------------
 
     async def _lease_loop(self, stop: asyncio.Event) -> None:
-        idle = 0.01
-        stopping = asyncio.create_task(stop.wait())
-        try:
-            while not stop.is_set():
-                free = self.concurrency - len(self._tasks)
-                # Lease in batches: waiting a moment for more free slots beats a round trip per URL.
-                if free <= 0 or (self._tasks and free < max(1, self.concurrency // 4)):
-                    self._slot_freed.clear()
-                    await wait_any(stopping, self._slot_freed.wait(), seconds=0.02)
-                    continue
-                try:
-                    leases = await self.frontier.lease(
-                        worker=self._token, limit=free, lease_seconds=self.lease_seconds
-                    )
-                except Exception:
-                    log.exception("crawl_lease_failed", worker=self.name)
-                    leases = []
-                    idle = 1.0
-                for lease in leases:
-                    self._held[lease.token] = lease
-                    task = asyncio.create_task(self._process(lease))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._task_done)
-                if leases:
-                    idle = 0.01
-                    continue
-                await wait_any(stopping, None, seconds=idle)
-                # While fetches are in flight their links and retries are about to arrive (and
-                # on PostgreSQL a host row another worker is updating is skipped, not waited
-                # for): ask again soon. An idle worker backs off.
-                idle = 0.01 if self._tasks else min(idle * 2, 0.2)
-        finally:
-            stopping.cancel()
+        idle = IDLE_MIN_S
+        while not stop.is_set():
+            free = self.concurrency - len(self._tasks)
+            # Lease in batches: waiting a moment for more free slots beats a round trip per URL.
+            if free <= 0 or (self._tasks and free < self._batch):
+                await self._slots.wait(SLOT_WAIT_S)
+                continue
+            try:
+                leases = await self.frontier.lease(
+                    worker=self._token, limit=free, lease_seconds=self.lease_seconds
+                )
+            except Exception:
+                log.exception("crawl_lease_failed", worker=self.name)
+                leases = []
+                idle = 1.0
+            for lease in leases:
+                self._held[lease.token] = lease
+                self._deciding += 1
+                task = asyncio.create_task(self._process(lease))
+                self._tasks.add(task)
+                task.add_done_callback(self._task_done)
+            if leases:
+                idle = IDLE_MIN_S
+                continue
+            if not self._held and self._acked_crawls:
+                # Nothing to lease and nothing in hand: the crawls whose URLs this worker
+                # acknowledged may be finished now (their last links are queued before the
+                # acks). Looking here, at once, instead of at the next housekeeping tick.
+                await self._finish_idle()
+            # A flush of this worker wakes the loop at once; other workers' links and, on
+            # PostgreSQL, a host row another worker was updating (skipped, not waited for) are
+            # found by asking again: soon while fetches are in flight, backing off when idle.
+            await self._work.wait(idle)
+            idle = IDLE_MIN_S if self._held else min(idle * 2, IDLE_MAX_S)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        self._slot_freed.set()
+        if not self._tasks or self.concurrency - len(self._tasks) >= self._batch:
+            self._slots.fire()
+
+    async def _finish_idle(self) -> None:
+        crawls, self._acked_crawls = self._acked_crawls, set()
+        try:
+            await service.finish_idle_crawls(self.context, crawl_ids=crawls)
+        except Exception:
+            log.exception("crawl_finish_check_failed", worker=self.name)
 
     async def _renew_loop(self) -> None:
         while True:
@@ -317,8 +358,14 @@ class CrawlWorker:
             config = self._configs.get(lease.crawl_id)
             if config is not None and lease.attempts + 1 >= config.max_attempts:
                 outcome = Outcome(lease, page=page_row(lease, PageState.DEAD, error=repr(exc)))
-        self._outcomes.append(outcome)
-        self._outcome_ready.set()
+        finally:
+            self._deciding -= 1
+        outcomes = self._outcomes
+        outcomes.append(outcome)
+        # The flusher wakes for the first outcome (it then gathers), when a batch is complete,
+        # and when no other outcome is on its way.
+        if len(outcomes) == 1 or len(outcomes) >= self._batch or not self._deciding:
+            self._outcome_ready.fire()
 
     async def _decide(self, lease: Lease) -> Outcome:
         config = await self._config(lease.crawl_id)
@@ -449,12 +496,14 @@ class CrawlWorker:
 
     async def _flush_loop(self) -> None:
         while True:
-            await self._outcome_ready.wait()
-            if len(self._outcomes) < max(2, self.concurrency // 4):
-                # Three writes per flush whatever its size: gathering a few more outcomes for a
-                # moment costs the pages that long, and saves writes at every busy moment.
-                await asyncio.sleep(FLUSH_GATHER_S)
-            self._outcome_ready.clear()
+            await self._outcome_ready.wait(1.0)
+            if not self._outcomes:
+                continue
+            if self._deciding and len(self._outcomes) < self._batch:
+                # The same few writes per flush whatever its size: gathering more outcomes for
+                # a moment costs the pages that long, and saves writes at every busy moment.
+                # Nothing is gained waiting when no other outcome is on its way.
+                await self._outcome_ready.wait(FLUSH_GATHER_S)
             try:
                 await self._flush()
             except Exception:
@@ -484,6 +533,7 @@ class CrawlWorker:
         done = [o.lease for o in outcomes if o.retry_at is None]
         if done:
             await self.frontier.complete(done)
+            self._acked_crawls.update(lease.crawl_id for lease in done)
         for outcome in outcomes:
             if outcome.retry_at is not None:
                 await self.frontier.retry(
@@ -492,6 +542,8 @@ class CrawlWorker:
             elif outcome.page is not None:
                 metrics.PAGES.labels(outcome.page["state"]).inc()
             self._held.pop(outcome.lease.token, None)
+        # Links queued, URLs back in the queue, host slots freed: there may be work to lease.
+        self._work.fire()
 
     async def _enqueue(self, outcomes: Sequence[Outcome]) -> None:
         by_crawl: dict[uuid.UUID, dict[int, NewURL]] = {}
@@ -503,12 +555,24 @@ class CrawlWorker:
             config = self._configs.get(crawl_id)
             if config is None or config.status == CrawlStatus.CANCELLED:
                 continue
+            known = self._queued.setdefault(crawl_id, set())
+            fresh = [url for fingerprint, url in urls.items() if fingerprint not in known]
+            if not fresh:
+                continue
             policy = service.host_policy(config.politeness)
-            for host in {url.host for url in urls.values()}:
+            for host in {url.host for url in fresh}:
                 if (crawl_id, host) not in self._policies:
                     await self.frontier.set_host_policy(crawl_id, host, policy)
                     self._policies[(crawl_id, host)] = policy
-            await self._add_capped(config, list(urls.values()))
+            await self._add_capped(config, fresh)
+            # Remembered once added (a URL the max_pages cap refused stays refused: the count
+            # of seen URLs only grows). Forgetting everything now and then bounds the memory.
+            if self._queued_count + len(fresh) > QUEUED_MEMORY:
+                self._queued.clear()
+                self._queued_count = 0
+                known = self._queued.setdefault(crawl_id, set())
+            known.update(url.fingerprint for url in fresh)
+            self._queued_count += len(fresh)
 
     async def _add_capped(self, config: CrawlConfig, urls: list[NewURL]) -> None:
         """Queue the URLs, no more than `max_pages` seen in all. Between workers adding at the

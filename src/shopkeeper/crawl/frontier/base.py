@@ -8,7 +8,7 @@ use `Frontier.now()` to compute `not_before` and `until` values rather than the 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -147,6 +147,13 @@ class Frontier(Protocol):
     async def drop_crawl(self, crawl_id: uuid.UUID) -> None:
         """Cancel: deactivate and forget queued URLs; the seen set stays until the crawl is
         deleted, outstanding leases still complete normally."""
+        ...
+
+    async def watch_work(self, wake: Callable[[], None]) -> None:
+        """Call `wake()` whenever another process may have made work leasable (a host's queue
+        went from empty to not, a crawl was activated), until cancelled. A hint only, so that
+        idle workers need not poll often: a missed one costs latency, never a URL. Returns at
+        once where there is no other process to hear from (SQLite)."""
         ...
 
     async def close(self) -> None:

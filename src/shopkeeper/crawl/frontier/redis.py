@@ -11,11 +11,13 @@ when they may start), which crawls have work per host `hc:<host>`, per-crawl pol
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 
+import structlog
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
@@ -27,7 +29,10 @@ from shopkeeper.crawl.frontier.base import (
     NewURL,
 )
 
+log = structlog.get_logger(__name__)
+
 ADD_CHUNK = 2000
+WATCH_RETRY_S = 1.0
 REAP_BATCH = 1000
 BUCKET_SHIFT = 48
 """A fingerprint's top 16 bits pick its seen-set bucket: 65,536 integer sets per crawl, each under
@@ -215,6 +220,23 @@ class RedisFrontier:
 
     async def drop_crawl(self, crawl_id: uuid.UUID) -> None:
         await self._run("drop", str(crawl_id))
+
+    async def watch_work(self, wake: Callable[[], None]) -> None:
+        channel = f"{self._global}:work"
+        while True:
+            try:
+                async with self._client.pubsub() as pubsub:
+                    await pubsub.subscribe(channel)
+                    # Whatever was added while not subscribed is found by the next lease.
+                    wake()
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            wake()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("crawl_frontier_watch_failed", exc_info=True)
+            await asyncio.sleep(WATCH_RETRY_S)
 
     async def delete_namespace(self) -> int:
         """Delete every key of this namespace (tests, benches); not for a shared production one."""

@@ -11,11 +11,13 @@ The statements of each are in `sql_postgres` and `sql_sqlite`.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import structlog
 from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -49,6 +51,9 @@ POLICIES = table_of(CrawlHostPolicy)
 CRAWLS = table_of(FrontierCrawl)
 
 REAP_BATCH = 1000
+WATCH_RETRY_S = 1.0
+
+log = structlog.get_logger(__name__)
 
 # The effective policy of the hosts a crawl has policies for: the largest delay and smallest
 # in-flight limit among active crawls; unchanged when no active crawl has the host.
@@ -133,7 +138,10 @@ class SQLFrontier:
             # Host rows in host order, as the statements that free slots lock them.
             await connection.execute(pg.LOCK_HOSTS, {"hosts": hosts})
             counts = [per_host[host] for host in hosts]
-            await connection.execute(pg.COUNT_QUEUED, {"hosts": hosts, "counts": counts})
+            started = await connection.execute(pg.COUNT_QUEUED, {"hosts": hosts, "counts": counts})
+            if any(started.scalars()):
+                # Delivered at commit, to every worker listening.
+                await connection.execute(pg.NOTIFY_WORK)
             return
         await connection.execute(
             update(HOSTS)
@@ -196,6 +204,41 @@ class SQLFrontier:
         async with self._engine.begin() as connection:
             await connection.execute(upsert)
             await self._recompute(connection, crawl_id)
+            if active and self._postgres:
+                await connection.execute(pg.NOTIFY_WORK)
+
+    async def watch_work(self, wake: Callable[[], None]) -> None:
+        if not self._postgres:
+            return  # one process: its own flushes wake its lease loop
+        while True:
+            try:
+                await self._listen(wake)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("crawl_frontier_watch_failed", exc_info=True)
+            await asyncio.sleep(WATCH_RETRY_S)
+
+    async def _listen(self, wake: Callable[[], None]) -> None:
+        """LISTEN on one connection of the pool until it closes."""
+        async with self._engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            listener = raw.driver_connection
+            assert listener is not None
+            closed = asyncio.Event()
+
+            def heard(*_: Any) -> None:
+                wake()
+
+            listener.add_termination_listener(lambda *_: closed.set())
+            await listener.add_listener(pg.WORK_CHANNEL, heard)
+            try:
+                # Whatever was added while not listening is found by the next lease.
+                wake()
+                await closed.wait()
+            finally:
+                if not listener.is_closed():
+                    await listener.remove_listener(pg.WORK_CHANNEL, heard)
 
     async def _recompute(
         self, connection: AsyncConnection, crawl_id: uuid.UUID, only_host: str | None = None

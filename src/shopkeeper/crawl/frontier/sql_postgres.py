@@ -208,11 +208,18 @@ RETURNING host
 LOCK_HOSTS = text("""
 SELECT host FROM crawl_hosts WHERE host = ANY(CAST(:hosts AS text[])) ORDER BY host FOR UPDATE
 """)
+# RETURNING: whether the host had nothing queued before (its queue just started: idle workers
+# are told, see WORK_CHANNEL).
 COUNT_QUEUED = text("""
 UPDATE crawl_hosts h SET queued = h.queued + t.n
 FROM unnest(CAST(:hosts AS text[]), CAST(:counts AS integer[])) AS t(host, n)
 WHERE h.host = t.host
+RETURNING h.queued - t.n <= 0 AND t.n > 0
 """)
+
+WORK_CHANNEL = "shopkeeper_crawl_work"
+"""LISTEN/NOTIFY channel: a host's queue went from empty to not, or a crawl was activated."""
+NOTIFY_WORK = text(f"SELECT pg_notify('{WORK_CHANNEL}', '')")
 
 LOCK_POLICY_HOSTS = """
 SELECT host FROM crawl_hosts

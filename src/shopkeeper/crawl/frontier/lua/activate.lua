@@ -12,4 +12,5 @@ for _, host in ipairs(redis.call('SMEMBERS', ck(crawl, 'hosts'))) do
   end
   schedule(host)
 end
+if ARGV[4] == '1' then redis.call('PUBLISH', WORK, '1') end
 return 1

@@ -3,11 +3,12 @@
 local crawl = ARGV[3]
 local added = 0
 local touched = {}
+local started = false
 local hosts = ck(crawl, 'hosts')
 for i = 4, #ARGV, 4 do
   local host = ARGV[i + 2]
   if redis.call('SADD', ck(crawl, 's:' .. ARGV[i]), ARGV[i + 1]) == 1 then
-    redis.call('RPUSH', ck(crawl, 'q:' .. host), ARGV[i + 3])
+    if redis.call('RPUSH', ck(crawl, 'q:' .. host), ARGV[i + 3]) == 1 then started = true end
     added = added + 1
     touched[host] = true
   end
@@ -23,4 +24,5 @@ for host, _ in pairs(touched) do
   redis.call('SADD', host_crawls(host), crawl)
   if active then schedule(host) end
 end
+if started and active then redis.call('PUBLISH', WORK, '1') end
 return added

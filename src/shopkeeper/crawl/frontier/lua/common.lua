@@ -8,6 +8,9 @@ local ACTIVE = G .. ':active'
 local LEASES = G .. ':leases'
 local EXPIRY = G .. ':expiry'
 local SEQ = G .. ':seq'
+-- Pub/sub channel: a host's queue went from empty to not, or a crawl was activated (a hint for
+-- idle workers; see RedisFrontier.watch_work).
+local WORK = G .. ':work'
 
 local function host_key(host) return G .. ':host:' .. host end
 local function host_crawls(host) return G .. ':hc:' .. host end
