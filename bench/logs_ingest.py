@@ -139,6 +139,35 @@ async def wait_ready(url: str, timeout: float = 60) -> None:
     raise RuntimeError("server did not start")
 
 
+async def post_body(
+    http: httpx.AsyncClient, url: str, key: str, body: bytes, latencies: list[float]
+) -> httpx.Response:
+    """One NDJSON body to the ingest endpoint; its round trip is appended to `latencies`."""
+    started = time.perf_counter()
+    response = await http.post(
+        url + "/api/v1/logs/ingest",
+        content=body,
+        headers={"Content-Type": "application/x-ndjson", "Authorization": f"Bearer {key}"},
+    )
+    latencies.append(time.perf_counter() - started)
+    return response
+
+
+def load_figures(
+    accepted: int, elapsed: float, latencies: list[float], rejected: int
+) -> dict[str, float]:
+    latencies.sort()
+    return {
+        "lines": accepted,
+        "seconds": elapsed,
+        "lines_per_s": accepted / elapsed,
+        "requests": len(latencies),
+        "rejected": rejected,
+        "p50_ms": latencies[len(latencies) // 2] * 1000 if latencies else 0,
+        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000 if latencies else 0,
+    }
+
+
 async def load(
     url: str, key: str, payloads: list[bytes], senders: int, duration: float
 ) -> dict[str, float]:
@@ -154,16 +183,7 @@ async def load(
             i = offset
             while time.monotonic() < stop_at:
                 body = payloads[i % len(payloads)]
-                started = time.perf_counter()
-                response = await http.post(
-                    url + "/api/v1/logs/ingest",
-                    content=body,
-                    headers={
-                        "Content-Type": "application/x-ndjson",
-                        "Authorization": f"Bearer {key}",
-                    },
-                )
-                latencies.append(time.perf_counter() - started)
+                response = await post_body(http, url, key, body, latencies)
                 if response.status_code == 200:
                     accepted += response.json()["accepted"]
                     assert response.json()["accepted"] == counts[i % len(payloads)]
@@ -177,16 +197,7 @@ async def load(
     started = time.monotonic()
     await asyncio.gather(*(sender(n) for n in range(senders)))
     elapsed = time.monotonic() - started
-    latencies.sort()
-    return {
-        "lines": accepted,
-        "seconds": elapsed,
-        "lines_per_s": accepted / elapsed,
-        "requests": len(latencies),
-        "rejected": rejected,
-        "p50_ms": latencies[len(latencies) // 2] * 1000 if latencies else 0,
-        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000 if latencies else 0,
-    }
+    return load_figures(accepted, elapsed, latencies, rejected)
 
 
 def storage_per_line(db: Any) -> dict[str, float]:

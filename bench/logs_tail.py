@@ -35,7 +35,17 @@ from urllib.parse import urlencode
 import httpx
 import websockets
 
-from bench.logs_ingest import ROOT, bodies, free_port, load, serve, synthetic_lines, wait_ready
+from bench.logs_ingest import (
+    ROOT,
+    bodies,
+    free_port,
+    load,
+    load_figures,
+    post_body,
+    serve,
+    synthetic_lines,
+    wait_ready,
+)
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
@@ -153,16 +163,7 @@ async def paced_load(
                     return
                 await asyncio.sleep(max(0.0, due - time.monotonic()))
                 body = payloads[index % len(payloads)]
-                started = time.perf_counter()
-                response = await http.post(
-                    url + "/api/v1/logs/ingest",
-                    content=body,
-                    headers={
-                        "Content-Type": "application/x-ndjson",
-                        "Authorization": f"Bearer {key}",
-                    },
-                )
-                latencies.append(time.perf_counter() - started)
+                response = await post_body(http, url, key, body, latencies)
                 if response.status_code == 200:
                     accepted += response.json()["accepted"]
                 elif response.status_code == 429:
@@ -172,16 +173,7 @@ async def paced_load(
 
     await asyncio.gather(*(sender() for _ in range(senders)))
     elapsed = time.monotonic() - begin
-    latencies.sort()
-    return {
-        "lines": accepted,
-        "seconds": elapsed,
-        "lines_per_s": accepted / elapsed,
-        "requests": len(latencies),
-        "rejected": rejected,
-        "p50_ms": latencies[len(latencies) // 2] * 1000 if latencies else 0,
-        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000 if latencies else 0,
-    }
+    return load_figures(accepted, elapsed, latencies, rejected)
 
 
 async def probe(
