@@ -135,6 +135,13 @@ class LogStore(abc.ABC):
         for statement in schema.create_table_sql(self.database, self.retention_days):
             await self.command(statement)
         await self.command(schema.modify_ttl_sql(self.database, self.retention_days))
+        tables = await self.query(
+            "SELECT engine_full FROM system.tables "
+            "WHERE database = {database:String} AND name = {table:String}",
+            {"database": self.database, "table": schema.TABLE},
+        )
+        if tables and schema.merge_setting() not in str(tables[0]["engine_full"]):
+            await self.command(schema.modify_merge_setting_sql(self.database))
         indexes = await self.query(
             "SELECT name FROM system.data_skipping_indices "
             "WHERE database = {database:String} AND table = {table:String}",
