@@ -16,7 +16,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import OAuth2PasswordBearer
 
 from shopkeeper.accounts.liveness import ensure_active_user
-from shopkeeper.accounts.service import API_KEY_PREFIX, actor_for_key
+from shopkeeper.accounts.service import API_KEY_PREFIX, actor_for_presented_key
 from shopkeeper.core.errors import Forbidden, Unauthorized
 from shopkeeper.core.security import Actor, Principal, decode_access_token
 from shopkeeper.core.settings import Settings
@@ -65,7 +65,8 @@ def _credentials(request: Request) -> tuple[str, str] | None:
 
 async def authenticate(request: Request) -> Actor | None:
     """The caller, or None without credentials; bad credentials are 401. Keys are looked up on
-    every request (one indexed read), so a revoked key stops working at once on every process."""
+    every request (one indexed read, outside a transaction), so a revoked key stops working at
+    once on every process."""
     credentials = _credentials(request)
     if credentials is None:
         return None
@@ -74,8 +75,7 @@ async def authenticate(request: Request) -> Actor | None:
         principal = decode_access_token(value, request.app.state.settings)
         await ensure_active_user(request.app.state.runtime.db, principal.user_id)
         return Actor(user_id=principal.user_id, key_id=None, permissions=principal.permissions)
-    async with request.app.state.runtime.db.session() as session:
-        return await actor_for_key(session, presented=value)
+    return await actor_for_presented_key(request.app.state.runtime.db, value)
 
 
 def require(permission: str) -> Callable[..., Awaitable[Actor]]:

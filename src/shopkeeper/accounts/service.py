@@ -8,7 +8,7 @@ import secrets
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import ScalarSelect, delete, insert, select, update
+from sqlalchemy import ScalarSelect, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -17,7 +17,7 @@ from shopkeeper.accounts.events import UserRegistered
 from shopkeeper.accounts.models import ApiKey, RefreshToken, User, UserRole
 from shopkeeper.accounts.roles import permissions_of, unknown_roles, unknown_scopes
 from shopkeeper.accounts.schemas import TokenPair
-from shopkeeper.core.db import affected_rows, table_of, utcnow
+from shopkeeper.core.db import Database, affected_rows, table_of, utcnow
 from shopkeeper.core.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from shopkeeper.core.hashing import hash_password_off_loop, verify_password_off_loop
 from shopkeeper.core.messaging.events import record_event
@@ -311,6 +311,23 @@ async def actor_for_key(session: AsyncSession, *, presented: str) -> Actor:
     if key is None:
         raise InvalidApiKey()
     return Actor(user_id=None, key_id=key.id, permissions=frozenset(key.scopes), tenant=key.tenant)
+
+
+# Built once: a statement built per call pays SQLAlchemy's cache-key walk on every request.
+_LIVE_KEY = select(ApiKey.id, ApiKey.scopes, ApiKey.tenant).where(
+    ApiKey.key_hash.in_(bindparam("hashes", expanding=True)), ApiKey.revoked_at.is_(None)
+)
+
+
+async def actor_for_presented_key(db: Database, presented: str) -> Actor:
+    """`actor_for_key` as one read statement outside a transaction (see `Database.lone_reads`):
+    every ingest request looks its key up, and concurrent lookups must not queue."""
+    hashes = [hash_token(candidate) for candidate in _key_forms(presented)]
+    async with db.lone_reads.connect() as connection:
+        row = (await connection.execute(_LIVE_KEY, {"hashes": hashes})).first()
+    if row is None:
+        raise InvalidApiKey()
+    return Actor(user_id=None, key_id=row.id, permissions=frozenset(row.scopes), tenant=row.tenant)
 
 
 def _key_forms(presented: str) -> list[str]:

@@ -114,6 +114,13 @@ class Database:
         self.autocommit: AsyncEngine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         """For a lone statement on PostgreSQL: no BEGIN and ROLLBACK round trips. Not for SQLite,
         whose connections issue their own `BEGIN IMMEDIATE` (see `_configure_sqlite`)."""
+        no_begin = self.engine.execution_options(**{_NO_BEGIN: True})
+        self.lone_reads: AsyncEngine = no_begin if self.is_sqlite else self.autocommit
+        """For one read statement on either database, outside a transaction: on PostgreSQL no
+        BEGIN and ROLLBACK round trips; on SQLite the statement's own implicit read transaction,
+        not `BEGIN IMMEDIATE`: its write lock queued concurrent reads behind one another and
+        behind the background jobs' writes (four ingest requests' key lookups took ~20 ms in
+        turn under bench.logs_ingest, the INSERT waiting for all four). Never for writes."""
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -151,6 +158,10 @@ def _ensure_sqlite_dir(url: str) -> None:
             os.makedirs(directory, exist_ok=True)
 
 
+_NO_BEGIN = "shopkeeper_sqlite_no_begin"
+"""Execution option: this SQLite connection issues no `BEGIN IMMEDIATE` (lone reads only)."""
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -165,6 +176,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
+        if connection.get_execution_options().get(_NO_BEGIN):
+            return  # `Database.lone_reads`: autocommit (isolation_level None) reads alone
         # A deferred transaction that reads and then writes fails at once with SQLITE_BUSY when
         # another writer committed in between; taking the write lock up front makes writers queue.
         connection.exec_driver_sql("BEGIN IMMEDIATE")

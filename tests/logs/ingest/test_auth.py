@@ -3,11 +3,15 @@ in each protocol's own error format."""
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import orjson
 import pytest
 from elasticsearch import AuthenticationException, AuthorizationException, Elasticsearch
+from sqlalchemy import text
 
+from shopkeeper.core.db import Database
 from shopkeeper.core.settings import Settings
 from shopkeeper.logs.store import LogStore
 from tests.logs.conftest import LiveServer, make_key, stored_rows
@@ -75,6 +79,31 @@ async def test_each_key_writes_into_its_own_tenant(
         assert response.status_code == 200
     assert [row["message"] for row in await stored_rows(log_store, tenant)] == [f"from {tenant}"]
     assert [row["message"] for row in await stored_rows(log_store, other)] == [f"from {other}"]
+
+
+async def test_a_key_is_read_while_another_connection_holds_the_write_lock(
+    logs_client: httpx.AsyncClient, logs_settings: Settings, tenant: str
+) -> None:
+    """The key lookup is a lone read, outside a transaction: on SQLite a writer holding the
+    database's write lock (a background job claiming work) does not hold up ingest. Taking
+    the write lock for the lookup, as a session does, waited for the writer to finish."""
+    key = await make_key(logs_settings, scopes=["logs:write"], tenant=tenant)
+    database = Database(logs_settings)
+    try:
+        async with database.session() as writer:
+            await writer.execute(text("DELETE FROM api_keys WHERE 1 = 0"))  # holds the lock
+            response = await asyncio.wait_for(
+                logs_client.post(
+                    NDJSON,
+                    content=b'{"message": "while a writer works"}\n',
+                    headers={"Authorization": f"Bearer {key}"},
+                ),
+                timeout=10,
+            )
+            assert response.status_code == 200
+            assert response.json() == {"accepted": 1}
+    finally:
+        await database.dispose()
 
 
 def test_the_elasticsearch_client_reports_bad_keys_as_auth_errors(

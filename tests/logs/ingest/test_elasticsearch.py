@@ -154,6 +154,9 @@ async def test_a_storage_failure_after_the_first_index_is_reported_per_item(
                 raise StoreUnavailable("too many parts")
             await log_store.insert_many(batches)
 
+        def stage(self, batches: list[Batch]) -> None:
+            log_store.stage(batches)
+
     writer = GroupCommitWriter(FailingForOneIndex(), max_pending_lines=100, batch_lines=100)  # type: ignore[arg-type]
     await writer.start()
     sink, logs_app.state.logs.sink = logs_app.state.logs.sink, writer

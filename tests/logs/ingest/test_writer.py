@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from shopkeeper.logs.ingest.errors import IngestOverloaded, StorageUnavailable
 from shopkeeper.logs.ingest.writer import GroupCommitWriter
 from shopkeeper.logs.store import Batch, LogStore
+from shopkeeper.logs.store.embedded import EmbeddedStore
 from tests.logs.conftest import stored_rows
 
 
@@ -35,6 +36,9 @@ class CountingStore:
         if self.gate is not None:
             await self.gate.wait()
         await self.store.insert_many(batches)
+
+    def stage(self, batches: list[Batch]) -> None:
+        self.store.stage(batches)
 
 
 async def test_concurrent_requests_share_an_insert(log_store: LogStore, tenant: str) -> None:
@@ -131,6 +135,9 @@ async def test_storage_failures_reach_every_waiting_request(log_store: LogStore)
             from shopkeeper.logs.store import StoreUnavailable
 
             raise StoreUnavailable("disk full")
+
+        def stage(self, batches: list[Batch]) -> None:
+            """Nothing to prepare: nothing will be stored."""
 
     writer = GroupCommitWriter(Down(), max_pending_lines=100, batch_lines=100)  # type: ignore[arg-type]
     await writer.start()
@@ -240,3 +247,31 @@ async def test_stopping_stores_what_waits_and_refuses_new_writes(
         "w1",
         "w2",
     ]
+
+
+async def test_large_bodies_written_ahead_of_their_round_are_stored_once_each(
+    log_store: LogStore, tenant: str
+) -> None:
+    """Bodies over 512 KiB are written to files while they wait for their round (`stage`);
+    every line of every body is stored once, and no file is left behind."""
+    counting = CountingStore(log_store)
+    writer = GroupCommitWriter(counting, max_pending_lines=100_000, batch_lines=50_000)  # type: ignore[arg-type]
+    await writer.start()
+    counting.gate = asyncio.Event()
+    held = asyncio.create_task(writer.write([_batch(tenant, "first")]))
+    await asyncio.sleep(0.05)  # the first INSERT is running (held): the large bodies queue
+    bodies = [
+        _batch(tenant, *(f"body {b} line {n} " + "x" * 150 for n in range(4_000))) for b in range(3)
+    ]
+    assert all(len(batch.payload) > 512 * 1024 for batch in bodies)
+    waiting = [asyncio.create_task(writer.write([batch])) for batch in bodies]
+    await asyncio.sleep(0.1)
+    counting.gate.set()
+    await asyncio.gather(held, *waiting)
+    await writer.stop()
+    assert counting.inserts == [1, 12_000]
+    messages = [str(row["message"]) for row in await stored_rows(log_store, tenant)]
+    assert len(messages) == 12_001
+    assert len(set(messages)) == 12_001
+    if isinstance(log_store, EmbeddedStore):
+        assert list((log_store.path / "incoming").iterdir()) == []

@@ -102,6 +102,12 @@ async def test_a_table_of_the_earlier_ddl_is_migrated_when_the_store_opens(
                 )
             }
             assert codecs["message"] == "CODEC(ZSTD(3))"
+            engine = await store.query(
+                "SELECT engine_full FROM system.tables WHERE database = {db:String} "
+                "AND name = 'logs'",
+                {"db": database},
+            )
+            assert schema.merge_setting() in str(engine[0]["engine_full"])
             assert codecs["host"] == "CODEC(ZSTD(1))"
             for _ in range(300):
                 pending = await store.query(

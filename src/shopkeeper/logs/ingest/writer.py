@@ -110,6 +110,7 @@ class GroupCommitWriter:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.pending_lines += lines
         self._queue.append((batches, future))
+        self.store.stage(batches)
         self._wakeup.set()
         await asyncio.shield(future)
 

@@ -135,6 +135,13 @@ class LogStore(abc.ABC):
         for statement in schema.create_table_sql(self.database, self.retention_days):
             await self.command(statement)
         await self.command(schema.modify_ttl_sql(self.database, self.retention_days))
+        tables = await self.query(
+            "SELECT engine_full FROM system.tables "
+            "WHERE database = {database:String} AND name = {table:String}",
+            {"database": self.database, "table": schema.TABLE},
+        )
+        if tables and schema.merge_setting() not in str(tables[0]["engine_full"]):
+            await self.command(schema.modify_merge_setting_sql(self.database))
         indexes = await self.query(
             "SELECT name FROM system.data_skipping_indices "
             "WHERE database = {database:String} AND table = {table:String}",
@@ -167,11 +174,19 @@ class LogStore(abc.ABC):
         for batch in batches:
             groups.setdefault(batch.group, []).append(batch)
         for members in groups.values():
-            combined = _combine(members) if len(members) > 1 else members[0]
             started = time.perf_counter()
-            await self.insert(combined)
+            await self._insert_group(members)
             INSERT_SECONDS.observe(time.perf_counter() - started)
-            LINES_STORED.inc(combined.lines)
+            LINES_STORED.inc(sum(batch.lines for batch in members))
+
+    async def _insert_group(self, batches: Sequence[Batch]) -> None:
+        """One INSERT of batches of one group, deduplicated by `combined_batch_id`."""
+        await self.insert(combine_batches(batches) if len(batches) > 1 else batches[0])
+
+    def stage(self, batches: Sequence[Batch]) -> None:
+        """Told of batches queued for an `insert_many` soon (by the group-commit writer): a
+        store may start preparing them meanwhile. Returns at once; by default does nothing."""
+        return None
 
     @abc.abstractmethod
     async def query_bytes(
@@ -226,7 +241,7 @@ class Partition:
         return date(int(self.id[:4]), int(self.id[4:6]), int(self.id[6:]))
 
 
-def _combine(batches: Sequence[Batch]) -> Batch:
+def combine_batches(batches: Sequence[Batch]) -> Batch:
     first = batches[0]
     payload = b"".join(
         batch.payload if batch.payload.endswith(b"\n") else batch.payload + b"\n"
@@ -239,5 +254,13 @@ def _combine(batches: Sequence[Batch]) -> Batch:
         payload=payload,
         lines=sum(batch.lines for batch in batches),
         extra_attributes=first.extra_attributes,
-        batch_id=uuid.uuid5(uuid.NAMESPACE_OID, ",".join(b.batch_id for b in batches)).hex,
+        batch_id=combined_batch_id(batches),
     )
+
+
+def combined_batch_id(batches: Sequence[Batch]) -> str:
+    """The deduplication token of batches stored by one INSERT: derived from their ids in
+    order, so the same batches retried together are not stored twice."""
+    if len(batches) == 1:
+        return batches[0].batch_id
+    return uuid.uuid5(uuid.NAMESPACE_OID, ",".join(b.batch_id for b in batches)).hex

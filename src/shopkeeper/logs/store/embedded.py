@@ -5,8 +5,9 @@ directory shares it (an app, the shop's own log handler and tests alike). Querie
 one worker thread and connection; INSERTs on `INSERT_CONNECTIONS` connections of their own, so
 that two INSERTs overlap (one's single-threaded query analysis beside the other's parallel
 parsing) and a query never waits behind an INSERT. chDB is synchronous and releases the GIL
-while it works, so the event loop keeps serving. A batch reaches ClickHouse as a file under the
-data directory, read by `file()` and parsed there."""
+while it works, so the event loop keeps serving. A batch reaches ClickHouse as files under the
+data directory, read by `file()` and parsed there; the group-commit writer has them written
+(`stage`) while its request waits for the round, so an INSERT starts without copying bodies."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import asyncio
 import fcntl
 import queue
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from shopkeeper.logs.store.base import (
     LogStore,
     StoreUnavailable,
     batch_parameters,
+    combine_batches,
+    combined_batch_id,
     insert_sql,
 )
 from shopkeeper.logs.store.syslog_transform import SYSLOG_STRUCTURE
@@ -142,17 +145,42 @@ def _release(engine: _Engine) -> None:
                 _engine = None
 
 
+def _write_parts(incoming: Path, batch: Batch) -> list[Path]:
+    """`batch`'s payload as files in `incoming`, cut for parallel parsing (`_split_lines`)."""
+    files: list[Path] = []
+    try:
+        for n, part in enumerate(_split_lines(batch.payload, PARALLEL_PARTS)):
+            file = incoming / f"{batch.batch_id}.{n}.{batch.format}"
+            files.append(file)
+            file.write_bytes(part)
+    except BaseException:
+        _unlink(files)
+        raise
+    return files
+
+
+def _unlink(files: Sequence[Path]) -> None:
+    for file in files:
+        file.unlink(missing_ok=True)
+
+
 class EmbeddedStore(LogStore):
     def __init__(self, path: Path, *, database: str, retention_days: int) -> None:
         super().__init__(database=database, retention_days=retention_days)
         self.path = path.resolve()
         self._engine: _Engine | None = None
+        self._staged: dict[str, asyncio.Future[list[Path]]] = {}
+        """Files being written for queued batches, by batch id (see `stage`)."""
 
     async def _connect(self) -> None:
         self._engine = await asyncio.to_thread(_acquire, self.path)
 
     async def close(self) -> None:
         engine, self._engine = self._engine, None
+        staged, self._staged = [*self._staged.values()], {}
+        for files in await asyncio.gather(*staged, return_exceptions=True):
+            if isinstance(files, list):
+                _unlink(files)
         if engine is not None:
             await asyncio.to_thread(_release, engine)
 
@@ -160,45 +188,83 @@ class EmbeddedStore(LogStore):
     def concurrent_inserts(self) -> int:
         return INSERT_CONNECTIONS
 
+    def stage(self, batches: Sequence[Batch]) -> None:
+        """Write the batches' files now, on a worker thread, while their requests wait for a
+        round: the INSERT then starts at once, where it copied every body of the round into
+        one payload and wrote it out first (~6 ms of the ~190 ms cycle at 4 bodies of 2 MB)."""
+        engine = self._engine
+        if engine is None:
+            return
+        loop = asyncio.get_running_loop()
+        for batch in batches:
+            # Small ones are joined into one file at the INSERT: a file each would cost a
+            # round of many small pushes an open and a reader per push.
+            if len(batch.payload) >= _MIN_PART_BYTES and batch.batch_id not in self._staged:
+                self._staged[batch.batch_id] = loop.run_in_executor(
+                    None, _write_parts, engine.incoming, batch
+                )
+
     async def insert(self, batch: Batch) -> None:
+        await self._insert_group([batch])
+
+    async def _insert_group(self, batches: Sequence[Batch]) -> None:
+        """One INSERT reading every batch's files (written by `stage`, or now)."""
         engine = self._engine
         if engine is None:
             raise StoreUnavailable("the log store is closed")
         loop = asyncio.get_running_loop()
+        writes: list[asyncio.Future[list[Path]]] = []
+        rest: list[Batch] = []
+        for batch in batches:
+            staged = self._staged.pop(batch.batch_id, None)
+            if staged is None:
+                rest.append(batch)
+            else:
+                writes.append(staged)
+        if rest:
+            joined = combine_batches(rest) if len(rest) > 1 else rest[0]
+            writes.append(loop.run_in_executor(None, _write_parts, engine.incoming, joined))
+        written = await asyncio.gather(*writes, return_exceptions=True)
+        files = [file for result in written if isinstance(result, list) for file in result]
         try:
-            await loop.run_in_executor(engine.insert_executor, self._insert, engine, batch)
+            for result in written:
+                if isinstance(result, BaseException):
+                    _unlink(files)
+                    raise result
+            await loop.run_in_executor(
+                engine.insert_executor,
+                self._insert_files,
+                engine,
+                batches[0],
+                files,
+                combined_batch_id(batches),
+            )
         except StoreUnavailable:
             raise
         except Exception as exc:
             raise StoreUnavailable(str(exc)) from exc
 
-    def _insert(self, engine: _Engine, batch: Batch) -> None:
-        parts = _split_lines(batch.payload, PARALLEL_PARTS)
-        files = [
-            engine.incoming / f"{batch.batch_id}.{n}.{batch.format}" for n in range(len(parts))
-        ]
-        for file, part in zip(files, parts, strict=True):
-            file.write_bytes(part)
-        # One file per part: ClickHouse reads (and transforms) the parts on parallel streams,
-        # where one file of a few MB would be parsed on one.
-        pattern = str(engine.incoming / f"{batch.batch_id}.{{0..{len(parts) - 1}}}.{batch.format}")
+    def _insert_files(self, engine: _Engine, first: Batch, files: list[Path], token: str) -> None:
+        # Several files: ClickHouse reads (and transforms) them on parallel streams, where one
+        # file of a few MB would be parsed on one.
+        names = ",".join(file.name for file in files)
+        pattern = str(engine.incoming / (f"{{{names}}}" if len(files) > 1 else names))
+        if first.format == "json_lines":
+            relation = f"file({_quote(pattern)}, 'LineAsString', 'line String')"
+        elif first.format == "syslog":
+            relation = f"file({_quote(pattern)}, 'TabSeparated', {_quote(SYSLOG_STRUCTURE)})"
+        else:
+            relation = f"file({_quote(pattern)}, 'JSONEachRow', {_quote(RECORD_STRUCTURE)})"
+        sql = insert_sql(self.table, first.format, relation)
+        sql += f"\nSETTINGS insert_deduplication_token = {_quote(token)}"
+        inserter = engine.inserters.get()
         try:
-            if batch.format == "json_lines":
-                relation = f"file({_quote(pattern)}, 'LineAsString', 'line String')"
-            elif batch.format == "syslog":
-                relation = f"file({_quote(pattern)}, 'TabSeparated', {_quote(SYSLOG_STRUCTURE)})"
-            else:
-                relation = f"file({_quote(pattern)}, 'JSONEachRow', {_quote(RECORD_STRUCTURE)})"
-            sql = insert_sql(self.table, batch.format, relation)
-            sql += f"\nSETTINGS insert_deduplication_token = {_quote(batch.batch_id)}"
-            inserter = engine.inserters.get()
-            try:
-                inserter.query(sql, params=chdb_parameters(batch_parameters(batch)))
-            finally:
-                engine.inserters.put(inserter)
+            inserter.query(sql, params=chdb_parameters(batch_parameters(first)))
         finally:
-            for file in files:
-                file.unlink(missing_ok=True)
+            engine.inserters.put(inserter)
+            # Here, once the query returned: a round cancelled meanwhile (the writer stopping)
+            # must not take files from under an INSERT still reading them.
+            _unlink(files)
 
     async def query_bytes(
         self, sql: str, parameters: Mapping[str, Any] | None = None, fmt: str = "JSONEachRow"
