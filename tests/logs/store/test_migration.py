@@ -101,7 +101,7 @@ async def test_a_table_of_the_earlier_ddl_is_migrated_when_the_store_opens(
                     {"db": database},
                 )
             }
-            assert codecs["message"] == "CODEC(ZSTD(3))"
+            assert codecs["message"] == "CODEC(Default)"
             engine = await store.query(
                 "SELECT engine_full FROM system.tables WHERE database = {db:String} "
                 "AND name = 'logs'",
@@ -121,7 +121,75 @@ async def test_a_table_of_the_earlier_ddl_is_migrated_when_the_store_opens(
             assert await answers() == before
             # Opening again finds nothing left to migrate.
             assert not schema.needs_storage_migration(set(indexes))
+            assert not schema.needs_codec_migration(codecs)
             await store.open()
+        finally:
+            await store.close()
+    finally:
+        await log_store.command(f"DROP DATABASE IF EXISTS {database}")
+
+
+async def test_a_table_without_recompression_gets_it_when_the_store_opens(
+    log_store: LogStore, logs_settings: Settings
+) -> None:
+    # The DDL before days at rest were recompressed: an explicit ZSTD(3) on the message and
+    # the attributes, no default codec, a TTL of retention only.
+    database = f"recompress_{secrets.token_hex(4)}"
+    create = schema.create_table_sql(database, 14)[1]
+    earlier = (
+        create.replace("CODEC(Default)", "CODEC(ZSTD(3))")
+        .replace(f", {schema.recompress_ttl()}", "")
+        .replace(", default_compression_codec = 'ZSTD(3)'", "")
+    )
+    assert earlier.count("CODEC(ZSTD(3))") == 3 and "RECOMPRESS" not in earlier
+    await log_store.command(f"CREATE DATABASE {database}")
+    try:
+        await log_store.command(earlier)
+        await log_store.command(
+            f"INSERT INTO {database}.logs (tenant, service, host, level, source, timestamp, "
+            "observed_at, message, trace_id, span_id, attributes, label_keys) "
+            "SELECT 't', 'shop', 'h1', 'info', 'ndjson', fromUnixTimestamp64Nano(toInt64("
+            "{now:Int64} - 3 * 86400000000000 - (number + 1) * 1000000), 'UTC'), now64(9), "
+            "concat('payment for /orders/', toString(100000 + number)), '', '', map(), [] "
+            "FROM numbers(20000)",
+            {"now": time.time_ns()},
+        )
+        store = EmbeddedStore(logs_settings.logs_path, database=database, retention_days=14)
+        await store.open()
+        try:
+            codecs = {
+                str(row["name"]): str(row["compression_codec"])
+                for row in await store.query(
+                    "SELECT name, compression_codec FROM system.columns "
+                    "WHERE database = {db:String} AND table = 'logs'",
+                    {"db": database},
+                )
+            }
+            assert codecs["message"] == codecs["attributes"] == "CODEC(Default)"
+            assert codecs["label_keys"] == "CODEC(ZSTD(3))"
+            assert not schema.needs_codec_migration(codecs)
+            # The day written before is recompressed once its TTL is materialized (a mutation).
+            for _ in range(300):
+                pending = await store.query(
+                    "SELECT count() AS n FROM system.mutations "
+                    "WHERE database = {db:String} AND table = 'logs' AND NOT is_done",
+                    {"db": database},
+                )
+                if pending[0]["n"] == 0:
+                    break
+                await asyncio.sleep(0.1)
+            await store.command(f"OPTIMIZE TABLE {database}.logs FINAL")
+            parts = await store.query(
+                "SELECT default_compression_codec AS codec, rows FROM system.parts "
+                "WHERE database = {db:String} AND table = 'logs' AND active",
+                {"db": database},
+            )
+            assert [(row["codec"], int(row["rows"])) for row in parts] == [("ZSTD(12)", 20000)]
+            rows = await store.query(
+                f"SELECT count() AS n FROM {database}.logs WHERE message LIKE '%/orders/104321'"
+            )
+            assert int(rows[0]["n"]) == 1
+            await store.open()  # nothing left to migrate: opening again is harmless
         finally:
             await store.close()
     finally:

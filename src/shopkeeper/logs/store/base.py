@@ -147,9 +147,20 @@ class LogStore(abc.ABC):
             "WHERE database = {database:String} AND table = {table:String}",
             {"database": self.database, "table": schema.TABLE},
         )
+        columns = await self.query(
+            "SELECT name, compression_codec FROM system.columns "
+            "WHERE database = {database:String} AND table = {table:String}",
+            {"database": self.database, "table": schema.TABLE},
+        )
+        codecs = {str(row["name"]): str(row["compression_codec"]) for row in columns}
         if schema.needs_storage_migration({str(row["name"]) for row in indexes}):
-            for statement in schema.storage_migration_sql(self.table):
-                await self.command(statement)
+            migration = schema.storage_migration_sql(self.table)
+        elif schema.needs_codec_migration(codecs):
+            migration = schema.codec_migration_sql(self.table)
+        else:
+            migration = []
+        for statement in migration:
+            await self.command(statement)
 
     @abc.abstractmethod
     async def _connect(self) -> None: ...

@@ -30,10 +30,14 @@ def ddl_command(
     if migrate:
         # One node migrates itself when it opens the store; a cluster's nodes are altered here.
         if cluster:
-            typer.echo(schema.cluster_migration_ddl(cluster, database), nl=False)
+            typer.echo(schema.cluster_migration_ddl(cluster, database, days), nl=False)
         else:
             table = f"{database}.{schema.TABLE}"
-            typer.echo(";\n\n".join(schema.storage_migration_sql(table)) + ";")
+            statements = [
+                schema.modify_ttl_sql(database, days),
+                *schema.storage_migration_sql(table),
+            ]
+            typer.echo(";\n\n".join(statements) + ";")
     elif cluster:
         typer.echo(schema.cluster_ddl(cluster, database, days), nl=False)
     else:

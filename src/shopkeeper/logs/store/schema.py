@@ -18,14 +18,15 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("source", "LowCardinality(String) CODEC(ZSTD(1))"),
     ("timestamp", "DateTime64(9, 'UTC') CODEC(Delta(8), ZSTD(1))"),
     ("observed_at", "DateTime64(9, 'UTC') CODEC(Delta(8), ZSTD(1))"),
-    # ZSTD(3): 5% smaller than ZSTD(1) for under 1% of a core more at 100,000 lines/s; higher
-    # levels gain a few % more (ZSTD(7) -2.5%) at four times the compression CPU.
-    ("message", "String CODEC(ZSTD(3))"),
+    # The table's default codec (`DEFAULT_CODEC`, ZSTD(3)) while a day is written, and
+    # `RECOMPRESS_CODEC` once it is over (`recompress_ttl`): `CODEC(Default)` is what lets the
+    # recompression TTL reach a column, an explicit codec would be kept.
+    ("message", "String CODEC(Default)"),
     ("trace_id", "String CODEC(ZSTD(1))"),
     ("span_id", "String CODEC(ZSTD(1))"),
-    # ZSTD(3) halves the map and all but removes `label_keys` (the same few keys on every line);
-    # ZSTD(1) does not find those repeats.
-    ("attributes", "Map(LowCardinality(String), String) CODEC(ZSTD(3))"),
+    # ZSTD(3) (the default codec, then recompressed like the message) halves the map and all but
+    # removes `label_keys` (the same few keys on every line); ZSTD(1) does not find those repeats.
+    ("attributes", "Map(LowCardinality(String), String) CODEC(Default)"),
     # Which keys of `attributes` arrived as stream labels (Loki push labels, OTLP resource
     # attributes); every other attribute is structured metadata. All of them live in one map so
     # that a filter on any attribute is one map lookup.
@@ -97,8 +98,33 @@ def identifier(name: str) -> str:
     return name
 
 
+# Codecs of the columns declared `CODEC(Default)` (the message, the attributes) and of the index
+# files. ZSTD(3) while a day is being written: ingest is CPU-bound and every fresh line is
+# compressed again by each merge (ZSTD(3) 283 MB/s on these messages, ZSTD(12) several times
+# slower). Once the day is over, one merge per day's partition rewrites them at ZSTD(12):
+# message -1.9 bytes a line on bench.logs_query's data (ZSTD(9) -1.2, ZSTD(15) -2.6 at twice
+# ZSTD(12)'s CPU, ZSTD(19) -3.8 at six times); zstd decompresses every level at the same speed,
+# so queries do not pay for it.
+DEFAULT_CODEC = "ZSTD(3)"
+RECOMPRESS_CODEC = "ZSTD(12)"
+# A day's lines are recompressed an hour after the day (UTC) ends. Tied to the partition (one
+# value for all of a day's lines) rather than to each line's age, so that a line is recompressed
+# once: with `timestamp + 1 hour`, today's recompressed parts would be written back at ZSTD(3)
+# by the next merge with fresh parts, and recompressed again hours later. The hour is for late
+# lines; a part arriving later still in an old day is written at ZSTD(12) by its next merge.
+RECOMPRESS_AFTER_HOURS = 25
+
+
+def recompress_ttl() -> str:
+    return (
+        f"toDateTime(toDate(timestamp), 'UTC') + toIntervalHour({RECOMPRESS_AFTER_HOURS}) "
+        f"RECOMPRESS CODEC({RECOMPRESS_CODEC})"
+    )
+
+
 def ttl_clause(retention_days: int) -> str:
-    return f"toDateTime(timestamp) + toIntervalDay({int(retention_days)})"
+    """The table's TTL: whole days dropped after the retention, and days at rest recompressed."""
+    return f"toDateTime(timestamp) + toIntervalDay({int(retention_days)}), {recompress_ttl()}"
 
 
 def _columns_sql() -> str:
@@ -115,7 +141,8 @@ def _table_body(engine: str, retention_days: int) -> str:
         f"TTL {ttl_clause(retention_days)}\n"
         "SETTINGS ttl_only_drop_parts = 1, "
         f"non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}, "
-        f"{merge_setting()}"
+        f"{merge_setting()}, "
+        f"default_compression_codec = '{DEFAULT_CODEC}'"
     )
 
 
@@ -177,15 +204,43 @@ def needs_storage_migration(index_names: set[str]) -> bool:
     return "message_text" in index_names and "message_numbers" not in index_names
 
 
-def storage_migration_sql(table: str, on_cluster: str = "") -> list[str]:
-    """The ALTERs that bring a table created with the earlier DDL to the current one (run in
-    this order). `table` is `database.table`, checked; `on_cluster` names a cluster."""
+def needs_codec_migration(codecs: dict[str, str]) -> bool:
+    """Whether a table whose columns have these codecs (`system.columns.compression_codec`)
+    predates the recompression of days at rest: its message keeps an explicit codec, which the
+    recompression TTL would not touch."""
+    return codecs.get("message") != "CODEC(Default)"
+
+
+def _target(table: str, on_cluster: str) -> str:
     database, name = (identifier(part) for part in table.split("."))
-    target = f"{database}.{name}" + (f" ON CLUSTER {identifier(on_cluster)}" if on_cluster else "")
+    return f"{database}.{name}" + (f" ON CLUSTER {identifier(on_cluster)}" if on_cluster else "")
+
+
+def codec_migration_sql(table: str, on_cluster: str = "") -> list[str]:
+    """The ALTERs that give a table the current codecs: the default codec first, so that parts
+    written after the columns turn to `CODEC(Default)` are ZSTD(3), not the server's LZ4.
+    Metadata only: new parts and merges use them. The recompression TTL itself comes with the
+    TTL (`modify_ttl_sql`, run first); `MATERIALIZE TTL` then computes it for the parts already
+    written (a background mutation that reads `timestamp`), after which background merges
+    recompress the days already at rest, once: without it they would keep their codec until
+    the retention drops them."""
+    target = _target(table, on_cluster)
     kinds = dict(COLUMNS)
     columns = ", ".join(f"MODIFY COLUMN {column} {kinds[column]}" for column in _MIGRATED_COLUMNS)
     return [
+        f"ALTER TABLE {target} MODIFY SETTING default_compression_codec = '{DEFAULT_CODEC}'",
         f"ALTER TABLE {target} {columns}",
+        f"ALTER TABLE {target} MATERIALIZE TTL",
+    ]
+
+
+def storage_migration_sql(table: str, on_cluster: str = "") -> list[str]:
+    """The ALTERs that bring a table created with the DDL before issue 12's storage work to the
+    current one (run in this order). `table` is `database.table`, checked; `on_cluster` names
+    a cluster."""
+    target = _target(table, on_cluster)
+    return [
+        *codec_migration_sql(table, on_cluster),
         f"ALTER TABLE {target} DROP INDEX message_text",
         f"ALTER TABLE {target} ADD INDEX {_index('message_text')} FIRST",
         f"ALTER TABLE {target} ADD INDEX {_index('message_numbers')} AFTER message_text",
@@ -193,10 +248,18 @@ def storage_migration_sql(table: str, on_cluster: str = "") -> list[str]:
     ]
 
 
-def cluster_migration_ddl(cluster: str, database: str = DEFAULT_DATABASE) -> str:
-    """`storage_migration_sql` for the `logs_local` tables of a cluster (see `cluster_ddl`)."""
+def cluster_migration_ddl(
+    cluster: str, database: str = DEFAULT_DATABASE, retention_days: int = 14
+) -> str:
+    """For the `logs_local` tables of a cluster (see `cluster_ddl`): the current TTL (retention
+    and recompression), then `storage_migration_sql`. A table that already has
+    `message_numbers` needs only the first four statements (the rest rebuild its indexes)."""
     local = f"{identifier(database)}.{TABLE}_local"
-    return ";\n\n".join(storage_migration_sql(local, cluster)) + ";\n"
+    ttl = (
+        f"ALTER TABLE {_target(local, cluster)} MODIFY TTL {ttl_clause(retention_days)} "
+        "SETTINGS materialize_ttl_after_modify = 0"
+    )
+    return ";\n\n".join([ttl, *storage_migration_sql(local, cluster)]) + ";\n"
 
 
 def cluster_ddl(cluster: str, database: str = DEFAULT_DATABASE, retention_days: int = 14) -> str:
