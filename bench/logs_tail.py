@@ -64,6 +64,70 @@ def read_key(var_dir: Path) -> str:
     return created.stdout.strip().splitlines()[-1]
 
 
+def cpu_seconds(pid: int, task: int | None = None) -> float:
+    """User + system CPU time of process `pid` so far (all its threads), or of its thread
+    `task` (the main thread, which runs the event loop, is `task=pid`), from /proc."""
+    where = f"/proc/{pid}/task/{task}/stat" if task else f"/proc/{pid}/stat"
+    fields = Path(where).read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def insert_counters(url: str) -> tuple[float, float, float]:
+    """INSERTs run, their seconds, and lines stored so far, from the server's /metrics."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        text = (await http.get(url + "/metrics")).text
+    found = dict.fromkeys(
+        (
+            "shopkeeper_logs_insert_seconds_count",
+            "shopkeeper_logs_insert_seconds_sum",
+            "shopkeeper_logs_lines_stored_total",
+        ),
+        0.0,
+    )
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in found:
+            found[name] = float(value)
+    count, seconds, lines = found.values()
+    return count, seconds, lines
+
+
+class CpuMeter:
+    """CPU seconds the server and this bench process spent during a phase, per 1,000 lines
+    ingested (whether tails cost the server CPU, or the bench's own readers slow its senders),
+    and the INSERTs the server ran (whether tails shrink its group-commit rounds)."""
+
+    def __init__(self, server_pid: int, url: str) -> None:
+        self.server_pid = server_pid
+        self.url = url
+        self.phases: dict[str, str] = {}
+
+    @contextlib.asynccontextmanager
+    async def phase(self, name: str) -> Any:
+        """Measures the block; the block puts its load figures in the dict it is given."""
+        result: dict[str, Any] = {}
+        inserts = await insert_counters(self.url)
+        server, bench = cpu_seconds(self.server_pid), cpu_seconds(os.getpid())
+        loop = cpu_seconds(self.server_pid, self.server_pid)
+        began = time.monotonic()
+        yield result
+        wall = time.monotonic() - began
+        server = cpu_seconds(self.server_pid) - server
+        bench = cpu_seconds(os.getpid()) - bench
+        loop = cpu_seconds(self.server_pid, self.server_pid) - loop
+        count, seconds, stored = (
+            b - a for a, b in zip(inserts, await insert_counters(self.url), strict=True)
+        )
+        lines = max(1, int(result.get("lines", 0)))
+        self.phases[name] = (
+            f"{name}: server {server / wall:.2f} CPUs, {server / lines * 1e6:.2f} ms/1k lines "
+            f"(its event loop's thread {loop / wall:.2f} CPUs, {loop / lines * 1e6:.2f}); "
+            f"bench {bench / wall:.2f} CPUs, {bench / lines * 1e6:.2f}; "
+            f"{count:.0f} INSERTs of {stored / max(count, 1):,.0f} lines, "
+            f"{seconds / max(count, 1) * 1000:.0f} ms each"
+        )
+
+
 def tail_url(url: str, key: str, query: str) -> str:
     params = urlencode({"query": query, "start": str(time.time_ns()), "token": key})
     return url.replace("http://", "ws://") + f"/api/v1/logs/loki/api/v1/tail?{params}"
@@ -98,7 +162,13 @@ LOST_SECONDS = 5.0
 
 
 async def with_tails(
-    url: str, key: str, write_key: str, payloads: list[bytes], args: Any, rate: float | None
+    url: str,
+    key: str,
+    write_key: str,
+    payloads: list[bytes],
+    args: Any,
+    rate: float | None,
+    meter: CpuMeter,
 ) -> Any:
     """Ingest (saturating, or paced to `rate` lines/s) while 20 sessions with different filters
     read; meanwhile a probe line is posted every 0.25 s and timed from its POST to its frame on
@@ -123,12 +193,15 @@ async def with_tails(
         probing = asyncio.create_task(probe(url, key, write_key, 10_000, delays, []))
         try:
             await asyncio.sleep(1.5)  # the subscriptions are in place
-            if rate is None:
-                result = await load(url, write_key, payloads, args.senders, args.duration)
-            else:
-                result = await paced_load(
-                    url, write_key, payloads, args.senders, args.duration, rate
-                )
+            async with meter.phase("paced with tails" if rate else "with tails") as result:
+                if rate is None:
+                    result.update(await load(url, write_key, payloads, args.senders, args.duration))
+                else:
+                    result.update(
+                        await paced_load(
+                            url, write_key, payloads, args.senders, args.duration, rate
+                        )
+                    )
             await asyncio.sleep(2)  # the last frames
         finally:
             for task in (probing, *readers):
@@ -257,12 +330,17 @@ async def run(args: argparse.Namespace) -> None:
             key = read_key(var_dir)
             await wait_ready(url)
             await load(url, write_key, payloads[:2], args.senders, 2)  # warm-up
-            before = await load(url, write_key, payloads, args.senders, args.duration)
-            tailed, counts, loaded = await with_tails(url, key, write_key, payloads, args, None)
-            after = await load(url, write_key, payloads, args.senders, args.duration)
+            meter = CpuMeter(server.pid, url)
+            async with meter.phase("before") as before:
+                before.update(await load(url, write_key, payloads, args.senders, args.duration))
+            tailed, counts, loaded = await with_tails(
+                url, key, write_key, payloads, args, None, meter
+            )
+            async with meter.phase("after") as after:
+                after.update(await load(url, write_key, payloads, args.senders, args.duration))
             paced: Any = None
             if args.rate:
-                paced = await with_tails(url, key, write_key, payloads, args, args.rate)
+                paced = await with_tails(url, key, write_key, payloads, args, args.rate, meter)
             delays: list[float] = []
             answers: list[float] = []
             await probe(url, key, write_key, args.probes, delays, answers)
@@ -291,7 +369,8 @@ async def run(args: argparse.Namespace) -> None:
         + f"idle, POST of a probe line to its tail frame: p50 {idle['p50_ms']:.0f} ms, "
         f"p99 {idle['p99_ms']:.0f} ms ({idle['probes']} probes, {idle['lost']} lost; "
         f"the POST alone p50 "
-        f"{idle['ingest_p50_ms']:.0f} ms)"
+        f"{idle['ingest_p50_ms']:.0f} ms)\n"
+        "CPU during each run: " + "\n  ".join(meter.phases.values())
     )
     print(report)
     if args.record:

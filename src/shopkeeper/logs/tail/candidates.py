@@ -24,11 +24,18 @@ def _opaque(batch: Batch) -> bool:
     return bool(batch.extra_attributes) or b"\r" in batch.payload
 
 
+def _escaped(payload: bytes, lo: int, hi: int) -> bool:
+    """Whether `payload[lo:hi]` holds a `\\u` escape. A backslash is looked for first: a
+    one-byte search runs at memory speed (~0.01 ms a MiB), the two-byte one ~100 times slower,
+    and most batches hold no backslash at all."""
+    return payload.find(b"\\", lo, hi) >= 0 and payload.find(_ESCAPE, lo, hi) >= 0
+
+
 def sessions_for(batch: Batch, sessions: Sequence[TailSession]) -> tuple[TailSession, ...]:
     """The sessions that may match some line of `batch`: those whose needles all occur in it.
     One search per needle (stopping at its first occurrence), none of them per line."""
     payload = batch.payload
-    if _opaque(batch) or _ESCAPE in payload:
+    if _opaque(batch) or _escaped(payload, 0, len(payload)):
         return tuple(sessions)
     found: dict[bytes, bool] = {}
     wanting: list[TailSession] = []
@@ -101,7 +108,7 @@ def candidate_lines(
         return Candidates(lines, [tuple(sessions)] * len(lines))
     everything: dict[int, int] | None = None
     holding: dict[bytes, dict[int, int]] = {}
-    escaped = _lines_holding(payload, _ESCAPE, lo, hi)
+    escaped = _lines_holding(payload, _ESCAPE, lo, hi) if _escaped(payload, lo, hi) else {}
     wanted: dict[int, list[TailSession]] = {}
     spans: dict[int, int] = {}
     for session in sessions:
