@@ -5,7 +5,7 @@ bodies for `--duration` seconds three times, as fast as the server answers (satu
 a tail, then with issue 14's 20 concurrent tail sessions of different filters reading
 (`FILTERS` and the probe's), then without again (the machine's speed drifts; both tail-less
 runs are the reference). During the tailed run a probe line is posted every 0.25 s and timed
-from its POST to its frame. With `--rate N` (issue 14 says 50,000 lines/s), the tailed run is
+from its POST to its frame; the tail-less runs post the same one-line bodies, untimed. With `--rate N` (issue 14 says 50,000 lines/s), the tailed run is
 then repeated with the senders pacing their bodies to N lines/s in all (the probe's 4 lines/s
 on top); then, idle, the probe again. Appends a dated section to bench/RESULTS.md unless
 `--no-record`.
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import platform
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -280,6 +282,31 @@ async def probe(
             await asyncio.sleep(0.25)
 
 
+@contextlib.asynccontextmanager
+async def probe_posts(url: str, write_key: str) -> AsyncIterator[None]:
+    """The probe's one-line POSTs, 0.25 s apart, with no tail to time them: the tail-less runs
+    carry the same small extra requests as the tailed ones (where each also waits for its frame,
+    so fewer are sent there), and the comparison differs by the 20 tail sessions alone."""
+
+    async def post() -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            for n in itertools.count():
+                answer = await http.post(
+                    "/api/v1/logs/ingest",
+                    content=json.dumps({"service": "probe", "message": f"untimed {n}"}) + "\n",
+                    headers={"Authorization": f"Bearer {write_key}"},
+                )
+                assert answer.status_code == 200, answer.text
+                await asyncio.sleep(0.25)
+
+    posting = asyncio.create_task(post())
+    try:
+        yield
+    finally:
+        posting.cancel()
+        await asyncio.gather(posting, return_exceptions=True)
+
+
 def probe_figures(delays: dict[str, float]) -> str:
     return (
         f"p50 {delays['p50_ms']:.0f} ms, p99 {delays['p99_ms']:.0f} ms, max "
@@ -331,12 +358,12 @@ async def run(args: argparse.Namespace) -> None:
             await wait_ready(url)
             await load(url, write_key, payloads[:2], args.senders, 2)  # warm-up
             meter = CpuMeter(server.pid, url)
-            async with meter.phase("before") as before:
+            async with meter.phase("before") as before, probe_posts(url, write_key):
                 before.update(await load(url, write_key, payloads, args.senders, args.duration))
             tailed, counts, loaded = await with_tails(
                 url, key, write_key, payloads, args, None, meter
             )
-            async with meter.phase("after") as after:
+            async with meter.phase("after") as after, probe_posts(url, write_key):
                 after.update(await load(url, write_key, payloads, args.senders, args.duration))
             paced: Any = None
             if args.rate:
