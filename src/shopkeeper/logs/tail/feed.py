@@ -63,6 +63,9 @@ then is not held for most of a second (and shed as late). Over any longer stretc
 still keeps to `CPU_SHARE`."""
 MAX_OWED_SECONDS = 1.0
 """Pause owed past this is paid at once: the share holds over any stretch of a few seconds."""
+HARD_OUTBOX_BYTES = 4 * OUTBOX_BYTES
+"""Past this `put` itself sheds (searching on ingest's path): only when the feed has not had a
+turn for a long while, e.g. the event loop held up by something else."""
 MAX_WAIT_SECONDS = 0.5
 """A stored batch still waiting for the feed after this long, with newer ones behind it in its
 lane, is shed (reported dropped): a flooded lane keeps the lines it does deliver timely."""
@@ -105,8 +108,11 @@ class LocalFeed:
     # -- the writer's side ---------------------------------------------------------------------
 
     def put(self, batch: Batch) -> None:
-        """Takes a stored batch without waiting. Past `OUTBOX_BYTES` waiting, the largest batch
-        (waiting, or this one) is shed: a flood's megabytes go, a one-line batch stays."""
+        """Takes a stored batch without waiting, and without searching it: `put` runs on ingest's
+        critical path (between an INSERT's end and its requests' answers), so shedding past
+        `OUTBOX_BYTES`, with the searches that tell which sessions lose lines, waits for the
+        feed's next turn and its share. Only past `HARD_OUTBOX_BYTES` (the feed held up for a
+        long while) does `put` shed itself, to keep memory bounded."""
         began = time.perf_counter()
         try:
             self._put(batch)
@@ -115,11 +121,23 @@ class LocalFeed:
 
     def _put(self, batch: Batch) -> None:
         size = len(batch.payload)
-        while self._bytes + size > OUTBOX_BYTES:
+        self._bytes += size
+        self._intake.append((time.monotonic(), batch))
+        if self._bytes > HARD_OUTBOX_BYTES:
+            self._shed_excess(HARD_OUTBOX_BYTES)
+            if not self._intake or self._intake[-1][1] is not batch:
+                return  # shed itself
+        if size <= SMALL_BATCH_BYTES:
+            self._sort(*self._intake.pop())
+            self._quick.set()
+        self._ready.set()
+
+    def _shed_excess(self, limit: int) -> None:
+        """While more than `limit` bytes wait, the largest batch waiting is shed: a flood's
+        megabytes go, a one-line batch stays."""
+        while self._bytes > limit:
             victim = self._largest_waiting()
-            if victim is None or len(victim[1].payload) <= size:
-                sessions = sessions_for(batch, tuple(self._sessions_of(batch.tenant)))
-                self._missed(batch.tenant, sessions, batch.lines)
+            if victim is None:
                 return
             where, largest = victim
             if isinstance(where, int):
@@ -129,12 +147,6 @@ class LocalFeed:
                 self._missed(largest.tenant, sessions, largest.lines)
             else:
                 self._shed(where, next(w for w in self._lanes[where] if w.batch is largest))
-        self._bytes += size
-        self._intake.append((time.monotonic(), batch))
-        if size <= SMALL_BATCH_BYTES:
-            self._sort(*self._intake.pop())
-            self._quick.set()
-        self._ready.set()
 
     def _largest_waiting(self) -> tuple[int | Lane, Batch] | None:
         """The largest batch waiting, with where it waits: its index in the intake, or its lane."""
@@ -162,19 +174,8 @@ class LocalFeed:
                 owed = max(0.0, owed - (time.perf_counter() - idle_since))
             began = time.perf_counter()
             try:
-                # A small batch alone in its lane goes first; otherwise sorting and the lanes
-                # take turns, so a flood still arriving does not starve the lanes.
-                quick = self._quick_lane()
-                sorted_last = (
-                    quick is None and bool(self._intake) and not (sorted_last and self._lanes)
-                )
-                if sorted_last:
-                    index = min(
-                        range(len(self._intake)), key=lambda i: len(self._intake[i][1].payload)
-                    )
-                    self._sort(*self._intake.pop(index))
-                else:
-                    self._feed_lane(quick if quick is not None else next(iter(self._lanes)))
+                self._shed_excess(OUTBOX_BYTES)
+                sorted_last = self._turn(sorted_last)
             except Exception:  # a batch we cannot decode is not worth stopping the feed for
                 log.exception("logs_tail_feed_failed")
             spent, self._spent = self._spent, 0.0
@@ -182,6 +183,21 @@ class LocalFeed:
             pause = max(min(owed, MAX_PAUSE_SECONDS), owed - MAX_OWED_SECONDS)
             owed -= pause
             owed += await self._pause(pause, interruptible=owed < MAX_OWED_SECONDS)
+
+    def _turn(self, sorted_last: bool) -> bool:
+        """One turn of work; returns whether it sorted a batch. A small batch alone in its lane
+        goes first; otherwise sorting and the lanes take turns, so a flood still arriving does
+        not starve the lanes."""
+        if not self._intake and not self._lanes:
+            return False
+        quick = self._quick_lane()
+        sorting = quick is None and bool(self._intake) and not (sorted_last and self._lanes)
+        if sorting:
+            index = min(range(len(self._intake)), key=lambda i: len(self._intake[i][1].payload))
+            self._sort(*self._intake.pop(index))
+        else:
+            self._feed_lane(quick if quick is not None else next(iter(self._lanes)))
+        return sorting
 
     async def _pause(self, seconds: float, *, interruptible: bool) -> float:
         """Sleeps `seconds`, cut short (if `interruptible`) when a small batch arrives alone
