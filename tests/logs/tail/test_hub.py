@@ -16,7 +16,7 @@ from shopkeeper.logs.query.parser import parse
 from shopkeeper.logs.records import LogRecord
 from shopkeeper.logs.store import Batch, records_batch
 from shopkeeper.logs.store.syslog_transform import escape_frame, row_prefix
-from shopkeeper.logs.tail import feed
+from shopkeeper.logs.tail import candidates, feed
 from shopkeeper.logs.tail.decode import batch_rows
 from shopkeeper.logs.tail.feed import REGION_BYTES
 from shopkeeper.logs.tail.hub import TailHub
@@ -251,11 +251,10 @@ async def test_handing_a_flood_past_the_cap_to_the_feed_searches_nothing_on_inge
     shedding what is past the feed's cap, with the searches that tell which sessions lose lines,
     happens in the feed's own turns. The sessions still learn exactly what they lost."""
     searched: list[int] = []
-    real_sessions_for = feed.sessions_for
 
     def counting(batch: Batch, sessions: Sequence[TailSession]) -> tuple[TailSession, ...]:
         searched.append(len(batch.payload))
-        return real_sessions_for(batch, sessions)
+        return candidates.sessions_for(batch, sessions)
 
     monkeypatch.setattr(feed, "sessions_for", counting)
     hub = TailHub(logs_settings.model_copy(update={"redis_url": None}))
