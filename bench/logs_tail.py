@@ -1,13 +1,17 @@
 """`python -m bench.logs_tail`: what live tail costs ingest, and how soon a line is tailed.
 
 On one embedded `shopkeeper serve` (fresh var dir), `--senders` clients post `--body-mb` NDJSON
-bodies for `--duration` seconds three times, as fast as the server answers (saturating): without
-a tail, then with issue 14's 20 concurrent tail sessions of different filters reading
-(`FILTERS` and the probe's), then without again (the machine's speed drifts; both tail-less
-runs are the reference). During the tailed run a probe line is posted every 0.25 s and timed
-from its POST to its frame; the tail-less runs post the same one-line bodies, untimed. With `--rate N` (issue 14 says 50,000 lines/s), the tailed run is
-then repeated with the senders pacing their bodies to N lines/s in all (the probe's 4 lines/s
-on top); then, idle, the probe again. Appends a dated section to bench/RESULTS.md unless
+bodies for `--duration` seconds at a time, as fast as the server answers (saturating): first an
+unmeasured run, then tail-less and tailed runs alternating, tail-less first and last
+(`--rounds` tailed runs): tailed ones with issue 14's 20 concurrent tail sessions of different
+filters reading (`FILTERS` and the probe's). The ratio compares the means, so a drift of the
+machine or of the table (merges grow with it) weighs on both sides alike; every run follows a
+saturating one. A/A runs (the "tailed" runs without sessions) gave 86% and 101% with one tailed
+run between two tail-less ones and no warm-up: single runs differ by that much. During a tailed
+run a probe line is posted every 0.25 s and timed from its POST to its frame; the tail-less runs
+post the same one-line bodies, untimed. With `--rate N` (issue 14 says 50,000 lines/s), a tailed
+run follows with the senders pacing their bodies to N lines/s in all (the probe's 4 lines/s on
+top); then, idle, the probe again. Appends a dated section to bench/RESULTS.md unless
 `--no-record`.
 
 A/B against other code: run this file from a checkout of that code (`git archive main | tar -x
@@ -171,6 +175,7 @@ async def with_tails(
     args: Any,
     rate: float | None,
     meter: CpuMeter,
+    name: str,
 ) -> Any:
     """Ingest (saturating, or paced to `rate` lines/s) while 20 sessions with different filters
     read; meanwhile a probe line is posted every 0.25 s and timed from its POST to its frame on
@@ -195,7 +200,7 @@ async def with_tails(
         probing = asyncio.create_task(probe(url, key, write_key, 10_000, delays, []))
         try:
             await asyncio.sleep(1.5)  # the subscriptions are in place
-            async with meter.phase("paced with tails" if rate else "with tails") as result:
+            async with meter.phase(name) as result:
                 if rate is None:
                     result.update(await load(url, write_key, payloads, args.senders, args.duration))
                 else:
@@ -209,7 +214,7 @@ async def with_tails(
             for task in (probing, *readers):
                 task.cancel()
             await asyncio.gather(probing, *readers, return_exceptions=True)
-    return result, counts, figures(delays)
+    return result, counts, delays
 
 
 async def paced_load(
@@ -342,9 +347,27 @@ def figures(delays: list[float], answers: list[float] | None = None) -> dict[str
     return result
 
 
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def merged(results: list[dict[str, Any]]) -> dict[str, float]:
+    """Load figures of several runs as one: their lines, their mean rate, their worst p99."""
+    return {
+        "lines": sum(r["lines"] for r in results),
+        "lines_per_s": mean([r["lines_per_s"] for r in results]),
+        "p99_ms": max(r["p99_ms"] for r in results),
+        "rejected": sum(r["rejected"] for r in results),
+    }
+
+
 async def run(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(ROOT / "src"))
     work = Path(tempfile.mkdtemp(prefix="logs-tail-bench-"))
+    plain: list[dict[str, Any]] = []
+    tailed: list[dict[str, Any]] = []
+    counts = {"received": 0, "dropped": 0}
+    loaded: list[float] = []
     try:
         payloads = bodies(synthetic_lines(args.lines), int(args.body_mb * 1024 * 1024))
         var_dir = work / "var"
@@ -356,42 +379,58 @@ async def run(args: argparse.Namespace) -> None:
         try:
             key = read_key(var_dir)
             await wait_ready(url)
-            await load(url, write_key, payloads[:2], args.senders, 2)  # warm-up
+            # Unmeasured: every measured run then follows a saturating one, with the merges
+            # it leaves behind (a run on an empty table is ~10% faster than the next).
+            await load(url, write_key, payloads, args.senders, args.duration)
             meter = CpuMeter(server.pid, url)
-            async with meter.phase("before") as before, probe_posts(url, write_key):
-                before.update(await load(url, write_key, payloads, args.senders, args.duration))
-            tailed, counts, loaded = await with_tails(
-                url, key, write_key, payloads, args, None, meter
-            )
-            async with meter.phase("after") as after, probe_posts(url, write_key):
-                after.update(await load(url, write_key, payloads, args.senders, args.duration))
+            for n in range(args.rounds * 2 + 1):
+                if n % 2 == 0:
+                    async with (
+                        meter.phase(f"tail-less {n // 2 + 1}") as result,
+                        probe_posts(url, write_key),
+                    ):
+                        result.update(
+                            await load(url, write_key, payloads, args.senders, args.duration)
+                        )
+                    plain.append(result)
+                else:
+                    result, some, delays = await with_tails(
+                        url, key, write_key, payloads, args, None, meter, f"tails {n // 2 + 1}"
+                    )
+                    tailed.append(result)
+                    counts = {k: counts[k] + some[k] for k in counts}
+                    loaded += delays
             paced: Any = None
             if args.rate:
-                paced = await with_tails(url, key, write_key, payloads, args, args.rate, meter)
-            delays: list[float] = []
+                result, some, delays = await with_tails(
+                    url, key, write_key, payloads, args, args.rate, meter, "paced with tails"
+                )
+                paced = (result, some, figures(delays))
+            idle_delays: list[float] = []
             answers: list[float] = []
-            await probe(url, key, write_key, args.probes, delays, answers)
-            idle = figures(delays, answers)
+            await probe(url, key, write_key, args.probes, idle_delays, answers)
+            idle = figures(idle_delays, answers)
         finally:
             server.terminate()
             server.wait(timeout=60)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    reference = max(before["lines_per_s"], after["lines_per_s"])
     load1 = os.getloadavg()[0]
-    mean = (before["lines_per_s"] + after["lines_per_s"]) / 2
+    without, with_ = merged(plain), merged(tailed)
+    ratio = with_["lines_per_s"] / without["lines_per_s"]
     report = (
-        f"ingest without a tail: {before['lines_per_s']:,.0f} lines/s before, "
-        f"{after['lines_per_s']:,.0f} after (p99 {before['p99_ms']:.0f} / "
-        f"{after['p99_ms']:.0f} ms)\n"
-        f"ingest with 20 tails of different filters: {tailed['lines_per_s']:,.0f} lines/s = "
-        f"{tailed['lines_per_s'] / reference:.0%} of the better tail-less run, "
-        f"{tailed['lines_per_s'] / mean:.0%} of their mean (limit: >= 90%; p99 "
-        f"{tailed['p99_ms']:.0f} ms, {tailed['rejected']} answered 429)\n"
+        "ingest without a tail: "
+        + " / ".join(f"{r['lines_per_s']:,.0f}" for r in plain)
+        + f" lines/s, mean {without['lines_per_s']:,.0f} (p99 {without['p99_ms']:.0f} ms)\n"
+        "ingest with 20 tails of different filters: "
+        + " / ".join(f"{r['lines_per_s']:,.0f}" for r in tailed)
+        + f" lines/s, mean {with_['lines_per_s']:,.0f} = {ratio:.1%} of the tail-less mean "
+        f"(limit: >= 90%; runs alternate, so the machine's drift cancels; p99 "
+        f"{with_['p99_ms']:.0f} ms, {with_['rejected']} answered 429)\n"
         f"the 19 load tails: {counts['received']:,} lines received, {counts['dropped']:,} "
-        f"reported dropped, of {tailed['lines']:,} ingested\n"
+        f"reported dropped, of {with_['lines']:,} ingested\n"
         f"under that (saturating) ingest, POST of a probe line to its tail frame: "
-        f"{probe_figures(loaded)}\n"
+        f"{probe_figures(figures(loaded))}\n"
         + (paced_report(args.rate, *paced) if paced else "")
         + f"idle, POST of a probe line to its tail frame: p50 {idle['p50_ms']:.0f} ms, "
         f"p99 {idle['p99_ms']:.0f} ms ({idle['probes']} probes, {idle['lost']} lost; "
@@ -418,6 +457,9 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=4)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--probes", type=int, default=40)
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="tailed runs, each between two tail-less ones"
+    )
     parser.add_argument(
         "--rate", type=float, help="also measure the probe under ingest paced to this many lines/s"
     )

@@ -59,6 +59,7 @@ class LogsRuntime:
                 concurrent_rounds=store.concurrent_inserts,
                 on_stored=tail.stored,
             )
+            tail.watch_ingest(writer.busy)
             await writer.start()
             runtime = cls(settings=settings, store=store, sink=writer, tail=tail, _writer=writer)
         # Everything that reaches storage or the buffer (HTTP, syslog, own logs) is counted.

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Sequence
 
 import orjson
+import pytest
 
 from shopkeeper.core.settings import Settings
 from shopkeeper.logs.query.parser import parse
 from shopkeeper.logs.records import LogRecord
 from shopkeeper.logs.store import Batch, records_batch
 from shopkeeper.logs.store.syslog_transform import escape_frame, row_prefix
+from shopkeeper.logs.tail import candidates, feed
 from shopkeeper.logs.tail.decode import batch_rows
 from shopkeeper.logs.tail.feed import REGION_BYTES
 from shopkeeper.logs.tail.hub import TailHub
@@ -237,5 +240,41 @@ async def test_every_session_gets_exactly_what_its_query_matches_across_a_large_
             while len(received) < len(expected):
                 received += await lines(session)
             assert received == expected
+    finally:
+        await hub.stop()
+
+
+async def test_handing_a_flood_past_the_cap_to_the_feed_searches_nothing_on_ingests_path(
+    logs_settings: Settings, tenant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer hands a round over between its INSERT's end and its requests' answers:
+    shedding what is past the feed's cap, with the searches that tell which sessions lose lines,
+    happens in the feed's own turns. The sessions still learn exactly what they lost."""
+    searched: list[int] = []
+
+    def counting(batch: Batch, sessions: Sequence[TailSession]) -> tuple[TailSession, ...]:
+        searched.append(len(batch.payload))
+        return candidates.sessions_for(batch, sessions)
+
+    monkeypatch.setattr(feed, "sessions_for", counting)
+    hub = TailHub(logs_settings.model_copy(update={"redis_url": None}))
+    await hub.start()
+    try:
+        flooded = session_for(tenant, '{service="flood"}')
+        probe = session_for(tenant, '{service="probe"}')
+        for session in (flooded, probe):
+            await hub.subscribe(session)
+        flood = [flood_batch(tenant, 1000, f"batch {b}") for b in range(24)]
+        assert sum(len(batch.payload) for batch in flood) > feed.OUTBOX_BYTES
+        hub.stored(flood)
+        assert searched == []
+        await asyncio.wait_for(flooded.wait(), timeout=10)
+        for _ in range(100):  # the feed sheds in its own turns, a batch at a time
+            if flooded.dropped_total:
+                break
+            await asyncio.sleep(0.1)
+        assert flooded.dropped_total > 0
+        assert any(size > feed.SMALL_BATCH_BYTES for size in searched)
+        assert probe.dropped_total == 0
     finally:
         await hub.stop()

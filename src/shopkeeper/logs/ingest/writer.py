@@ -73,6 +73,11 @@ class GroupCommitWriter:
         waits for while the load goes on (see `_linger`)."""
         self._rounds: dict[asyncio.Task[None], list[_Waiting]] = {}
 
+    def busy(self) -> bool:
+        """Whether requests wait while an INSERT runs: ingest has a backlog (at saturation,
+        nearly always), and the live tail then yields more of the event loop."""
+        return bool(self._rounds) and bool(self._queue)
+
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="logs-group-commit")
 

@@ -1,5 +1,6 @@
 """The feed of one process's tail sessions (no Redis): stored batches in, matching lines out to
-the sessions, on the event loop that also serves ingest, so within a share of its time.
+the sessions, on the event loop that also serves ingest, so within a share of its time: a
+small one (`BUSY_SHARE`) while the writer has work, more while it is idle.
 
 Fair between sessions, so that a session whose filter matches few lines (one probe line every
 second) does not lose them because other sessions' filters match a flood:
@@ -45,12 +46,14 @@ the largest batch is shed."""
 REGION_BYTES = 32 * 1024
 """Bytes of a batch (~170 application lines) searched, decoded and offered between two pauses:
 a lane's turn in the round robin."""
-CPU_SHARE = 0.05
-"""Of the event loop's time, the most the feed takes, the writer's side (`put`) included
-(issue 14: tails cost ingest <= 10%). Not 0.1: at saturation ingest is a chain of INSERTs,
-each parsed on both CPUs, and whatever the loop's thread takes beside them delays the chain
-about twice over (bench/RESULTS.md, 2026-12-05 00:10-00:40: the feed's 0.1 of a CPU cost
-ingest ~21%)."""
+BUSY_SHARE = 0.02
+"""Of the event loop's time, the most the feed takes while the writer has work (an INSERT
+running or requests waiting for one), the writer's side (`put`) included. At saturation ingest
+is a chain of INSERTs, each parsed on both CPUs, and whatever the loop's thread takes beside
+them delays the chain about twice over (issue 14: tails may cost ingest <= 10%; measured in
+bench/RESULTS.md, a share of 0.1 cost ~21%, 0.05 ~10-16%)."""
+IDLE_SHARE = 0.1
+"""The most the feed takes while the writer is idle: time ingest is not using."""
 SMALL_BATCH_BYTES = 16 * 1024
 """A batch this small is sorted into its lane as it is handed over (a few searches of a few
 lines cost less than queueing it), and, alone in its lane, is served ahead of the round robin
@@ -60,9 +63,13 @@ MAX_PAUSE_SECONDS = 0.05
 turn that took long (the thread preempted by the INSERTs' threads, a collection) owes a long
 pause, paid in pauses of at most this with turns between, so that a one-line batch arriving
 then is not held for most of a second (and shed as late). Over any longer stretch the feed
-still keeps to `CPU_SHARE`."""
+still keeps to its share."""
 MAX_OWED_SECONDS = 1.0
-"""Pause owed past this is paid at once: the share holds over any stretch of a few seconds."""
+"""Pause owed past this is paid at once: the share holds over any stretch of a few seconds. A
+small batch alone in its lane still interrupts it (see `_quick_lane`)."""
+HARD_OUTBOX_BYTES = 4 * OUTBOX_BYTES
+"""Past this `put` itself sheds (searching on ingest's path): only when the feed has not had a
+turn for a long while, e.g. the event loop held up by something else."""
 MAX_WAIT_SECONDS = 0.5
 """A stored batch still waiting for the feed after this long, with newer ones behind it in its
 lane, is shed (reported dropped): a flooded lane keeps the lines it does deliver timely."""
@@ -89,8 +96,14 @@ Lane = frozenset[TailSession]
 
 
 class LocalFeed:
-    def __init__(self, sessions_of: Callable[[str], Collection[TailSession]]) -> None:
+    def __init__(
+        self,
+        sessions_of: Callable[[str], Collection[TailSession]],
+        ingest_busy: Callable[[], bool] = lambda: False,
+    ) -> None:
         self._sessions_of = sessions_of
+        self.ingest_busy = ingest_busy
+        """Whether the writer has work now: the feed then keeps to `BUSY_SHARE`."""
         self._intake: list[tuple[float, Batch]] = []
         self._lanes: dict[Lane, deque[_Work]] = {}
         self._bytes = 0
@@ -105,8 +118,11 @@ class LocalFeed:
     # -- the writer's side ---------------------------------------------------------------------
 
     def put(self, batch: Batch) -> None:
-        """Takes a stored batch without waiting. Past `OUTBOX_BYTES` waiting, the largest batch
-        (waiting, or this one) is shed: a flood's megabytes go, a one-line batch stays."""
+        """Takes a stored batch without waiting, and without searching it: `put` runs on ingest's
+        critical path (between an INSERT's end and its requests' answers), so shedding past
+        `OUTBOX_BYTES`, with the searches that tell which sessions lose lines, waits for the
+        feed's next turn and its share. Only past `HARD_OUTBOX_BYTES` (the feed held up for a
+        long while) does `put` shed itself, to keep memory bounded."""
         began = time.perf_counter()
         try:
             self._put(batch)
@@ -115,11 +131,23 @@ class LocalFeed:
 
     def _put(self, batch: Batch) -> None:
         size = len(batch.payload)
-        while self._bytes + size > OUTBOX_BYTES:
+        self._bytes += size
+        self._intake.append((time.monotonic(), batch))
+        if self._bytes > HARD_OUTBOX_BYTES:
+            self._shed_excess(HARD_OUTBOX_BYTES)
+            if not self._intake or self._intake[-1][1] is not batch:
+                return  # shed itself
+        if size <= SMALL_BATCH_BYTES:
+            self._sort(*self._intake.pop())
+            self._quick.set()
+        self._ready.set()
+
+    def _shed_excess(self, limit: int) -> None:
+        """While more than `limit` bytes wait, the largest batch waiting is shed: a flood's
+        megabytes go, a one-line batch stays."""
+        while self._bytes > limit:
             victim = self._largest_waiting()
-            if victim is None or len(victim[1].payload) <= size:
-                sessions = sessions_for(batch, tuple(self._sessions_of(batch.tenant)))
-                self._missed(batch.tenant, sessions, batch.lines)
+            if victim is None:
                 return
             where, largest = victim
             if isinstance(where, int):
@@ -129,12 +157,6 @@ class LocalFeed:
                 self._missed(largest.tenant, sessions, largest.lines)
             else:
                 self._shed(where, next(w for w in self._lanes[where] if w.batch is largest))
-        self._bytes += size
-        self._intake.append((time.monotonic(), batch))
-        if size <= SMALL_BATCH_BYTES:
-            self._sort(*self._intake.pop())
-            self._quick.set()
-        self._ready.set()
 
     def _largest_waiting(self) -> tuple[int | Lane, Batch] | None:
         """The largest batch waiting, with where it waits: its index in the intake, or its lane."""
@@ -162,34 +184,36 @@ class LocalFeed:
                 owed = max(0.0, owed - (time.perf_counter() - idle_since))
             began = time.perf_counter()
             try:
-                # A small batch alone in its lane goes first; otherwise sorting and the lanes
-                # take turns, so a flood still arriving does not starve the lanes.
-                quick = self._quick_lane()
-                sorted_last = (
-                    quick is None and bool(self._intake) and not (sorted_last and self._lanes)
-                )
-                if sorted_last:
-                    index = min(
-                        range(len(self._intake)), key=lambda i: len(self._intake[i][1].payload)
-                    )
-                    self._sort(*self._intake.pop(index))
-                else:
-                    self._feed_lane(quick if quick is not None else next(iter(self._lanes)))
+                self._shed_excess(OUTBOX_BYTES)
+                sorted_last = self._turn(sorted_last)
             except Exception:  # a batch we cannot decode is not worth stopping the feed for
                 log.exception("logs_tail_feed_failed")
             spent, self._spent = self._spent, 0.0
-            owed += (time.perf_counter() - began + spent) * (1 / CPU_SHARE - 1)
+            share = BUSY_SHARE if self.ingest_busy() else IDLE_SHARE
+            owed += (time.perf_counter() - began + spent) * (1 / share - 1)
             pause = max(min(owed, MAX_PAUSE_SECONDS), owed - MAX_OWED_SECONDS)
             owed -= pause
-            owed += await self._pause(pause, interruptible=owed < MAX_OWED_SECONDS)
+            owed += await self._pause(pause)
 
-    async def _pause(self, seconds: float, *, interruptible: bool) -> float:
-        """Sleeps `seconds`, cut short (if `interruptible`) when a small batch arrives alone
-        in its lane: serving it costs next to nothing, and the pause not taken stays owed.
-        Returns the seconds not slept."""
-        if not interruptible:
-            await asyncio.sleep(seconds)
-            return 0.0
+    def _turn(self, sorted_last: bool) -> bool:
+        """One turn of work; returns whether it sorted a batch. A small batch alone in its lane
+        goes first; otherwise sorting and the lanes take turns, so a flood still arriving does
+        not starve the lanes."""
+        if not self._intake and not self._lanes:
+            return False
+        quick = self._quick_lane()
+        sorting = quick is None and bool(self._intake) and not (sorted_last and self._lanes)
+        if sorting:
+            index = min(range(len(self._intake)), key=lambda i: len(self._intake[i][1].payload))
+            self._sort(*self._intake.pop(index))
+        else:
+            self._feed_lane(quick if quick is not None else next(iter(self._lanes)))
+        return sorting
+
+    async def _pause(self, seconds: float) -> float:
+        """Sleeps `seconds`, cut short when a small batch arrives alone in its lane: serving it
+        costs next to nothing (a few lines, and each came with a request that cost ingest more),
+        and the pause not taken stays owed. Returns the seconds not slept."""
         if self._quick_lane() is not None:
             return seconds
         self._quick.clear()

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -43,8 +43,8 @@ WATCH_CACHE_SECONDS = 1.0
 
 PUBLISH_SHARE = 0.1
 """Of the event loop's time, the most publishing to Redis takes (distributed: in `logs writer`,
-or a gateway storing itself). The local feed's `CPU_SHARE` was lowered to 0.05 on issue 14's
-bench, which runs one process; this one was not measured there and stays as it was."""
+or a gateway storing itself). The local feed's share was lowered to 0.02 while ingest is busy
+on issue 14's bench, which runs one process; this one was not measured there and stays."""
 
 
 async def _yield_share(spent: float) -> None:
@@ -134,6 +134,10 @@ class TailHub:
             self._redis = None
 
     # -- the writer's side ---------------------------------------------------------------------
+
+    def watch_ingest(self, busy: Callable[[], bool]) -> None:
+        """Tells the local feed when the writer has work (it then takes less of the loop)."""
+        self._local.ingest_busy = busy
 
     def stored(self, batches: Sequence[Batch]) -> None:
         """Hand over batches that have just been stored; never waits."""
