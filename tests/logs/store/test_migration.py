@@ -194,3 +194,47 @@ async def test_a_table_without_recompression_gets_it_when_the_store_opens(
             await store.close()
     finally:
         await log_store.command(f"DROP DATABASE IF EXISTS {database}")
+
+
+async def test_a_cluster_s_distributed_table_is_opened_without_ddl_or_migration(
+    log_store: LogStore, logs_settings: Settings
+) -> None:
+    """On a cluster `logs` is a Distributed table over every node's `logs_local`: TTL,
+    settings, codecs and indexes belong to the local tables (`logs ddl --cluster --migrate`),
+    and an ALTER of them through `logs` would be refused, so the store must open without one.
+    chDB has no cluster, so a Merge table over `logs_local` stands in for the Distributed one
+    (another engine that reads other tables and refuses `MODIFY TTL`)."""
+    database = f"cluster_{secrets.token_hex(4)}"
+    now = time.time_ns()
+    await log_store.command(f"CREATE DATABASE {database}")
+    try:
+        for statement in schema.create_table_sql(database, 14, "logs_local")[1:]:
+            await log_store.command(statement)
+        await log_store.command(
+            f"CREATE TABLE {database}.logs AS {database}.logs_local "
+            f"ENGINE = Merge({database}, '^logs_local$')"
+        )
+        await log_store.command(
+            f"INSERT INTO {database}.logs_local (tenant, service, host, level, source, "
+            "timestamp, observed_at, message, trace_id, span_id, attributes, label_keys) "
+            "SELECT 't', 'shop', 'h1', 'info', 'ndjson', "
+            "fromUnixTimestamp64Nano(toInt64({now:Int64} - (number + 1) * 10000000), 'UTC'), "
+            "now64(9), concat('payment for /orders/', toString(100000 + number)), '', '', "
+            "map(), [] FROM numbers(100)",
+            {"now": now},
+        )
+        store = EmbeddedStore(logs_settings.logs_path, database=database, retention_days=7)
+        await store.open()
+        try:
+            engine = await store.query(
+                "SELECT engine FROM system.tables WHERE database = {db:String} AND name = 'logs'",
+                {"db": database},
+            )
+            assert engine == [{"engine": "Merge"}]
+            assert await search(store, f"{database}.logs", '|= "100042"', now) == [
+                "payment for /orders/100042"
+            ]
+        finally:
+            await store.close()
+    finally:
+        await log_store.command(f"DROP DATABASE IF EXISTS {database}")

@@ -14,12 +14,15 @@ from datetime import date
 from typing import Any, Literal
 
 import orjson
+import structlog
 
 from shopkeeper.logs.records import LogRecord
 from shopkeeper.logs.store import schema
 from shopkeeper.logs.store.metrics import INSERT_SECONDS, LINES_STORED
 from shopkeeper.logs.store.syslog_transform import syslog_select
 from shopkeeper.logs.store.transform import json_lines_select
+
+log = structlog.get_logger(__name__)
 
 BatchFormat = Literal["json_lines", "records", "syslog"]
 
@@ -130,8 +133,18 @@ class LogStore(abc.ABC):
         self.table = f"{self.database}.{schema.TABLE}"
 
     async def open(self) -> None:
-        """Connect and create (or migrate the retention of) the table."""
+        """Connect and create (or migrate the retention, settings and codecs of) the table.
+
+        A `logs` table that is not a MergeTree (on a cluster, the Distributed table over every
+        node's `logs_local`) is left alone: TTL, settings, codecs and indexes belong to the
+        local tables, which `shopkeeper logs ddl --cluster NAME --migrate` brings up to date
+        `ON CLUSTER`; an ALTER of them through the Distributed table would be refused, and the
+        store would not open."""
         await self._connect()
+        engine = await self._engine_of_table()
+        if engine is not None and not engine.endswith("MergeTree"):
+            log.info("logs_store_table_managed_elsewhere", table=self.table, engine=engine)
+            return
         for statement in schema.create_table_sql(self.database, self.retention_days):
             await self.command(statement)
         await self.command(schema.modify_ttl_sql(self.database, self.retention_days))
@@ -161,6 +174,15 @@ class LogStore(abc.ABC):
             migration = []
         for statement in migration:
             await self.command(statement)
+
+    async def _engine_of_table(self) -> str | None:
+        """The engine of the existing `logs` table, or None when there is none yet."""
+        rows = await self.query(
+            "SELECT engine FROM system.tables "
+            "WHERE database = {database:String} AND name = {table:String}",
+            {"database": self.database, "table": schema.TABLE},
+        )
+        return str(rows[0]["engine"]) if rows else None
 
     @abc.abstractmethod
     async def _connect(self) -> None: ...
