@@ -19,7 +19,7 @@ from shopkeeper.logs.store.syslog_transform import escape_frame, row_prefix
 from shopkeeper.logs.tail import candidates, feed
 from shopkeeper.logs.tail.decode import batch_rows
 from shopkeeper.logs.tail.feed import REGION_BYTES
-from shopkeeper.logs.tail.hub import TailHub
+from shopkeeper.logs.tail.hub import TailHub, batch_message, message_batch, pieces
 from shopkeeper.logs.tail.session import TailFilter, TailSession, row_entries
 
 
@@ -278,3 +278,63 @@ async def test_handing_a_flood_past_the_cap_to_the_feed_searches_nothing_on_inge
         assert probe.dropped_total == 0
     finally:
         await hub.stop()
+
+
+async def test_across_processes_a_flood_for_one_session_costs_a_selective_one_nothing(
+    logs_settings: Settings, tenant: str
+) -> None:
+    """Distributed, the writer publishes stored batches as they are and the listening process's
+    own feed serves its sessions fairly: a session whose filter matches one line among
+    megabytes that another session matches gets that line, and no marker for lines it could
+    never have matched."""
+    settings = logs_settings.model_copy(
+        update={"redis_url": "redis://127.0.0.1:6379/0", "redis_namespace": secrets.token_hex(4)}
+    )
+    writer_side = TailHub(settings, listen=False)  # as in `logs writer`
+    gateway = TailHub(settings)
+    await writer_side.start()
+    await gateway.start()
+    try:
+        flooded = session_for(tenant, '{service="flood"}')
+        probe = session_for(tenant, '{service="probe"}')
+        for session in (flooded, probe):
+            await gateway.subscribe(session)
+        probe_line = b'{"service": "probe", "msg": "probe 1"}\n'
+        # One group-commit round: 12 MiB for the flooded session, the probe's line among them.
+        writer_side.stored(
+            [
+                *(flood_batch(tenant, 1000, f"early {b}") for b in range(6)),
+                Batch(
+                    tenant=tenant, source="ndjson", format="json_lines", payload=probe_line, lines=1
+                ),
+                *(flood_batch(tenant, 1000, f"late {b}") for b in range(6)),
+            ]
+        )
+        assert await lines(probe) == ["probe 1"]
+        await asyncio.wait_for(flooded.wait(), timeout=10)
+        await asyncio.sleep(1)  # the feed goes on with the flood meanwhile
+        assert probe.take() == ([], [])
+        assert probe.dropped_total == 0
+        entries, _ = flooded.take()
+        assert entries
+        assert all(entry.line.startswith(("early", "late")) for entry in entries)
+    finally:
+        await gateway.stop()
+        await writer_side.stop()
+
+
+def test_a_batch_is_published_in_pieces_of_whole_lines_that_read_back_as_it() -> None:
+    batch = flood_batch("t", 1500, "piece")
+    parts = pieces(batch, size=256 * 1024)
+    assert len(parts) > 4
+    assert b"".join(part.payload for part in parts) == batch.payload
+    assert sum(part.lines for part in parts) == 1500
+    assert all(part.payload.endswith(b"\n") for part in parts)
+    again = message_batch("t", batch_message(parts[1]))
+    assert isinstance(again, Batch)
+    assert (again.payload, again.lines, again.format) == (
+        parts[1].payload,
+        parts[1].lines,
+        "json_lines",
+    )
+    assert message_batch("t", b'{"missed": 42}') == 42

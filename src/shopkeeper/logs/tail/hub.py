@@ -2,12 +2,13 @@
 matching sessions, here and, through Redis pub/sub, in every other process.
 
 The writer calls `stored` after each INSERT: it queues and returns, whatever the sessions do.
-In one process (no Redis) the `LocalFeed` (`feed.py`) feeds the sessions, fairly between them
-and within a share of the event loop. Distributed, each watched tenant's batches are decoded
-and published in order; past `OUTBOX_BYTES` of undelivered batches (Redis slow, a flood the
-decoder cannot keep up with) new ones are not tailed and counted in `missed_batches`, and a
-batch that waited past `MAX_WAIT_SECONDS` is shed too. Storage and ingest are never held up by
-a tail."""
+Every process feeds its own sessions with its `LocalFeed` (`feed.py`): fairly between them,
+decoding only the lines some session may match, within a share of its event loop. Distributed,
+the writer's process publishes each watched tenant's stored batches as they are (raw bytes, in
+pieces of whole lines; nothing decoded there), and every listening process hands what it
+receives to its own feed. Past `OUTBOX_BYTES` of unpublished batches (Redis slow) the oldest are
+not tailed and counted in `missed_batches`, and a batch that waited past `MAX_WAIT_SECONDS` is
+shed too. Storage and ingest are never held up by a tail."""
 
 from __future__ import annotations
 
@@ -25,31 +26,77 @@ from redis.exceptions import RedisError
 
 from shopkeeper.core.settings import Settings
 from shopkeeper.logs.store import Batch
-from shopkeeper.logs.tail.decode import Row, line_rows
 from shopkeeper.logs.tail.feed import MAX_WAIT_SECONDS, LocalFeed
 from shopkeeper.logs.tail.session import TailSession, row_entries
 
 log = structlog.get_logger(__name__)
 
-CHUNK_LINES = 200
-"""Lines decoded and published between two pauses (ingest shares the event loop)."""
-OUTBOX_BYTES = 4 * 1024 * 1024
-"""Stored bytes waiting to be published at most (distributed); past it the oldest are shed."""
+OUTBOX_BYTES = 16 * 1024 * 1024
+"""Stored bytes waiting to be published at most (distributed); past it the largest batch is
+shed (a flood's megabytes, never a one-line batch behind them), reported to every session of
+its tenant, since the writer does not know their filters. Publishing costs a copy, so this
+fills only while Redis is slow, or when one round hands over more than this at once."""
+MESSAGE_BYTES = 512 * 1024
+"""A stored batch is published in pieces of about this many bytes, cut after a line: a
+listener's feed sheds and serves them like batches, and no message nears Redis's output
+buffer limit for pub/sub clients (32 MiB by default, past which it drops the subscriber)."""
 WATCH_SECONDS = 30
 """A process tailing a tenant marks it watched in Redis for this long, renewed every third."""
 WATCH_CACHE_SECONDS = 1.0
 """How long a publisher trusts its answer to "is this tenant watched anywhere?"."""
 
 
-PUBLISH_SHARE = 0.1
-"""Of the event loop's time, the most publishing to Redis takes (distributed: in `logs writer`,
-or a gateway storing itself). The local feed's share was lowered to 0.02 while ingest is busy
-on issue 14's bench, which runs one process; this one was not measured there and stays."""
+def batch_message(batch: Batch) -> bytes:
+    """A stored batch as one pub/sub message: its description as a JSON line, then its bytes."""
+    meta = {
+        "source": batch.source,
+        "format": batch.format,
+        "lines": batch.lines,
+        "extra": dict(batch.extra_attributes),
+    }
+    return orjson.dumps(meta) + b"\n" + batch.payload
 
 
-async def _yield_share(spent: float) -> None:
-    """Gives the rest of the event loop (ingest) its share after `spent` seconds of publishing."""
-    await asyncio.sleep(spent * (1 / PUBLISH_SHARE - 1))
+def message_batch(tenant: str, data: bytes) -> Batch | int:
+    """The batch a message carries, or the number of lines a writer reports it shed."""
+    head, _, payload = data.partition(b"\n")
+    meta = orjson.loads(head)
+    if "missed" in meta:
+        return int(meta["missed"])
+    return Batch(
+        tenant=tenant,
+        source=str(meta["source"]),
+        format=meta["format"],
+        payload=payload,
+        lines=int(meta["lines"]),
+        extra_attributes={str(k): str(v) for k, v in meta["extra"].items()},
+    )
+
+
+def pieces(batch: Batch, size: int = MESSAGE_BYTES) -> list[Batch]:
+    """`batch` cut after a line into pieces of about `size` bytes (one piece if it is small)."""
+    payload = batch.payload
+    if len(payload) <= size:
+        return [batch]
+    cut: list[Batch] = []
+    start = 0
+    while start < len(payload):
+        newline = payload.find(b"\n", start + size)
+        end = len(payload) if newline < 0 else newline + 1
+        part = payload[start:end]
+        lines = part.count(b"\n") + (not part.endswith(b"\n"))
+        cut.append(
+            Batch(
+                tenant=batch.tenant,
+                source=batch.source,
+                format=batch.format,
+                payload=part,
+                lines=lines,
+                extra_attributes=batch.extra_attributes,
+            )
+        )
+        start = end
+    return cut
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +106,7 @@ class _Missed:
 
 class _Outbox:
     """A FIFO of stored batches (with the time each was queued) and shed notices, from which
-    the oldest batch can also be taken out to make room."""
+    the largest batch can also be taken out to make room."""
 
     def __init__(self) -> None:
         self._items: deque[tuple[float, Batch] | _Missed] = deque()
@@ -78,12 +125,26 @@ class _Outbox:
     def qsize(self) -> int:
         return len(self._items)
 
-    def pop_oldest_batch(self) -> Batch | None:
+    def pop_largest_batch(self, at_least: int) -> Batch | None:
+        """The largest batch waiting (the oldest of equals), taken out, if it holds at least
+        `at_least` bytes."""
+        found: int | None = None
         for index, item in enumerate(self._items):
-            if not isinstance(item, _Missed):
-                del self._items[index]
-                return item[1]
-        return None
+            if isinstance(item, _Missed):
+                continue
+            size = len(item[1].payload)
+            if size >= at_least and (found is None or size > len(self._item(found).payload)):
+                found = index
+        if found is None:
+            return None
+        batch = self._item(found)
+        del self._items[found]
+        return batch
+
+    def _item(self, index: int) -> Batch:
+        item = self._items[index]
+        assert not isinstance(item, _Missed)
+        return item[1]
 
 
 class TailHub:
@@ -116,8 +177,10 @@ class TailHub:
         if self.distributed:
             assert self.settings.redis_url is not None
             self._redis = Redis.from_url(self.settings.redis_url)
-        feed = self._deliver_stored() if self.distributed else self._local.run()
-        self._tasks.append(asyncio.create_task(feed, name="logs-tail-feed"))
+        if self.distributed:
+            self._tasks.append(asyncio.create_task(self._deliver_stored(), name="logs-tail-pub"))
+        if self.listen or not self.distributed:
+            self._tasks.append(asyncio.create_task(self._local.run(), name="logs-tail-feed"))
         if self.distributed and self.listen:
             self._tasks.append(asyncio.create_task(self._listen(), name="logs-tail-listen"))
             self._tasks.append(asyncio.create_task(self._keep_watching(), name="logs-tail-watch"))
@@ -146,13 +209,14 @@ class TailHub:
                 if batch.tenant in self._sessions:  # a tenant nobody tails costs nothing
                     self._local.put(batch)
                 continue
-            # Full: the oldest waiting batches go first (live tail wants the newest lines).
+            # Full: the largest batches go first (of equals, the oldest), this one if every
+            # batch waiting is smaller.
             while self._outbox_bytes + len(batch.payload) > OUTBOX_BYTES:
-                oldest = self._outbox.pop_oldest_batch()
-                if oldest is None:
+                largest = self._outbox.pop_largest_batch(len(batch.payload))
+                if largest is None:
                     break
-                self._outbox_bytes -= len(oldest.payload)
-                self._shed(oldest)
+                self._outbox_bytes -= len(largest.payload)
+                self._shed(largest)
             if self._outbox_bytes + len(batch.payload) > OUTBOX_BYTES:
                 self._shed(batch)
                 continue
@@ -191,14 +255,11 @@ class TailHub:
                 self._outbox_bytes -= len(batch.payload)
 
     async def _publish(self, batch: Batch) -> None:
-        """Every line, decoded, to the other processes (their sessions' filters are theirs)."""
+        """The batch's bytes to every listening process, whose feeds decode what their sessions
+        may match: nothing is decoded here."""
         assert self._redis is not None
-        lines = batch.payload.splitlines()
-        for first in range(0, len(lines), CHUNK_LINES):
-            began = time.perf_counter()
-            rows = line_rows(batch, lines[first : first + CHUNK_LINES])
-            await self._redis.publish(self._prefix + batch.tenant, orjson.dumps(rows))
-            await _yield_share(time.perf_counter() - began)
+        for piece in pieces(batch):
+            await self._redis.publish(self._prefix + batch.tenant, batch_message(piece))
 
     async def _publish_missed(self, tenant: str) -> None:
         lines = self._missed.pop(tenant, 0)
@@ -242,10 +303,21 @@ class TailHub:
             if not sessions:
                 del self._sessions[session.tenant]
 
-    def _offer(self, tenant: str, rows: list[Row]) -> None:
-        entries = row_entries(rows)
-        for session in tuple(self._sessions.get(tenant, ())):
-            session.offer(entries)
+    def _received(self, tenant: str, data: bytes) -> None:
+        """A message of a writer, for the sessions of `tenant` here."""
+        if data.startswith(b"["):
+            # Decoded rows, as a writer of the previous release publishes them (an upgrade
+            # rolls through the processes one at a time).
+            entries = row_entries(orjson.loads(data))
+            for session in tuple(self._sessions.get(tenant, ())):
+                session.offer(entries)
+            return
+        received = message_batch(tenant, data)
+        if isinstance(received, int):  # lines a writer shed
+            for session in tuple(self._sessions.get(tenant, ())):
+                session.missed(received)
+        else:
+            self._local.put(received)
 
     async def _listen(self) -> None:
         assert self._redis is not None
@@ -260,12 +332,7 @@ class TailHub:
                     tenant = item["channel"].decode().removeprefix(self._prefix)
                     if tenant not in self._sessions:
                         continue
-                    message = orjson.loads(item["data"])
-                    if isinstance(message, dict):  # {"missed": lines} shed by a writer
-                        for session in tuple(self._sessions.get(tenant, ())):
-                            session.missed(int(message.get("missed", 0)))
-                    else:
-                        self._offer(tenant, message)
+                    self._received(tenant, item["data"])
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis went away: sessions stay open, we retry
