@@ -255,8 +255,7 @@ class EmbeddedStore(LogStore):
             relation = f"file({_quote(pattern)}, 'TabSeparated', {_quote(SYSLOG_STRUCTURE)})"
         else:
             relation = f"file({_quote(pattern)}, 'JSONEachRow', {_quote(RECORD_STRUCTURE)})"
-        sql = insert_sql(self.table, first.format, relation)
-        sql += f"\nSETTINGS insert_deduplication_token = {_quote(token)}"
+        sql = insert_sql(self.table, first.format, relation, {"insert_deduplication_token": token})
         inserter = engine.inserters.get()
         try:
             inserter.query(sql, params=chdb_parameters(batch_parameters(first)))

@@ -89,7 +89,9 @@ def json_lines_select(relation: str) -> str:
         [
             "line",
             "is_object",
-            "arrayMap(p -> p.1, kv) AS keys",
+            # `.1` of an array of tuples is the array of their first elements, as a lambda
+            # would give, with one lambda less to analyse on every INSERT.
+            "kv.1 AS keys",
             # A JSON string without escapes is its text between the quotes: no parse.
             "arrayMap(p -> if(startsWith(p.2, '\"'), if(position(p.2, '\\\\') = 0, "
             "substring(p.2, 2, length(p.2) - 2), JSONExtractString(p.2)), p.2), kv) AS vals",
@@ -141,7 +143,7 @@ def json_lines_select(relation: str) -> str:
         "trace_id": "if(i_trace > 0, vals[i_trace], '')",
         "span_id": "if(i_span > 0, vals[i_span], '')",
         "attributes": (
-            "mapUpdate(mapUpdate(mapFromArrays(arrayMap(p -> p.1, rest), arrayMap(p -> p.2, rest)),"
+            "mapUpdate(mapUpdate(mapFromArrays(rest.1, rest.2),"
             " CAST(JSONExtract({extra:String}, 'Map(String, String)'), 'Map(String, String)')), "
             f"if(parse_error != '', map({_quote(PARSE_ERROR)}, parse_error), map()))"
         ),
