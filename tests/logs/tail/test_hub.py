@@ -158,6 +158,17 @@ def flood_batch(tenant: str, lines: int, tag: str) -> Batch:
     return Batch(tenant=tenant, source="ndjson", format="json_lines", payload=payload, lines=lines)
 
 
+def flood_round(tenant: str, batches_each_side: int) -> list[Batch]:
+    """One group-commit round: megabyte batches of the flood on either side of the probe's
+    one-line batch ("probe 1")."""
+    probe_line = b'{"service": "probe", "msg": "probe 1"}\n'
+    return [
+        *(flood_batch(tenant, 1000, f"early {b}") for b in range(batches_each_side)),
+        Batch(tenant=tenant, source="ndjson", format="json_lines", payload=probe_line, lines=1),
+        *(flood_batch(tenant, 1000, f"late {b}") for b in range(batches_each_side)),
+    ]
+
+
 async def test_a_flood_for_other_sessions_costs_a_selective_session_neither_lines_nor_markers(
     logs_settings: Settings, tenant: str
 ) -> None:
@@ -171,18 +182,8 @@ async def test_a_flood_for_other_sessions_costs_a_selective_session_neither_line
         probe = session_for(tenant, '{service="probe"}')
         for session in (flooded, probe):
             await hub.subscribe(session)
-        probe_line = b'{"service": "probe", "msg": "probe 1"}\n'
-        # One group-commit round: 20 MiB for the flooded session (more than the feed holds),
-        # the probe's line among them.
-        hub.stored(
-            [
-                *(flood_batch(tenant, 1000, f"early {b}") for b in range(10)),
-                Batch(
-                    tenant=tenant, source="ndjson", format="json_lines", payload=probe_line, lines=1
-                ),
-                *(flood_batch(tenant, 1000, f"late {b}") for b in range(10)),
-            ]
-        )
+        # 20 MiB for the flooded session (more than the feed holds).
+        hub.stored(flood_round(tenant, 10))
         assert await lines(probe) == ["probe 1"]
         await asyncio.sleep(0.5)  # the feed goes on with the flood meanwhile
         assert probe.take() == ([], [])
@@ -299,17 +300,8 @@ async def test_across_processes_a_flood_for_one_session_costs_a_selective_one_no
         probe = session_for(tenant, '{service="probe"}')
         for session in (flooded, probe):
             await gateway.subscribe(session)
-        probe_line = b'{"service": "probe", "msg": "probe 1"}\n'
-        # One group-commit round: 12 MiB for the flooded session, the probe's line among them.
-        writer_side.stored(
-            [
-                *(flood_batch(tenant, 1000, f"early {b}") for b in range(6)),
-                Batch(
-                    tenant=tenant, source="ndjson", format="json_lines", payload=probe_line, lines=1
-                ),
-                *(flood_batch(tenant, 1000, f"late {b}") for b in range(6)),
-            ]
-        )
+        # 12 MiB for the flooded session (the writer's outbox holds it all).
+        writer_side.stored(flood_round(tenant, 6))
         assert await lines(probe) == ["probe 1"]
         await asyncio.wait_for(flooded.wait(), timeout=10)
         await asyncio.sleep(1)  # the feed goes on with the flood meanwhile
