@@ -35,13 +35,6 @@ def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _first_index(fields: Sequence[str]) -> str:
-    # The first of the names present, in order of preference (indexOf: no lambda per key).
-    found = [f"indexOf(keys, {_quote(field)})" for field in fields]
-    branches = ", ".join(f"{index} > 0, {index}" for index in found)
-    return f"multiIf({branches}, 0)"
-
-
 def _flatten_level(source: str) -> str:
     # An object value is replaced by its own (key.sub, raw) pairs; anything else stays.
     return (
@@ -51,108 +44,153 @@ def _flatten_level(source: str) -> str:
     )
 
 
+_ROLES: tuple[tuple[str, ...], ...] = (
+    TIMESTAMP_FIELDS,
+    MESSAGE_FIELDS,
+    LEVEL_FIELDS,
+    SERVICE_FIELDS,
+    HOST_FIELDS,
+    TRACE_ID_FIELDS,
+    SPAN_ID_FIELDS,
+)
+"""The record fields picked from a line's keys, in the order of `picked` (1-based)."""
+_ROLE_CODES: tuple[tuple[str, int], ...] = tuple(
+    (name, role * 8 + rank)
+    for role, names in enumerate(_ROLES, 1)
+    for rank, name in enumerate(names)
+)
+"""Each field name's code: its role times 8 plus its rank among that role's names, so that the
+smallest code of a role present in a line is the name to take. Any other key is coded 255 (role
+31); no key is coded 0."""
+assert all(len(names) < 8 for names in _ROLES)
+
+
 def _epoch_to_ns(number: str, integral: bool) -> str:
     # Epoch seconds, milliseconds, microseconds or nanoseconds, told apart by magnitude;
     # integers are scaled exactly (a float has no room for nanoseconds of today).
     scale = ("1000000000", "1000000", "1000") if integral else ("1e9", "1e6", "1e3")
     return (
-        f"multiIf(abs({number}) < 1e11, {number} * {scale[0]}, "
-        f"abs({number}) < 1e14, {number} * {scale[1]}, "
-        f"abs({number}) < 1e17, {number} * {scale[2]}, {number})"
+        f"fromUnixTimestamp64Nano(toInt64({number} * multiIf(abs({number}) < 1e11, {scale[0]}, "
+        f"abs({number}) < 1e14, {scale[1]}, abs({number}) < 1e17, {scale[2]}, 1)), 'UTC')"
     )
+
+
+def _flatten(source: str) -> str:
+    # One level of nested objects flattened; an array without one is kept as it is (no copy).
+    nested = f"arrayExists(p -> startsWith(p.2, '{{'), {source})"
+    return f"if({nested}, {_flatten_level(source)}, {source})"
 
 
 def json_lines_select(relation: str) -> str:
     """`SELECT <all columns> FROM <relation>` for raw JSON lines.
 
-    Built as a chain of subqueries, each computing columns from the previous one's: written
-    as one SELECT with aliases, the analyzer inlines every alias into every use and spent
-    ~150 ms analysing the tree on every INSERT, whatever its size."""
+    ClickHouse analyses this statement on every INSERT, on one thread, before reading a line:
+    at ~0.1 ms per function call in the tree (chDB 26.9) that is most of a small INSERT's time
+    and a fixed cost of every round. So the SQL is kept small: a chain of subqueries, each
+    computing columns from the previous one's (written as one SELECT with aliases, the analyzer
+    inlines every alias into every use: ~150 ms per INSERT), with as few calls as the rules
+    allow. The fields are picked by coding every key (`_ROLE_CODES`) and sorting the codes: a
+    field's first code in that order is its preferred name present. A `multiIf` of an `indexOf`
+    per field name took three times the calls and ~8 ms more per INSERT, and searching the
+    codes once per field with a lambda cost ~10% more per line."""
+    assert FLATTEN_DEPTH == 3  # the two `_flatten` stages below
     aliases = sorted(LEVEL_ALIASES.items())
+    names = _string_array([name for name, _ in _ROLE_CODES])
+    codes = ", ".join(str(code) for _, code in _ROLE_CODES)
     stages: list[list[str]] = [
-        ["line", "startsWith(line, '{') AND isValidJSON(line) AS is_object"],
-        # Not a JSON object: no pairs (an `if` here would copy every array).
-        ["*", "JSONExtractKeysAndValuesRaw(line) AS kv0"],
-    ]
-    for depth in range(1, FLATTEN_DEPTH):
-        previous = f"kv{depth - 1}"
-        nested = f"arrayExists(p -> startsWith(p.2, '{{'), {previous})"
-        stages.append(
-            [
-                "line",
-                "is_object",
-                f"if({nested}, {_flatten_level(previous)}, {previous}) AS kv{depth}",
-            ]
-        )
-    stages += [
-        ["line", "is_object", f"arrayFilter(p -> p.2 != 'null', kv{FLATTEN_DEPTH - 1}) AS kv"],
+        ["line", "is_object", f"{_flatten('kv0')} AS kv1"],
+        ["line", "is_object", f"arrayFilter(p -> p.2 != 'null', {_flatten('kv1')}) AS kv"],
         [
             "line",
             "is_object",
-            # `.1` of an array of tuples is the array of their first elements, as a lambda
-            # would give, with one lambda less to analyse on every INSERT.
             "kv.1 AS keys",
             # A JSON string without escapes is its text between the quotes: no parse.
             "arrayMap(p -> if(startsWith(p.2, '\"'), if(position(p.2, '\\\\') = 0, "
             "substring(p.2, 2, length(p.2) - 2), JSONExtractString(p.2)), p.2), kv) AS vals",
+            f"arrayMap(k -> transform(k, {names}, [{codes}], 255), keys) AS codes",
+        ],
+        [
+            "line",
+            "is_object",
+            "keys",
+            "vals",
+            "codes",
+            "arraySort(codes) AS sorted_codes",
+            # The role of each sorted code: a role's first place holds its smallest code.
+            "arrayMap(c -> intDiv(c, 8), sorted_codes) AS sorted_roles",
+        ],
+        [
+            "line",
+            "is_object",
+            "keys",
+            "vals",
+            # Per role, the position of its preferred key, 0 if none (`sorted_codes[0]` is 0,
+            # which no key has).
+            "["
+            + ", ".join(
+                f"indexOf(codes, sorted_codes[indexOf(sorted_roles, {r})])"
+                for r in range(1, len(_ROLES) + 1)
+            )
+            + "] AS picked",
+        ],
+        [
+            "line",
+            "is_object",
+            "vals",
+            # `vals[0]` is '': a field a line lacks reads as empty, with no `if`.
+            *(
+                f"picked[{n}] AS i_{role}"
+                for n, role in enumerate(("ts", "msg", "lvl", "svc", "host", "trace", "span"), 1)
+            ),
+            "vals[picked[1]] AS ts_text",
+            "toInt64OrNull(ts_text) AS ts_int",
+            "toFloat64OrNull(ts_text) AS ts_float",
+            "arrayFilter((p, i) -> NOT has(picked, i), arrayZip(keys, vals), arrayEnumerate(vals)) "
+            "AS rest",
         ],
         [
             "*",
-            f"{_first_index(TIMESTAMP_FIELDS)} AS i_ts",
-            f"{_first_index(MESSAGE_FIELDS)} AS i_msg",
-            f"{_first_index(LEVEL_FIELDS)} AS i_lvl",
-            f"{_first_index(SERVICE_FIELDS)} AS i_svc",
-            f"{_first_index(HOST_FIELDS)} AS i_host",
-            f"{_first_index(TRACE_ID_FIELDS)} AS i_trace",
-            f"{_first_index(SPAN_ID_FIELDS)} AS i_span",
-        ],
-        ["*", "if(i_ts > 0, vals[i_ts], '') AS ts_text"],
-        [
-            "*",
-            "multiIf(toInt64OrNull(ts_text) IS NOT NULL, "
-            "fromUnixTimestamp64Nano("
-            f"toInt64({_epoch_to_ns('toInt64OrZero(ts_text)', True)}), 'UTC'), "
-            "toFloat64OrNull(ts_text) IS NOT NULL, "
-            "fromUnixTimestamp64Nano("
-            f"toInt64({_epoch_to_ns('toFloat64OrZero(ts_text)', False)}), 'UTC'), "
+            f"multiIf(ts_int IS NOT NULL, {_epoch_to_ns('ts_int', True)}, "
+            f"ts_float IS NOT NULL, {_epoch_to_ns('ts_float', False)}, "
             "parseDateTime64BestEffortOrNull(ts_text, 9, 'UTC')) AS ts_parsed",
             "now64(9, 'UTC') AS received",
-            "arrayFilter((p, i) -> i NOT IN (i_ts, i_msg, i_lvl, i_svc, i_host, i_trace, i_span), "
-            "arrayZip(keys, vals), arrayEnumerate(keys)) AS rest",
-        ],
-        [
-            "*",
-            "multiIf(NOT is_object, 'not a JSON object', "
-            "i_ts > 0 AND ts_parsed IS NULL, concat('unparseable timestamp: ', ts_text), '') "
-            "AS parse_error",
         ],
     ]
-    level_value = "if(i_lvl > 0, lower(trimBoth(vals[i_lvl])), '')"
+    # Why a line was stored raw, as the attribute naming it (no attribute when it was not).
+    parse_error = (
+        f"multiIf(NOT is_object, map({_quote(PARSE_ERROR)}, 'not a JSON object'), "
+        f"i_ts > 0 AND ts_parsed IS NULL, map({_quote(PARSE_ERROR)}, "
+        "concat('unparseable timestamp: ', ts_text)), map())"
+    )
     selected = {
         "tenant": "{tenant:String}",
-        "service": f"if(i_svc > 0 AND vals[i_svc] != '', vals[i_svc], {_quote(UNKNOWN_SERVICE)})",
-        "host": "if(i_host > 0, vals[i_host], '')",
+        "service": f"if(vals[i_svc] != '', vals[i_svc], {_quote(UNKNOWN_SERVICE)})",
+        "host": "vals[i_host]",
         "level": (
-            f"transform({level_value}, {_string_array([k for k, _ in aliases])}, "
+            f"transform(lower(trimBoth(vals[i_lvl])), {_string_array([k for k, _ in aliases])}, "
             f"{_string_array([v for _, v in aliases])}, 'unknown')"
         ),
         "source": "{source:String}",
         "timestamp": "ifNull(ts_parsed, received)",
         "observed_at": "received",
         "message": "if(is_object AND i_msg > 0, vals[i_msg], line)",
-        "trace_id": "if(i_trace > 0, vals[i_trace], '')",
-        "span_id": "if(i_span > 0, vals[i_span], '')",
+        "trace_id": "vals[i_trace]",
+        "span_id": "vals[i_span]",
         "attributes": (
             "mapUpdate(mapUpdate(mapFromArrays(rest.1, rest.2),"
             " CAST(JSONExtract({extra:String}, 'Map(String, String)'), 'Map(String, String)')), "
-            f"if(parse_error != '', map({_quote(PARSE_ERROR)}, parse_error), map()))"
+            f"{parse_error})"
         ),
         "label_keys": "CAST([], 'Array(String)')",
     }
     assert tuple(selected) == COLUMN_NAMES
-    # No value is pasted: tenant, source and extra are bound parameters.
-    sql = f"SELECT trimBoth(line) AS trimmed FROM {relation} WHERE trimmed != ''"  # noqa: S608
-    sql = f"SELECT trimmed AS line FROM ({sql})"  # noqa: S608
+    # No value is pasted: tenant, source and extra are bound parameters. The relation's
+    # `line` is trimmed into `text`, then named `line` again (an alias may not shadow it).
+    first = "trimBoth(line) AS text, startsWith(text, '{') AND isValidJSON(text) AS is_object"
+    sql = (
+        f"SELECT {first}, JSONExtractKeysAndValuesRaw(text) AS kv0 FROM {relation} WHERE text != ''"  # noqa: S608
+    )
+    sql = f"SELECT text AS line, is_object, kv0 FROM ({sql})"  # noqa: S608
     for columns in stages:
         sql = f"SELECT {', '.join(columns)}\nFROM ({sql})"
     projections = ",\n    ".join(f"{expr} AS {name}" for name, expr in selected.items())
