@@ -175,7 +175,7 @@ class LogStore(abc.ABC):
             "WHERE database = {database:String} AND name = {table:String}",
             {"database": self.database, "table": schema.TABLE},
         )
-        if tables and schema.merge_setting() not in str(tables[0]["engine_full"]):
+        if tables and schema.merge_settings_missing(str(tables[0]["engine_full"])):
             await self.command(schema.modify_merge_setting_sql(self.database))
         indexes = await self.query(
             "SELECT name FROM system.data_skipping_indices "

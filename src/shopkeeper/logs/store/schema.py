@@ -87,6 +87,16 @@ DEDUPLICATION_WINDOW = 10_000
 # than a few seconds are merged at a lowered base anyway, so the parts a query reads barely
 # grow. Tables created with another base are brought to this one when the store opens.
 MERGE_SELECTOR_BASE = 20
+# Vertical merges (the sorting key's columns merged first, then every other column on its own,
+# in the order found) from the first non-key column, where ClickHouse waits for 11 and this
+# table has 9: merging ten parts of 43,000 lines took 8-10% less CPU (827-855 against 925 ms),
+# with the same bytes, and a merge holds one column's blocks at a time instead of all of them.
+# Small merges (under 131,072 rows, ClickHouse's default) stay horizontal.
+VERTICAL_MERGE_MIN_COLUMNS = 1
+MERGE_SETTINGS: tuple[tuple[str, int], ...] = (
+    ("merge_selector_base", MERGE_SELECTOR_BASE),
+    ("vertical_merge_algorithm_min_columns_to_activate", VERTICAL_MERGE_MIN_COLUMNS),
+)
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -157,11 +167,16 @@ def create_table_sql(database: str, retention_days: int, table: str = TABLE) -> 
 
 
 def merge_setting() -> str:
-    return f"merge_selector_base = {MERGE_SELECTOR_BASE}"
+    return ", ".join(f"{name} = {value}" for name, value in MERGE_SETTINGS)
+
+
+def merge_settings_missing(engine_full: str) -> bool:
+    """Whether a table (its `system.tables.engine_full`) lacks one of `MERGE_SETTINGS`."""
+    return any(f"{name} = {value}" not in engine_full for name, value in MERGE_SETTINGS)
 
 
 def modify_merge_setting_sql(database: str, table: str = TABLE) -> str:
-    """Brings an existing table to the current `MERGE_SELECTOR_BASE`."""
+    """Brings an existing table to the current `MERGE_SETTINGS`."""
     return (
         f"ALTER TABLE {identifier(database)}.{identifier(table)} MODIFY SETTING {merge_setting()}"
     )

@@ -24,7 +24,7 @@ ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/shopkeeper_logs/logs_lo
 PARTITION BY toDate(timestamp)
 ORDER BY (tenant, service, timestamp)
 TTL toDateTime(timestamp) + toIntervalDay(14), toDateTime(toDate(timestamp), 'UTC') + toIntervalHour(25) RECOMPRESS CODEC(ZSTD(12))
-SETTINGS ttl_only_drop_parts = 1, replicated_deduplication_window = 10000, merge_selector_base = 20, default_compression_codec = 'ZSTD(3)';
+SETTINGS ttl_only_drop_parts = 1, replicated_deduplication_window = 10000, merge_selector_base = 20, vertical_merge_algorithm_min_columns_to_activate = 1, default_compression_codec = 'ZSTD(3)';
 
 CREATE TABLE IF NOT EXISTS shopkeeper_logs.logs ON CLUSTER logs_cluster AS shopkeeper_logs.logs_local
 ENGINE = Distributed(logs_cluster, shopkeeper_logs, logs_local, cityHash64(tenant, service));
