@@ -44,25 +44,26 @@ def _flatten_level(source: str) -> str:
     )
 
 
-_ROLES: tuple[tuple[str, ...], ...] = (
-    TIMESTAMP_FIELDS,
-    MESSAGE_FIELDS,
-    LEVEL_FIELDS,
-    SERVICE_FIELDS,
-    HOST_FIELDS,
-    TRACE_ID_FIELDS,
-    SPAN_ID_FIELDS,
-)
-"""The record fields picked from a line's keys, in the order of `picked` (1-based)."""
+_ROLES: dict[str, tuple[str, ...]] = {
+    "ts": TIMESTAMP_FIELDS,
+    "msg": MESSAGE_FIELDS,
+    "lvl": LEVEL_FIELDS,
+    "svc": SERVICE_FIELDS,
+    "host": HOST_FIELDS,
+    "trace": TRACE_ID_FIELDS,
+    "span": SPAN_ID_FIELDS,
+}
+"""The record fields picked from a line's keys (column `i_<role>`), numbered from 1 in this
+order (their place in `picked`)."""
 _ROLE_CODES: tuple[tuple[str, int], ...] = tuple(
     (name, role * 8 + rank)
-    for role, names in enumerate(_ROLES, 1)
+    for role, names in enumerate(_ROLES.values(), 1)
     for rank, name in enumerate(names)
 )
 """Each field name's code: its role times 8 plus its rank among that role's names, so that the
 smallest code of a role present in a line is the name to take. Any other key is coded 255 (role
 31); no key is coded 0."""
-assert all(len(names) < 8 for names in _ROLES)
+assert all(len(names) < 8 for names in _ROLES.values())
 
 
 def _epoch_to_ns(number: str, integral: bool) -> str:
@@ -138,11 +139,8 @@ def json_lines_select(relation: str) -> str:
             "is_object",
             "vals",
             # `vals[0]` is '': a field a line lacks reads as empty, with no `if`.
-            *(
-                f"picked[{n}] AS i_{role}"
-                for n, role in enumerate(("ts", "msg", "lvl", "svc", "host", "trace", "span"), 1)
-            ),
-            "vals[picked[1]] AS ts_text",
+            *(f"picked[{n}] AS i_{role}" for n, role in enumerate(_ROLES, 1)),
+            "vals[i_ts] AS ts_text",
             "toInt64OrNull(ts_text) AS ts_int",
             "toFloat64OrNull(ts_text) AS ts_float",
             "arrayFilter((p, i) -> NOT has(picked, i), arrayZip(keys, vals), arrayEnumerate(vals)) "
