@@ -320,11 +320,10 @@ _LIVE_KEY = select(ApiKey.id, ApiKey.scopes, ApiKey.tenant).where(
 
 
 async def actor_for_presented_key(db: Database, presented: str) -> Actor:
-    """`actor_for_key` as one read statement outside a transaction (see `Database.lone_reads`):
+    """`actor_for_key` as one read statement outside a transaction (`Database.read_first`):
     every ingest request looks its key up, and concurrent lookups must not queue."""
     hashes = [hash_token(candidate) for candidate in _key_forms(presented)]
-    async with db.lone_reads.connect() as connection:
-        row = (await connection.execute(_LIVE_KEY, {"hashes": hashes})).first()
+    row = await db.read_first(_LIVE_KEY, {"hashes": hashes})
     if row is None:
         raise InvalidApiKey()
     return Actor(user_id=None, key_id=row.id, permissions=frozenset(row.scopes), tenant=row.tenant)
