@@ -194,6 +194,9 @@ class Settings(BaseSettings):
     logs_dir: Path | None = None
     """Where chDB keeps the embedded log storage; default `<var_dir>/logs`. Only one process
     may open it: the `serve` process that owns it (see docs/logs.md)."""
+    logs_chdb_config: Path | None = None
+    """A ClickHouse server configuration file (XML or YAML) for the embedded chDB: server
+    settings such as memory limits or merge pools, `remote_servers` for `remote()` queries."""
     logs_clickhouse_url: str | None = None
     """A ClickHouse server's HTTP URL (`http://user:password@host:8123`); replaces chDB."""
     logs_database: str = "shopkeeper_logs"

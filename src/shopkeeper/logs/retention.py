@@ -2,7 +2,8 @@
 tenants with a shorter retention (`SHOPKEEPER_LOGS_RETENTION_TENANT_DAYS`) lose their older
 lines by a lightweight DELETE, since a day's partition holds every tenant. A disk guard drops
 the oldest partitions first, never today's, while the store takes more than
-`SHOPKEEPER_LOGS_MAX_DISK_BYTES`."""
+`SHOPKEEPER_LOGS_MAX_DISK_BYTES` (on a cluster, on its fullest node: the store reads every
+node's parts and drops or deletes on every node)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,9 @@ ROWS_DROPPED = Counter(
     "Log lines dropped with their partitions, by reason (retention, disk)",
     ["reason"],
 )
-STORE_BYTES = Gauge("shopkeeper_logs_store_bytes", "Bytes the log table takes on disk")
+STORE_BYTES = Gauge(
+    "shopkeeper_logs_store_bytes", "Bytes the log table takes on disk (a cluster's fullest node)"
+)
 
 
 @dataclass
@@ -95,7 +98,7 @@ async def _trim_shorter_tenants(
         found = await store.query(count_sql, parameters)
         if not found or int(found[0]["n"]) == 0:
             continue
-        await store.command(f"DELETE FROM {store.table} WHERE {condition}", parameters)  # noqa: S608
+        await store.delete_lines(condition, parameters)
         trimmed.append(tenant)
         log.info("logs_retention_trimmed", tenant=tenant, days=days, lines=int(found[0]["n"]))
     return trimmed

@@ -39,3 +39,15 @@ async def test_one_process_opens_one_directory(log_store: object, tmp_path: Path
     other = EmbeddedStore(tmp_path, database="shopkeeper_logs", retention_days=14)
     with pytest.raises(StoreUnavailable, match="one directory per process"):
         await other.open()
+
+
+async def test_a_missing_chdb_configuration_file_is_refused_plainly(tmp_path: Path) -> None:
+    # chDB itself would start without it and say nothing.
+    store = EmbeddedStore(
+        tmp_path / "logs",
+        database="shopkeeper_logs",
+        retention_days=14,
+        config_file=tmp_path / "clickhouse.xml",
+    )
+    with pytest.raises(StoreUnavailable, match=r"clickhouse\.xml \(SHOPKEEPER_LOGS_CHDB_CONFIG\)"):
+        await store.open()

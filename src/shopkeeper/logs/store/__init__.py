@@ -25,6 +25,7 @@ def build_store(settings: Settings) -> LogStore:
         settings.logs_path,
         database=settings.logs_database,
         retention_days=settings.logs_longest_retention_days,
+        config_file=settings.logs_chdb_config,
     )
 
 

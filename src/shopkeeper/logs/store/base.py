@@ -5,7 +5,6 @@ production) carried by the ingest buffer."""
 from __future__ import annotations
 
 import abc
-import re
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -153,6 +152,11 @@ class LogStore(abc.ABC):
         self.database = schema.identifier(database)
         self.retention_days = retention_days
         self.table = f"{self.database}.{schema.TABLE}"
+        self.cluster = ""
+        """On a cluster, the cluster of the Distributed `logs` table (found when the store
+        opens); retention's statements then go to every node's `local_table`."""
+        self.local_table = self.table
+        """The table holding the parts: `logs` itself, or on a cluster its nodes' table."""
 
     async def open(self) -> None:
         """Connect and create (or migrate the retention, settings and codecs of) the table.
@@ -163,8 +167,11 @@ class LogStore(abc.ABC):
         `ON CLUSTER`; an ALTER of them through the Distributed table would be refused, and the
         store would not open."""
         await self._connect()
-        engine = await self._engine_of_table()
-        if engine is not None and not engine.endswith("MergeTree"):
+        engine, engine_full = await self._engine_of_table()
+        if engine and not engine.endswith("MergeTree"):
+            target = schema.distributed_target(engine_full)
+            if target is not None:
+                self.cluster, self.local_table = target
             log.info("logs_store_table_managed_elsewhere", table=self.table, engine=engine)
             return
         for statement in schema.create_table_sql(self.database, self.retention_days):
@@ -197,14 +204,17 @@ class LogStore(abc.ABC):
         for statement in migration:
             await self.command(statement)
 
-    async def _engine_of_table(self) -> str | None:
-        """The engine of the existing `logs` table, or None when there is none yet."""
+    async def _engine_of_table(self) -> tuple[str, str]:
+        """The engine of the existing `logs` table and its `engine_full` (with its arguments),
+        both empty when there is no such table yet."""
         rows = await self.query(
-            "SELECT engine FROM system.tables "
+            "SELECT engine, engine_full FROM system.tables "
             "WHERE database = {database:String} AND name = {table:String}",
             {"database": self.database, "table": schema.TABLE},
         )
-        return str(rows[0]["engine"]) if rows else None
+        if not rows:
+            return "", ""
+        return str(rows[0]["engine"]), str(rows[0]["engine_full"])
 
     @abc.abstractmethod
     async def _connect(self) -> None: ...
@@ -216,6 +226,15 @@ class LogStore(abc.ABC):
     def concurrent_inserts(self) -> int:
         """INSERTs worth running at once (the group-commit writer runs as many rounds)."""
         return 1
+
+    def insert_settings(self, batch_id: str) -> dict[str, str]:
+        """Settings of the INSERT storing a batch: its id as the deduplication token and, on a
+        cluster, a synchronous insert into the shards. ClickHouse's default would answer once
+        the node receiving it had queued the rows for the shards, not once they were stored."""
+        settings = {"insert_deduplication_token": batch_id}
+        if self.cluster:
+            settings["distributed_foreground_insert"] = "1"
+        return settings
 
     @abc.abstractmethod
     async def insert(self, batch: Batch) -> None:
@@ -260,15 +279,15 @@ class LogStore(abc.ABC):
     async def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
         """A statement without a result (DDL, ALTER, OPTIMIZE)."""
 
-    # Retention (`logs.retention`) works on the daily partitions of this node's table.
+    # Retention (`logs.retention`) works on the daily partitions of the table holding the
+    # parts: `logs` on one node, every node's `local_table` on a cluster.
 
     async def partitions(self) -> list[Partition]:
-        """The table's daily partitions, oldest first, with their size on disk."""
+        """The table's daily partitions, oldest first, with their size on disk (on a cluster,
+        the most any one node holds of each day) and their lines."""
+        database, table = self.local_table.split(".")
         rows = await self.query(
-            "SELECT partition_id, sum(bytes_on_disk) AS bytes, sum(rows) AS rows "
-            "FROM system.parts WHERE database = {database:String} AND table = {table:String} "
-            "AND active GROUP BY partition_id ORDER BY partition_id",
-            {"database": self.database, "table": schema.TABLE},
+            schema.partitions_sql(self.cluster), {"database": database, "table": table}
         )
         return [
             Partition(id=str(row["partition_id"]), bytes=int(row["bytes"]), rows=int(row["rows"]))
@@ -276,12 +295,11 @@ class LogStore(abc.ABC):
         ]
 
     async def drop_partition(self, partition_id: str) -> None:
-        if not _PARTITION_ID.fullmatch(partition_id):
-            raise ValueError(f"not a daily partition id: {partition_id!r}")
-        await self.command(f"ALTER TABLE {self.table} DROP PARTITION ID '{partition_id}'")
+        await self.command(schema.drop_partition_sql(self.local_table, partition_id, self.cluster))
 
-
-_PARTITION_ID = re.compile(r"[0-9]{8}")
+    async def delete_lines(self, condition: str, parameters: Mapping[str, Any]) -> None:
+        """Deletes the lines matching `condition` (our own SQL; values bound as `parameters`)."""
+        await self.command(schema.delete_sql(self.local_table, condition, self.cluster), parameters)
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,17 +63,21 @@ def _split_lines(payload: bytes, parts: int) -> list[bytes]:
 class _Engine:
     """The process's chDB session and the thread that talks to it."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, config_file: Path | None) -> None:
         from chdb import session
 
         self.path = path
+        self.config_file = config_file
         self.incoming = path / "incoming"
         path.mkdir(parents=True, exist_ok=True)
         self.incoming.mkdir(exist_ok=True)
         for leftover in self.incoming.iterdir():  # files of batches a crash never acknowledged
             leftover.unlink(missing_ok=True)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chdb")
-        self.session: Any = self.executor.submit(session.Session, str(path)).result()
+        # The first connection to a path starts the engine with its configuration; the others
+        # share that engine.
+        opening = f"{path}?config-file={config_file}" if config_file else str(path)
+        self.session: Any = self.executor.submit(session.Session, opening).result()
         for statement in _SESSION_SETTINGS:
             self.executor.submit(self.session.query, statement).result()
         # Connections to one path share the engine; each has its own settings and parameters.
@@ -101,7 +105,7 @@ _engine: _Engine | None = None
 _engine_lock = threading.Lock()
 
 
-def _acquire(path: Path) -> _Engine:
+def _acquire(path: Path, config_file: Path | None) -> _Engine:
     global _engine
     with _engine_lock:
         if _engine is None:
@@ -111,10 +115,15 @@ def _acquire(path: Path) -> _Engine:
                     "it (run one `serve` process, or point SHOPKEEPER_LOGS_CLICKHOUSE_URL at a "
                     "ClickHouse server)"
                 )
-            _engine = _Engine(path)
+            _engine = _Engine(path, config_file)
         elif _engine.path != path:
             raise StoreUnavailable(
                 f"this process already opened chDB on {_engine.path}; one directory per process"
+            )
+        elif config_file is not None and _engine.config_file != config_file:
+            raise StoreUnavailable(
+                f"this process already opened chDB on {path} with the configuration "
+                f"{_engine.config_file}, not {config_file}"
             )
         _engine.users += 1
         return _engine
@@ -165,15 +174,31 @@ def _unlink(files: Sequence[Path]) -> None:
 
 
 class EmbeddedStore(LogStore):
-    def __init__(self, path: Path, *, database: str, retention_days: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        database: str,
+        retention_days: int,
+        config_file: Path | None = None,
+    ) -> None:
         super().__init__(database=database, retention_days=retention_days)
         self.path = path.resolve()
+        self.config_file = config_file.resolve() if config_file is not None else None
+        """ClickHouse server configuration for the engine (`SHOPKEEPER_LOGS_CHDB_CONFIG`),
+        applied by the first store of the process to open the directory."""
         self._engine: _Engine | None = None
         self._staged: dict[str, asyncio.Future[list[Path]]] = {}
         """Files being written for queued batches, by batch id (see `stage`)."""
 
     async def _connect(self) -> None:
-        self._engine = await asyncio.to_thread(_acquire, self.path)
+        # chDB starts without a configuration file it cannot find, silently.
+        if self.config_file is not None and not self.config_file.is_file():
+            raise StoreUnavailable(
+                f"the chDB configuration file {self.config_file} (SHOPKEEPER_LOGS_CHDB_CONFIG) "
+                "does not exist"
+            )
+        self._engine = await asyncio.to_thread(_acquire, self.path, self.config_file)
 
     async def close(self) -> None:
         engine, self._engine = self._engine, None
@@ -255,7 +280,7 @@ class EmbeddedStore(LogStore):
             relation = f"file({_quote(pattern)}, 'TabSeparated', {_quote(SYSLOG_STRUCTURE)})"
         else:
             relation = f"file({_quote(pattern)}, 'JSONEachRow', {_quote(RECORD_STRUCTURE)})"
-        sql = insert_sql(self.table, first.format, relation, {"insert_deduplication_token": token})
+        sql = insert_sql(self.table, first.format, relation, self.insert_settings(token))
         inserter = engine.inserters.get()
         try:
             inserter.query(sql, params=chdb_parameters(batch_parameters(first)))

@@ -299,3 +299,66 @@ def cluster_ddl(cluster: str, database: str = DEFAULT_DATABASE, retention_days: 
         "cityHash64(tenant, service))",
     ]
     return ";\n\n".join(statements) + ";\n"
+
+
+# Retention's statements (`logs.retention`), for one node or a cluster. On a cluster, `logs`
+# is a Distributed table: it holds no parts and takes neither DROP PARTITION nor DELETE, so
+# they go to every node's `logs_local` `ON CLUSTER`, and the parts are read from every replica.
+_DISTRIBUTED = re.compile(
+    r"^Distributed\(\s*'?(?P<cluster>[^',\s()]+)'?\s*,\s*'?(?P<database>[^',\s()]+)'?\s*,"
+    r"\s*'?(?P<table>[^',\s()]+)'?"
+)
+PARTITION_ID = re.compile(r"[0-9]{8}")
+
+
+def distributed_target(engine_full: str) -> tuple[str, str] | None:
+    """`(cluster, database.table)` a Distributed table's `system.tables.engine_full` names,
+    checked as identifiers; None for any other engine."""
+    found = _DISTRIBUTED.match(engine_full)
+    if found is None:
+        return None
+    local = f"{identifier(found['database'])}.{identifier(found['table'])}"
+    return identifier(found["cluster"]), local
+
+
+def partitions_sql(cluster: str = "") -> str:
+    """Each daily partition of a table (bound `database`, `table`): its bytes on disk and its
+    rows, oldest first. On a cluster, `bytes` is the most any one node holds of that day (a
+    disk fills node by node) and `rows` the day's lines once (one replica of each shard)."""
+    if not cluster:
+        return (
+            "SELECT partition_id, sum(bytes_on_disk) AS bytes, sum(rows) AS rows "
+            "FROM system.parts WHERE database = {database:String} AND table = {table:String} "
+            "AND active GROUP BY partition_id ORDER BY partition_id"
+        )
+    # `shardNum()` and `hostName()` are evaluated on each node the query reaches. Only the
+    # cluster's name (a checked identifier) is pasted: a table function takes no parameter.
+    per_node = (
+        "SELECT shardNum() AS shard, hostName() AS node, partition_id, "  # noqa: S608
+        "sum(bytes_on_disk) AS node_bytes, sum(rows) AS node_rows "
+        f"FROM clusterAllReplicas('{identifier(cluster)}', system.parts) "
+        "WHERE database = {database:String} AND table = {table:String} AND active "
+        "GROUP BY shard, node, partition_id"
+    )
+    per_shard = (
+        "SELECT partition_id, max(node_bytes) AS shard_bytes, "  # noqa: S608
+        f"max(node_rows) AS shard_rows FROM ({per_node}) GROUP BY partition_id, shard"
+    )
+    return (
+        "SELECT partition_id, max(shard_bytes) AS bytes, sum(shard_rows) AS rows "  # noqa: S608
+        f"FROM ({per_shard}) GROUP BY partition_id ORDER BY partition_id"
+    )
+
+
+def drop_partition_sql(table: str, partition_id: str, cluster: str = "") -> str:
+    """Drops one daily partition (`YYYYMMDD`) of `table` (`database.table`), on every node of
+    `cluster` when given."""
+    if not PARTITION_ID.fullmatch(partition_id):
+        raise ValueError(f"not a daily partition id: {partition_id!r}")
+    return f"ALTER TABLE {_target(table, cluster)} DROP PARTITION ID '{partition_id}'"
+
+
+def delete_sql(table: str, condition: str, cluster: str = "") -> str:
+    """A lightweight DELETE of the lines of `table` matching `condition` (our own SQL, whose
+    values are bound parameters), on every node of `cluster` when given."""
+    return f"DELETE FROM {_target(table, cluster)} WHERE {condition}"  # noqa: S608

@@ -83,7 +83,7 @@ class ServerStore(LogStore):
     async def insert(self, batch: Batch) -> None:
         structure, fmt = _STRUCTURES[batch.format]
         parameters = batch_parameters(batch)
-        settings = {"insert_deduplication_token": batch.batch_id}
+        settings = self.insert_settings(batch.batch_id)
         if self._embedded:
             relation = f"format({fmt}, '{structure}', {{payload:String}})"
             parameters["payload"] = batch.payload.decode("utf-8", errors="replace")
