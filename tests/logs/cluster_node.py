@@ -1,12 +1,12 @@
-"""`python -m tests.logs.cluster_node DIR`: a one-node ClickHouse "cluster" in chDB, for the
-retention tests. chDB has no cluster of its own; given a config with `remote_servers` and a
+"""`python -m tests.logs.cluster_node DIR`: a one-node ClickHouse "cluster" in chDB, for
+`test_cluster.py`. chDB has no cluster of its own; given a config with `remote_servers` and a
 `tcp_port` that the shard's address matches, its one shard is local, so `Distributed` tables
 and `clusterAllReplicas()` work in-process. Distributed DDL (`ON CLUSTER`) needs Keeper, which
 chDB does not run: such statements are refused with "Replicated DDL queries are disabled".
 
 Creates the cluster layout of `shopkeeper logs ddl --cluster` (a MergeTree `logs_local` stands
 in for the Replicated one, which also needs Keeper), stores lines of three days through the
-store, runs retention, and prints what happened as JSON."""
+store, queries them, runs retention, and prints what happened as JSON."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from shopkeeper.core.db import utcnow
+from shopkeeper.logs.query.service import label_names, query_range, series, volume
 from shopkeeper.logs.records import LogRecord
 from shopkeeper.logs.retention import apply_retention
 from shopkeeper.logs.store import records_batch, schema
@@ -50,6 +51,39 @@ def cluster_layout_sql() -> list[str]:
         f"ENGINE = Distributed({CLUSTER}, {DATABASE}, {schema.TABLE}_local, "
         "cityHash64(tenant, service))",
     ]
+
+
+async def queries(store: EmbeddedStore, now_ns: int) -> dict[str, Any]:
+    """The Loki API's reads through the Distributed table: a log query with a word filter, a
+    metric query, the label names, the series and the volume."""
+    window = {"start": now_ns - 7 * DAY_NS, "end": now_ns + 1}
+    logs = await query_range(
+        store,
+        tenant="acme",
+        query='{service=~".+"} |= "line 7"',
+        step=60 * 10**9,
+        limit=100,
+        backward=True,
+        **window,
+    )
+    counts = await query_range(
+        store,
+        tenant="acme",
+        query='sum(count_over_time({service=~".+"}[7d]))',
+        step=7 * DAY_NS,
+        limit=100,
+        backward=True,
+        **window,
+    )
+    return {
+        "word": sorted(line for stream in logs.result for _, line in stream["values"]),
+        "count": [point[1] for series in counts.result for point in series["values"]],
+        "labels": await label_names(store, tenant="acme", **window),
+        "series": await series(store, tenant="globex", selectors=['{service=~".+"}'], **window),
+        "volume": await volume(
+            store, tenant="acme", selector='{service=~".+"}', target_labels=[], limit=10, **window
+        ),
+    }
 
 
 async def main(directory: Path) -> dict[str, Any]:
@@ -84,6 +118,7 @@ async def main(directory: Path) -> dict[str, Any]:
             "SELECT sum(bytes_on_disk) AS bytes, sum(rows) AS rows FROM system.parts "
             f"WHERE database = '{DATABASE}' AND table = 'logs_local' AND active"
         )
+        report["queries"] = await queries(store, now_ns)
         await store.command("SYSTEM FLUSH LOGS")
         report["inserts"] = await store.query(
             "SELECT tables, Settings['distributed_foreground_insert'] AS foreground "
