@@ -51,3 +51,40 @@ async def test_a_missing_chdb_configuration_file_is_refused_plainly(tmp_path: Pa
     )
     with pytest.raises(StoreUnavailable, match=r"clickhouse\.xml \(SHOPKEEPER_LOGS_CHDB_CONFIG\)"):
         await store.open()
+
+
+@pytest.mark.slow
+def test_the_chdb_configuration_file_reaches_the_engine(tmp_path: Path) -> None:
+    """docs/logs.md's example, in a process of its own (the first store of a process starts
+    its engine)."""
+    config = tmp_path / "chdb.xml"
+    config.write_text(
+        "<clickhouse>\n"
+        "  <max_server_memory_usage_to_ram_ratio>0.5</max_server_memory_usage_to_ram_ratio>\n"
+        "  <background_pool_size>4</background_pool_size>\n"
+        "</clickhouse>\n"
+    )
+    script = (
+        "import asyncio, sys\n"
+        "from pathlib import Path\n"
+        "from shopkeeper.logs.store.embedded import EmbeddedStore\n"
+        "async def main():\n"
+        "    store = EmbeddedStore(Path(sys.argv[1]), database='shopkeeper_logs',\n"
+        "                          retention_days=14, config_file=Path(sys.argv[2]))\n"
+        "    await store.open()\n"
+        '    rows = await store.query("SELECT name, value FROM system.server_settings "\n'
+        "        \"WHERE changed AND name IN ('background_pool_size', \"\n"
+        "        \"'max_server_memory_usage_to_ram_ratio') ORDER BY name\")\n"
+        "    print(';'.join(f\"{r['name']}={r['value']}\" for r in rows))\n"
+        "    await store.close()\n"
+        "asyncio.run(main())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "logs"), str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.strip().splitlines()[-1:] == [
+        "background_pool_size=4;max_server_memory_usage_to_ram_ratio=0.5"
+    ], result.stderr[-2000:]
