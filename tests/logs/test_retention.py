@@ -130,3 +130,36 @@ async def test_the_disk_guard_never_drops_todays_partition(
     report = await apply_retention(own_store, settings, now=now)
     assert len(report.dropped_for_disk) == 1
     assert await lines_per_day(own_store, "t") == {0: 50}
+
+
+async def test_a_shorter_tenant_loses_whole_days_once_not_a_few_minutes_every_run(
+    own_store: LogStore, tmp_path: Path
+) -> None:
+    settings = make_settings(
+        f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}",
+        tmp_path,
+        logs_retention_days=14,
+        logs_retention_tenant_days={"brief": 2},
+    )
+    now = utcnow().replace(hour=12, minute=0)
+    now_ns = int(now.timestamp() * 1_000_000_000)
+    # Two days and an hour ago is past the 2 days, but on the oldest day they keep.
+    hour = 3600 * 1_000_000_000
+    records = [
+        LogRecord(message=f"brief {n}", timestamp_ns=now_ns - 2 * DAY_NS - hour - n)
+        for n in range(10)
+    ]
+    await own_store.insert(records_batch(records, tenant="brief", source="ndjson"))
+    await store_days(own_store, now, ["brief"], [3])
+
+    first = await apply_retention(own_store, settings, now=now)
+    assert first.tenants_trimmed == ["brief"]
+    assert await lines_per_day(own_store, "brief") == {2: 10}
+
+    # The next runs of the day delete nothing; the day after, that day goes too.
+    later = await apply_retention(own_store, settings, now=now + timedelta(minutes=5))
+    assert later.tenants_trimmed == []
+    assert await lines_per_day(own_store, "brief") == {2: 10}
+    next_day = await apply_retention(own_store, settings, now=now + timedelta(hours=13))
+    assert next_day.tenants_trimmed == ["brief"]
+    assert await lines_per_day(own_store, "brief") == {}
