@@ -75,10 +75,20 @@ def test_the_distributed_table_names_its_cluster_and_local_table() -> None:
         "Distributed('shop_logs', 'shopkeeper_logs', 'logs_local', cityHash64(tenant, service))"
     ) == ("shop_logs", "shopkeeper_logs.logs_local")
     assert schema.distributed_target("Distributed(c1, db, t_local)") == ("c1", "db.t_local")
+    # ClickHouse allows more in a cluster's name than in a table's; `ON CLUSTER` quotes it.
+    assert schema.distributed_target("Distributed('eu-logs.2', 'db', 't')") == (
+        "eu-logs.2",
+        "db.t",
+    )
+    assert schema.drop_partition_sql("db.t", "20261201", "eu-logs.2") == (
+        "ALTER TABLE db.t ON CLUSTER `eu-logs.2` DROP PARTITION ID '20261201'"
+    )
     assert schema.distributed_target("MergeTree PARTITION BY toDate(timestamp)") is None
     assert schema.distributed_target("Merge(db, '^logs_local$')") is None
     with pytest.raises(ValueError, match="not a plain identifier"):
         schema.distributed_target("Distributed('c', 'db', 'x; DROP')")
+    with pytest.raises(ValueError, match="not a cluster name"):
+        schema.distributed_target("Distributed('c`x', 'db', 't')")
 
 
 async def test_the_cluster_statements_are_valid_clickhouse_sql(log_store: LogStore) -> None:
@@ -86,6 +96,8 @@ async def test_the_cluster_statements_are_valid_clickhouse_sql(log_store: LogSto
         schema.drop_partition_sql("shopkeeper_logs.logs_local", "20261201", "logs_cluster"),
         schema.delete_sql("shopkeeper_logs.logs_local", "tenant = {t:String}", "logs_cluster"),
         schema.partitions_sql("logs_cluster"),
+        schema.drop_partition_sql("shopkeeper_logs.logs_local", "20261201", "eu-logs.2"),
+        schema.partitions_sql("eu-logs.2"),
     ]
     for statement in statements:
         rows = await log_store.query("SELECT formatQuery({sql:String}) AS q", {"sql": statement})

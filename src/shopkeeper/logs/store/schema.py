@@ -101,6 +101,21 @@ MERGE_SETTINGS: tuple[tuple[str, int], ...] = (
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+_CLUSTER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def cluster_name(name: str) -> str:
+    """A cluster's name (`remote_servers`), checked: letters, digits, `_`, `.` and `-`."""
+    if not _CLUSTER_NAME.match(name):
+        raise ValueError(f"not a cluster name: {name!r}")
+    return name
+
+
+def cluster_sql(name: str) -> str:
+    """A cluster's name as `ON CLUSTER` takes it: quoted unless it is a plain identifier."""
+    return name if _IDENTIFIER.match(name) else f"`{cluster_name(name)}`"
+
+
 def identifier(name: str) -> str:
     """A database, table or cluster name, checked: these are pasted into DDL, not bound."""
     if not _IDENTIFIER.match(name):
@@ -228,7 +243,7 @@ def needs_codec_migration(codecs: dict[str, str]) -> bool:
 
 def _target(table: str, on_cluster: str) -> str:
     database, name = (identifier(part) for part in table.split("."))
-    return f"{database}.{name}" + (f" ON CLUSTER {identifier(on_cluster)}" if on_cluster else "")
+    return f"{database}.{name}" + (f" ON CLUSTER {cluster_sql(on_cluster)}" if on_cluster else "")
 
 
 def codec_migration_sql(table: str, on_cluster: str = "") -> list[str]:
@@ -313,12 +328,12 @@ PARTITION_ID = re.compile(r"[0-9]{8}")
 
 def distributed_target(engine_full: str) -> tuple[str, str] | None:
     """`(cluster, database.table)` a Distributed table's `system.tables.engine_full` names,
-    checked as identifiers; None for any other engine."""
+    checked; None for any other engine."""
     found = _DISTRIBUTED.match(engine_full)
     if found is None:
         return None
     local = f"{identifier(found['database'])}.{identifier(found['table'])}"
-    return identifier(found["cluster"]), local
+    return cluster_name(found["cluster"]), local
 
 
 def partitions_sql(cluster: str = "") -> str:
@@ -332,11 +347,11 @@ def partitions_sql(cluster: str = "") -> str:
             "AND active GROUP BY partition_id ORDER BY partition_id"
         )
     # `shardNum()` and `hostName()` are evaluated on each node the query reaches. Only the
-    # cluster's name (a checked identifier) is pasted: a table function takes no parameter.
+    # cluster's name (checked) is pasted: a table function takes no parameter.
     per_node = (
         "SELECT shardNum() AS shard, hostName() AS node, partition_id, "  # noqa: S608
         "sum(bytes_on_disk) AS node_bytes, sum(rows) AS node_rows "
-        f"FROM clusterAllReplicas('{identifier(cluster)}', system.parts) "
+        f"FROM clusterAllReplicas('{cluster_name(cluster)}', system.parts) "
         "WHERE database = {database:String} AND table = {table:String} AND active "
         "GROUP BY shard, node, partition_id"
     )
