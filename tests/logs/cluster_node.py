@@ -91,11 +91,14 @@ async def main(directory: Path) -> dict[str, Any]:
     config = directory / "config.xml"
     config.write_text(_CONFIG)
     data = directory / "data"
-    store = EmbeddedStore(data, database=DATABASE, retention_days=3650, config_file=config)
-    # Before the store's first statement: the engine starts with the store's configuration.
-    await store._connect()
+    # The first store of the process starts the engine with the cluster's configuration (in a
+    # database of its own: opening creates a `logs` table there); the layout is made through
+    # it before the store under test opens and finds `logs` to be a Distributed table.
+    setup = EmbeddedStore(data, database="setup", retention_days=3650, config_file=config)
+    await setup.open()
     for statement in cluster_layout_sql():
-        await store.command(statement)
+        await setup.command(statement)
+    store = EmbeddedStore(data, database=DATABASE, retention_days=3650, config_file=config)
     await store.open()
     report: dict[str, Any] = {"cluster": store.cluster, "local_table": store.local_table}
     try:
@@ -153,6 +156,7 @@ async def main(directory: Path) -> dict[str, Any]:
         ]
     finally:
         await store.close()
+        await setup.close()
     return report
 
 

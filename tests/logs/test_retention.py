@@ -7,12 +7,14 @@ import secrets
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from shopkeeper.core.db import utcnow
+from shopkeeper.core.settings import Settings
 from shopkeeper.logs.records import LogRecord
 from shopkeeper.logs.retention import apply_retention
 from shopkeeper.logs.store import LogStore, records_batch
@@ -35,6 +37,11 @@ async def own_store(log_store: LogStore, logs_dir: Path) -> AsyncIterator[LogSto
     finally:
         await store.command(f"DROP DATABASE IF EXISTS {store.database}")
         await store.close()
+
+
+def retention_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings for `apply_retention`; the SQL database is never opened."""
+    return make_settings(f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}", tmp_path, **overrides)
 
 
 async def store_days(
@@ -62,8 +69,7 @@ async def lines_per_day(store: LogStore, tenant: str) -> dict[int, int]:
 async def test_retention_drops_old_partitions_and_trims_shorter_tenants(
     own_store: LogStore, tmp_path: Path
 ) -> None:
-    settings = make_settings(
-        f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}",
+    settings = retention_settings(
         tmp_path,
         logs_retention_days=14,
         logs_retention_tenant_days={"brief": 2, "archive": 30},
@@ -101,9 +107,7 @@ async def test_the_disk_guard_drops_the_oldest_partitions_and_nothing_newer(
     total = sum(p.bytes for p in partitions)
     # Room for all but the three oldest days (and a byte less than four would need).
     limit = total - sum(p.bytes for p in partitions[:3])
-    settings = make_settings(
-        f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}", tmp_path, logs_max_disk_bytes=limit
-    )
+    settings = retention_settings(tmp_path, logs_max_disk_bytes=limit)
 
     drops = ("shopkeeper_logs_partitions_dropped_total", {"reason": "disk"})
     before = REGISTRY.get_sample_value(*drops) or 0
@@ -124,9 +128,7 @@ async def test_the_disk_guard_never_drops_todays_partition(
 ) -> None:
     now = utcnow().replace(hour=12)
     await store_days(own_store, now, ["t"], [1, 0])
-    settings = make_settings(
-        f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}", tmp_path, logs_max_disk_bytes=1
-    )
+    settings = retention_settings(tmp_path, logs_max_disk_bytes=1)
     report = await apply_retention(own_store, settings, now=now)
     assert len(report.dropped_for_disk) == 1
     assert await lines_per_day(own_store, "t") == {0: 50}
@@ -135,8 +137,7 @@ async def test_the_disk_guard_never_drops_todays_partition(
 async def test_a_shorter_tenant_loses_whole_days_once_not_a_few_minutes_every_run(
     own_store: LogStore, tmp_path: Path
 ) -> None:
-    settings = make_settings(
-        f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}",
+    settings = retention_settings(
         tmp_path,
         logs_retention_days=14,
         logs_retention_tenant_days={"brief": 2},

@@ -355,6 +355,7 @@ def partitions_sql(cluster: str = "") -> str:
         "WHERE database = {database:String} AND table = {table:String} AND active "
         "GROUP BY shard, node, partition_id"
     )
+    # The two outer levels paste only the inner statement, built above.
     per_shard = (
         "SELECT partition_id, max(node_bytes) AS shard_bytes, "  # noqa: S608
         f"max(node_rows) AS shard_rows FROM ({per_node}) GROUP BY partition_id, shard"
@@ -376,4 +377,6 @@ def drop_partition_sql(table: str, partition_id: str, cluster: str = "") -> str:
 def delete_sql(table: str, condition: str, cluster: str = "") -> str:
     """A lightweight DELETE of the lines of `table` matching `condition` (our own SQL, whose
     values are bound parameters), on every node of `cluster` when given."""
+    # The table and cluster are checked names; `condition` is retention's own SQL with its
+    # tenants and times bound, never a value from a request.
     return f"DELETE FROM {_target(table, cluster)} WHERE {condition}"  # noqa: S608
